@@ -1,0 +1,34 @@
+
+/*
+ * Copyright (C) msgbus authors
+ */
+
+
+#ifndef _NGX_HTTP_MSGBUS_JSON_H_INCLUDED_
+#define _NGX_HTTP_MSGBUS_JSON_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+typedef struct {
+    ngx_uint_t                  status;
+    char                       *title;
+    char                       *description;
+} ngx_http_msgbus_error_t;
+
+
+ngx_int_t ngx_http_msgbus_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_str_t *body);
+ngx_int_t ngx_http_msgbus_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, char *title, char *fmt, ...);
+size_t ngx_http_msgbus_json_escaped_len(u_char *src, size_t size);
+u_char *ngx_http_msgbus_json_escape(u_char *dst, u_char *src, size_t size);
+
+
+extern ngx_str_t  ngx_http_msgbus_json_type;
+
+
+#endif /* _NGX_HTTP_MSGBUS_JSON_H_INCLUDED_ */

@@ -1,0 +1,703 @@
+
+/*
+ * Copyright (C) msgbus authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_msgbus_module.h"
+#include "ngx_http_msgbus_router.h"
+#include "ngx_http_msgbus_json.h"
+#include "ngx_http_msgbus_docs.h"
+
+
+#define NGX_HTTP_MSGBUS_MAX_PROJECT  256
+
+
+static ngx_int_t ngx_http_msgbus_handler(ngx_http_request_t *r);
+static ngx_http_msgbus_error_t *ngx_http_msgbus_check_headers(
+    ngx_http_request_t *r, ngx_http_msgbus_loc_conf_t *mlcf,
+    ngx_str_t *project);
+static ngx_table_elt_t *ngx_http_msgbus_header(ngx_http_request_t *r,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_msgbus_valid_uuid(ngx_str_t *value);
+
+static void *ngx_http_msgbus_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_msgbus_init(ngx_conf_t *cf);
+static char *ngx_http_msgbus(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_msgbus_mongodb(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void ngx_http_msgbus_mongoc_log(mongoc_log_level_t level,
+    const char *domain, const char *message, void *data);
+static void ngx_http_msgbus_uri_cleanup(void *data);
+
+
+static ngx_conf_enum_t  ngx_http_msgbus_client_id_modes[] = {
+    { ngx_string("uuid"), NGX_HTTP_MSGBUS_CLIENT_ID_UUID },
+    { ngx_string("relaxed"), NGX_HTTP_MSGBUS_CLIENT_ID_RELAXED },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_msgbus_commands[] = {
+
+    { ngx_string("msgbus"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_msgbus,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("msgbus_mongodb"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_msgbus_mongodb,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("msgbus_client_id"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, client_id),
+      &ngx_http_msgbus_client_id_modes },
+
+    { ngx_string("msgbus_project"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, project),
+      NULL },
+
+    { ngx_string("msgbus_admin"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, admin),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_msgbus_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_msgbus_init,                  /* postconfiguration */
+
+    ngx_http_msgbus_create_main_conf,      /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_msgbus_create_loc_conf,       /* create location configuration */
+    ngx_http_msgbus_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_msgbus_module = {
+    NGX_MODULE_V1,
+    &ngx_http_msgbus_module_ctx,           /* module context */
+    ngx_http_msgbus_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_msgbus_client_id_header = ngx_string("Client-ID");
+static ngx_str_t  ngx_http_msgbus_project_header =
+    ngx_string("X-Project-ID");
+static ngx_str_t  ngx_http_msgbus_home_type =
+    ngx_string("application/json-home");
+
+
+/* the connection string being parsed, for ngx_http_msgbus_mongoc_log() */
+static ngx_conf_t  *ngx_http_msgbus_mongoc_cf;
+static ngx_str_t    ngx_http_msgbus_mongoc_bad;
+static u_char       ngx_http_msgbus_mongoc_msg[256];
+
+
+/* Zaqar's texts (zaqar/common/transport/wsgi/helpers.py) */
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_no_client_id = {
+    NGX_HTTP_BAD_REQUEST, "Missing header value",
+    "The \"Client-ID\" header is required."
+};
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_client_id = {
+    NGX_HTTP_BAD_REQUEST, "Wrong UUID value",
+    "Malformed hexadecimal UUID."
+};
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_no_project = {
+    NGX_HTTP_BAD_REQUEST, "Project-Id Missing",
+    "The header X-PROJECT-ID was missing"
+};
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_empty_project = {
+    NGX_HTTP_BAD_REQUEST, "Empty project header not allowed",
+    "X-PROJECT-ID cannot be an empty string. Specify the right header "
+    "X-PROJECT-ID and retry."
+};
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_queue_name = {
+    NGX_HTTP_BAD_REQUEST, "Invalid queue identification",
+    "The format of the submitted queue name or project id is not valid."
+};
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_internal = {
+    NGX_HTTP_INTERNAL_SERVER_ERROR, "Internal server error",
+    "The project could not be evaluated."
+};
+
+
+/*
+ * The checks run in Zaqar's order: unknown path 404; then, on a path that
+ * needs them, Client-ID, the project and the queue name (400); then an
+ * unknown method 405; then the operation.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc, found;
+    ngx_str_t                    project;
+    ngx_table_elt_t             *h;
+    ngx_http_msgbus_error_t     *err;
+    ngx_http_msgbus_route_t      route;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    /* no operation reads a request body yet */
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ngx_memzero(&route, sizeof(ngx_http_msgbus_route_t));
+
+    found = ngx_http_msgbus_route(r, &mlcf->base, &route);
+
+    if (found == NGX_HTTP_NOT_FOUND
+        || (route.op == ngx_http_msgbus_op_health && !mlcf->admin))
+    {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_NOT_FOUND,
+                                          "404 Not Found", NULL);
+    }
+
+    if (route.flags & NGX_HTTP_MSGBUS_HEADERS) {
+        err = ngx_http_msgbus_check_headers(r, mlcf, &project);
+
+        if (err == NULL
+            && (route.flags & NGX_HTTP_MSGBUS_QUEUE)
+            && (project.len > NGX_HTTP_MSGBUS_MAX_PROJECT
+                || ngx_http_msgbus_valid_queue_name(&route.queue) != NGX_OK))
+        {
+            err = &ngx_http_msgbus_err_queue_name;
+        }
+
+        if (err) {
+            return ngx_http_msgbus_send_error(r, err->status, err->title,
+                                              "%s", err->description);
+        }
+    }
+
+    if (found == NGX_HTTP_NOT_ALLOWED) {
+
+        if (r->method == NGX_HTTP_OPTIONS) {
+            /* falcon's default OPTIONS responder: the methods, no body */
+            route.allow.len -= sizeof(", OPTIONS") - 1;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        h->value = route.allow;
+
+        if (r->method == NGX_HTTP_OPTIONS) {
+            return ngx_http_msgbus_send(r, NGX_HTTP_OK, NULL, NULL);
+        }
+
+        ngx_str_set(&r->headers_out.status_line, "405 Method Not Allowed");
+
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                          "405 Method Not Allowed", NULL);
+    }
+
+    switch (route.op) {
+
+    case ngx_http_msgbus_op_versions:
+        ngx_str_set(&r->headers_out.status_line, "300 Multiple Choices");
+
+        return ngx_http_msgbus_send(r, NGX_HTTP_SPECIAL_RESPONSE,
+                                    &ngx_http_msgbus_json_type,
+                                    &mlcf->versions);
+
+    case ngx_http_msgbus_op_home:
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Cache-Control");
+        ngx_str_set(&h->value, "max-age=86400");
+
+        return ngx_http_msgbus_send(r, NGX_HTTP_OK,
+                                    &ngx_http_msgbus_home_type,
+                                    &mlcf->home);
+
+    case ngx_http_msgbus_op_ping:
+        return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+
+    default:
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_NOT_IMPLEMENTED,
+                                          "Not implemented",
+                                          "The operation %V is not "
+                                          "implemented yet.",
+                                          ngx_http_msgbus_op_name(route.op));
+    }
+}
+
+
+/*
+ * Client-ID and the project, with the errors of Zaqar's transport hooks.
+ * The project comes from "msgbus_project" when that is set (the header
+ * is then ignored), else from the X-Project-ID header.
+ */
+
+static ngx_http_msgbus_error_t *
+ngx_http_msgbus_check_headers(ngx_http_request_t *r,
+    ngx_http_msgbus_loc_conf_t *mlcf, ngx_str_t *project)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_msgbus_header(r, &ngx_http_msgbus_client_id_header);
+
+    if (h == NULL) {
+        return &ngx_http_msgbus_err_no_client_id;
+    }
+
+    if (mlcf->client_id == NGX_HTTP_MSGBUS_CLIENT_ID_UUID
+        ? ngx_http_msgbus_valid_uuid(&h->value) != NGX_OK
+        : (h->value.len < 10 || h->value.len > 36))
+    {
+        return &ngx_http_msgbus_err_client_id;
+    }
+
+    if (mlcf->project) {
+        if (ngx_http_complex_value(r, mlcf->project, project) != NGX_OK) {
+            return &ngx_http_msgbus_err_internal;
+        }
+
+    } else {
+        h = ngx_http_msgbus_header(r, &ngx_http_msgbus_project_header);
+
+        if (h == NULL) {
+            return &ngx_http_msgbus_err_no_project;
+        }
+
+        *project = h->value;
+    }
+
+    if (project->len == 0) {
+        return &ngx_http_msgbus_err_empty_project;
+    }
+
+    return NULL;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_msgbus_header(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/*
+ * A UUID as Python's uuid.UUID() takes it: optional "urn:uuid:" prefix
+ * and braces, hyphens anywhere, then exactly 32 hex digits.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_valid_uuid(ngx_str_t *value)
+{
+    u_char      *p, *last;
+    ngx_uint_t   n;
+
+    p = value->data;
+    last = p + value->len;
+
+    if (last - p >= 9 && ngx_strncasecmp(p, (u_char *) "urn:uuid:", 9) == 0)
+    {
+        p += 9;
+    }
+
+    if (p < last && *p == '{') {
+        p++;
+
+        if (*(last - 1) != '}') {
+            return NGX_DECLINED;
+        }
+
+        last--;
+    }
+
+    for (n = 0; p < last; p++) {
+
+        if (*p == '-') {
+            continue;
+        }
+
+        if ((*p >= '0' && *p <= '9')
+            || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'f'))
+        {
+            n++;
+            continue;
+        }
+
+        return NGX_DECLINED;
+    }
+
+    return (n == 32) ? NGX_OK : NGX_DECLINED;
+}
+
+
+static void *
+ngx_http_msgbus_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    mmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_msgbus_main_conf_t));
+    if (mmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mmcf->mongodb = { 0, NULL };
+     *     mmcf->uri = NULL;
+     *     mmcf->locations = 0;
+     */
+
+    return mmcf;
+}
+
+
+static void *
+ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_msgbus_loc_conf_t));
+    if (mlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mlcf->project = NULL;
+     *     mlcf->base = { 0, NULL };
+     *     mlcf->versions = { 0, NULL };
+     *     mlcf->home = { 0, NULL };
+     */
+
+    mlcf->enable = NGX_CONF_UNSET;
+    mlcf->admin = NGX_CONF_UNSET;
+    mlcf->client_id = NGX_CONF_UNSET_UINT;
+
+    return mlcf;
+}
+
+
+static char *
+ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_msgbus_loc_conf_t *prev = parent;
+    ngx_http_msgbus_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->admin, prev->admin, 0);
+    ngx_conf_merge_uint_value(conf->client_id, prev->client_id,
+                              NGX_HTTP_MSGBUS_CLIENT_ID_UUID);
+
+    if (conf->project == NULL) {
+        conf->project = prev->project;
+    }
+
+    if (conf->enable == NGX_CONF_UNSET) {
+        conf->enable = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_msgbus_make_docs(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_init(ngx_conf_t *cf)
+{
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_msgbus_module);
+
+    if (mmcf->locations && mmcf->uri == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"msgbus\" requires \"msgbus_mongodb\" "
+                           "in the http block");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * msgbus;  the location serves the API.  Paths are matched below the
+ * location's prefix without a trailing "/" and "/v2", so "location /"
+ * and "location /v2/" both serve "/v2/queues", and "location /bus/"
+ * serves "/bus/v2/queues" with hrefs under "/bus/v2".
+ */
+
+static char *
+ngx_http_msgbus(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_msgbus_loc_conf_t *mlcf = conf;
+
+    ngx_str_t                     base;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    if (mlcf->enable != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    mlcf->enable = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_msgbus_handler;
+
+    ngx_str_null(&base);
+
+#if (NGX_PCRE)
+    if (clcf->regex == NULL)
+#endif
+    {
+        base = clcf->name;
+
+        if (base.len && base.data[base.len - 1] == '/') {
+            base.len--;
+        }
+
+        if (base.len >= 3
+            && ngx_strncmp(base.data + base.len - 3, "/v2", 3) == 0)
+        {
+            base.len -= 3;
+        }
+    }
+
+    mlcf->base = base;
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_msgbus_module);
+    mmcf->locations++;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * msgbus_mongodb "mongodb://host:port/db?options";  parsed now with
+ * libmongoc, so a bad connection string fails "nginx -t".
+ */
+
+static char *
+ngx_http_msgbus_mongodb(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_msgbus_main_conf_t *mmcf = conf;
+
+    u_char              *s;
+    ngx_str_t           *value;
+    bson_error_t         error;
+    ngx_pool_cleanup_t  *cln;
+
+    if (mmcf->uri != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    s = ngx_pnalloc(cf->pool, value[1].len + 1);
+    if (s == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_cpystrn(s, value[1].data, value[1].len + 1);
+
+    if (ngx_strlen(s) != value[1].len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_mongodb: invalid connection string "
+                           "\"%V\": it contains a NUL byte", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&error, sizeof(bson_error_t));
+
+    /*
+     * libmongoc only logs some bad options (a timeout that is no number)
+     * and carries on with the default: catch its log, so that every
+     * mistake fails "nginx -t", and options it does not know are warned
+     * about.
+     */
+
+    ngx_http_msgbus_mongoc_cf = cf;
+    ngx_http_msgbus_mongoc_bad.len = 0;
+
+    mongoc_log_set_handler(ngx_http_msgbus_mongoc_log, NULL);
+
+    mmcf->uri = mongoc_uri_new_with_error((char *) s, &error);
+
+    ngx_http_msgbus_mongoc_cf = NULL;
+
+    if (mmcf->uri == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_mongodb: invalid connection string "
+                           "\"%V\": %s", &value[1], error.message);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_msgbus_uri_cleanup;
+    cln->data = mmcf->uri;
+
+    if (ngx_http_msgbus_mongoc_bad.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_mongodb: invalid connection string "
+                           "\"%V\": %V", &value[1],
+                           &ngx_http_msgbus_mongoc_bad);
+        return NGX_CONF_ERROR;
+    }
+
+    if (mongoc_uri_has_option(mmcf->uri, MONGOC_URI_MAXPOOLSIZE)
+        && mongoc_uri_get_option_as_int32(mmcf->uri, MONGOC_URI_MAXPOOLSIZE, 0)
+           < 1)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_mongodb: invalid connection string "
+                           "\"%V\": maxPoolSize must be at least 1",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    mmcf->mongodb = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * libmongoc's log, while a connection string is parsed: its errors and
+ * warnings about values make the string invalid; the first is kept for
+ * the message.  Unknown options are only warned about, as newer drivers
+ * know more.  Outside parsing, everything goes to the debug log.
+ */
+
+static void
+ngx_http_msgbus_mongoc_log(mongoc_log_level_t level, const char *domain,
+    const char *message, void *data)
+{
+    size_t      len;
+    ngx_log_t  *log;
+
+    if (ngx_http_msgbus_mongoc_cf == NULL) {
+        log = ngx_cycle->log;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0, "msgbus mongo: %s: %s",
+                       domain, message);
+        return;
+    }
+
+    if (level > MONGOC_LOG_LEVEL_WARNING) {
+        return;
+    }
+
+    if (ngx_strncmp(message, "Unsupported URI option",
+                    sizeof("Unsupported URI option") - 1) == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_WARN, ngx_http_msgbus_mongoc_cf, 0,
+                           "msgbus_mongodb: %s", message);
+        return;
+    }
+
+    if (ngx_http_msgbus_mongoc_bad.len) {
+        return;
+    }
+
+    len = ngx_min(ngx_strlen(message), sizeof(ngx_http_msgbus_mongoc_msg));
+
+    ngx_memcpy(ngx_http_msgbus_mongoc_msg, message, len);
+    ngx_http_msgbus_mongoc_bad.data = ngx_http_msgbus_mongoc_msg;
+    ngx_http_msgbus_mongoc_bad.len = len;
+}
+
+
+static void
+ngx_http_msgbus_uri_cleanup(void *data)
+{
+    mongoc_uri_t  *uri = data;
+
+    mongoc_uri_destroy(uri);
+}

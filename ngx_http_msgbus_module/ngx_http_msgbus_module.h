@@ -1,0 +1,46 @@
+
+/*
+ * Copyright (C) msgbus authors
+ */
+
+
+#ifndef _NGX_HTTP_MSGBUS_MODULE_H_INCLUDED_
+#define _NGX_HTTP_MSGBUS_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <mongoc.h>
+
+
+#define NGX_HTTP_MSGBUS_VERSION         "0.1.0"
+
+#define NGX_HTTP_MSGBUS_CLIENT_ID_UUID     0
+#define NGX_HTTP_MSGBUS_CLIENT_ID_RELAXED  1
+
+
+typedef struct {
+    ngx_str_t                   mongodb;     /* connection string as given */
+    mongoc_uri_t               *uri;         /* parsed at config time */
+    ngx_uint_t                  locations;   /* locations with "msgbus" */
+} ngx_http_msgbus_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_flag_t                  admin;
+    ngx_uint_t                  client_id;
+    ngx_http_complex_value_t   *project;
+
+    ngx_str_t                   base;        /* href prefix before "/v2" */
+    ngx_str_t                   versions;    /* GET / document */
+    ngx_str_t                   home;        /* GET /v2 JSON-Home document */
+} ngx_http_msgbus_loc_conf_t;
+
+
+extern ngx_module_t  ngx_http_msgbus_module;
+
+
+#endif /* _NGX_HTTP_MSGBUS_MODULE_H_INCLUDED_ */
