@@ -1,0 +1,61 @@
+# msgbus: make run | make test (see README.md)
+
+SHELL := /bin/bash
+
+STORE_PORT ?= 27017
+HTTP_PORT ?= 8080
+RUN := $(CURDIR)/.run
+NGINX ?= /usr/sbin/nginx
+VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
+
+.PHONY: all deps build asan run stop test test-asan test-valgrind style clean
+
+all: build
+
+deps:
+	@t/util/deps.sh
+
+build:
+	@t/util/build.sh default
+
+asan:
+	@t/util/build.sh asan
+
+# The embedded store and nginx serving the bus on 127.0.0.1:$(HTTP_PORT).
+run: deps build
+	@t/util/store.sh start $(RUN)/store $(STORE_PORT)
+	@mkdir -p $(RUN)/nginx/conf $(RUN)/nginx/logs
+	@sed -e 's|@MODULE@|$(CURDIR)/.build/default/ngx_http_msgbus_module.so|' \
+	     -e 's|@STORE_PORT@|$(STORE_PORT)|' -e 's|@HTTP_PORT@|$(HTTP_PORT)|' \
+	     -e 's|@RUN@|$(RUN)/nginx|g' \
+	     t/util/run.conf > $(RUN)/nginx/conf/nginx.conf
+	@if [ -f $(RUN)/nginx/logs/nginx.pid ] && kill -0 $$(cat $(RUN)/nginx/logs/nginx.pid) 2>/dev/null; then \
+	    $(NGINX) -p $(RUN)/nginx/ -c conf/nginx.conf -s reload; \
+	else \
+	    $(NGINX) -p $(RUN)/nginx/ -c conf/nginx.conf; \
+	fi
+	@echo "msgbus: http://127.0.0.1:$(HTTP_PORT)/v2/  (config $(RUN)/nginx/conf/nginx.conf, logs $(RUN)/nginx/logs/; 'make stop' stops it)"
+
+stop:
+	@if [ -f $(RUN)/nginx/logs/nginx.pid ]; then \
+	    $(NGINX) -p $(RUN)/nginx/ -c conf/nginx.conf -s quit 2>/dev/null || true; \
+	    for i in $$(seq 50); do [ -f $(RUN)/nginx/logs/nginx.pid ] || break; sleep 0.1; done; \
+	fi
+	@t/util/store.sh stop $(RUN)/store
+	@echo "msgbus: stopped"
+
+test: deps build style
+	@t/util/run-tests.sh
+
+test-asan: deps asan
+	@FLAVOUR=asan t/util/run-tests.sh
+
+test-valgrind: deps build
+	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
+	@TEST_NGINX_USE_VALGRIND='$(VALGRIND_OPTS)' t/util/run-tests.sh
+
+style:
+	@t/util/style-check
+
+clean:
+	rm -rf .build t/servroot
