@@ -472,7 +472,11 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->enable == NGX_CONF_UNSET) {
-        conf->enable = 0;
+        /* an "if" block inside a msgbus location runs its handler */
+        conf->enable = (prev->enable == 1);
+        conf->base = prev->base;
+        conf->versions = prev->versions;
+        conf->home = prev->home;
         return NGX_CONF_OK;
     }
 

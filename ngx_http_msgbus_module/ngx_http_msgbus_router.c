@@ -200,7 +200,7 @@ ngx_http_msgbus_route(ngx_http_request_t *r, ngx_str_t *base,
     ngx_http_msgbus_resource_t  *res;
 
     if (r->uri.len <= base->len
-        || ngx_strncmp(r->uri.data, base->data, base->len) != 0
+        || (base->len && ngx_strncmp(r->uri.data, base->data, base->len) != 0)
         || r->uri.data[base->len] != '/')
     {
         return NGX_HTTP_NOT_FOUND;

@@ -8,8 +8,9 @@ package Msgbus::Test;
 #   use Msgbus::Test;
 #
 # - a block without http_config gets the store from TEST_NGINX_MONGODB_URI;
-# - every block (but must_die ones) fails on [alert], [emerg] and a worker
-#   that exited on a signal, whatever runner runs it.
+# - every block (but must_die ones) fails on [alert], [emerg], a worker
+#   that exited on a signal, and a sanitizer report (make test-asan: nginx
+#   sends its stderr to the error log), whatever runner runs it.
 
 use strict;
 use warnings;
@@ -43,7 +44,9 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
 
     return if defined $block->must_die;
 
-    my $strict = "[alert]\n[emerg]\nexited on signal\n";
+    my @strict = ('[alert]', '[emerg]', 'exited on signal', 'runtime error:',
+                  'ERROR: AddressSanitizer');
+    my $strict = join "\n", @strict, '';
     my $seen = $block->no_error_log;
 
     if (!defined $seen) {
@@ -51,7 +54,7 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
 
     } elsif (ref $seen eq 'ARRAY') {
         $block->set_value('no_error_log',
-                          [@$seen, '[alert]', '[emerg]', 'exited on signal']);
+                          [@$seen, @strict]);
 
     } else {
         $seen .= "\n" unless $seen =~ /\n\z/;
