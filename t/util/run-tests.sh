@@ -16,7 +16,7 @@ flavour=${FLAVOUR:-default}
 module=$top/.build/$flavour/ngx_http_msgbus_module.so
 [ -f "$module" ] || { echo "run-tests: $module missing: make build" >&2; exit 1; }
 
-export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
+export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-$top/t/util/nginx}
 export TEST_NGINX_LOAD_MODULES=$module
 export TEST_NGINX_MASTER_PROCESS=${TEST_NGINX_MASTER_PROCESS:-on}
 export TEST_NGINX_SERVROOT=${TEST_NGINX_SERVROOT:-$top/t/servroot}
