@@ -12,6 +12,7 @@
 #include "ngx_http_msgbus_router.h"
 #include "ngx_http_msgbus_json.h"
 #include "ngx_http_msgbus_docs.h"
+#include "ngx_http_msgbus_mongo.h"
 
 
 #define NGX_HTTP_MSGBUS_MAX_PROJECT  256
@@ -30,6 +31,13 @@ static void *ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_msgbus_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_msgbus_init_process(ngx_cycle_t *cycle);
+static void ngx_http_msgbus_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_msgbus_ping(ngx_http_request_t *r,
+    ngx_http_msgbus_op_e op);
+static void ngx_http_msgbus_ping_done(ngx_http_msgbus_mongo_op_t *op);
+static ngx_int_t ngx_http_msgbus_send_store_error(ngx_http_request_t *r,
+    ngx_http_msgbus_mongo_op_t *op);
 static char *ngx_http_msgbus(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_msgbus_mongodb(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -55,7 +63,7 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       NULL },
 
     { ngx_string("msgbus_mongodb"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_msgbus_mongodb,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -108,10 +116,10 @@ ngx_module_t  ngx_http_msgbus_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_msgbus_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_msgbus_exit_process,          /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -268,7 +276,8 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
                                     &mlcf->home);
 
     case ngx_http_msgbus_op_ping:
-        return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+    case ngx_http_msgbus_op_health:
+        return ngx_http_msgbus_ping(r, route.op);
 
     default:
         return ngx_http_msgbus_send_error(r, NGX_HTTP_NOT_IMPLEMENTED,
@@ -277,6 +286,128 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
                                           "implemented yet.",
                                           ngx_http_msgbus_op_name(route.op));
     }
+}
+
+
+/*
+ * GET|HEAD /v2/ping and GET /v2/health: a "ping" to the store within its
+ * timeouts.  204 (ping) or 200 with the pool figures (health); 503 when
+ * the store does not answer.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_ping(ngx_http_request_t *r, ngx_http_msgbus_op_e kind)
+{
+    bson_t                       cmd;
+    ngx_int_t                    rc;
+    ngx_str_t                    admin;
+    ngx_http_msgbus_mongo_op_t  *op;
+
+    op = ngx_http_msgbus_mongo_op_create(r, ngx_http_msgbus_ping_done,
+                                         (void *) (uintptr_t) kind);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&admin, "admin");
+
+    bson_init(&cmd);
+    BSON_APPEND_INT32(&cmd, "ping", 1);
+
+    rc = ngx_http_msgbus_mongo_run(op, &cmd, &admin, 1);
+
+    bson_destroy(&cmd);
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_msgbus_ping_done(ngx_http_msgbus_mongo_op_t *op)
+{
+    u_char              *p;
+    ngx_int_t            rc;
+    ngx_str_t            pool, body;
+    ngx_http_request_t  *r;
+
+    r = op->request;
+
+    if ((ngx_http_msgbus_op_e) (uintptr_t) op->data
+        == ngx_http_msgbus_op_ping)
+    {
+        rc = (op->err == ngx_http_msgbus_mongo_ok)
+             ? ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL)
+             : ngx_http_msgbus_send_store_error(r, op);
+
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    if (ngx_http_msgbus_mongo_health(r, &pool) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    body.len = sizeof("{\"storage_reachable\": false, \"pool\": }") - 1
+               + pool.len;
+
+    p = ngx_pnalloc(r->pool, body.len);
+    if (p == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    body.data = p;
+    body.len = ngx_sprintf(p, "{\"storage_reachable\": %s, \"pool\": %V}",
+                           op->err == ngx_http_msgbus_mongo_ok
+                           ? "true" : "false", &pool)
+               - p;
+
+    ngx_http_finalize_request(r, ngx_http_msgbus_send(r, NGX_HTTP_OK,
+                                            &ngx_http_msgbus_json_type, &body));
+}
+
+
+/* a failed store operation: 503 (or 502, 500) with Retry-After */
+
+static ngx_int_t
+ngx_http_msgbus_send_store_error(ngx_http_request_t *r,
+    ngx_http_msgbus_mongo_op_t *op)
+{
+    ngx_uint_t        status;
+    ngx_table_elt_t  *h;
+
+    status = ngx_http_msgbus_mongo_status(op);
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "1");
+
+        return ngx_http_msgbus_send_error(r, status,
+                                          "Service temporarily unavailable",
+                                          "%s. Please try again in a few "
+                                          "seconds.",
+                                          ngx_http_msgbus_mongo_strerror(op));
+    }
+
+    return ngx_http_msgbus_send_error(r, status,
+                                      status == NGX_HTTP_BAD_GATEWAY
+                                      ? "Bad gateway"
+                                      : "Internal server error",
+                                      "%s.",
+                                      ngx_http_msgbus_mongo_strerror(op));
 }
 
 
@@ -502,7 +633,21 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_http_msgbus_mongo_init_conf(cf, mmcf);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_msgbus_mongo_init_process(cycle);
+}
+
+
+static void
+ngx_http_msgbus_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_msgbus_mongo_exit_process(cycle);
 }
 
 
@@ -570,7 +715,7 @@ ngx_http_msgbus_mongodb(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_msgbus_main_conf_t *mmcf = conf;
 
     u_char              *s;
-    ngx_str_t           *value;
+    ngx_str_t           *value, upstream;
     bson_error_t         error;
     ngx_pool_cleanup_t  *cln;
 
@@ -648,7 +793,24 @@ ngx_http_msgbus_mongodb(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     mmcf->mongodb = value[1];
 
-    return NGX_CONF_OK;
+    ngx_str_null(&upstream);
+
+    if (cf->args->nelts == 3) {
+        if (value[2].len <= sizeof("upstream=") - 1
+            || ngx_strncmp(value[2].data, "upstream=", sizeof("upstream=") - 1)
+               != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "msgbus_mongodb: invalid parameter \"%V\"",
+                               &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        upstream.data = value[2].data + sizeof("upstream=") - 1;
+        upstream.len = value[2].len - (sizeof("upstream=") - 1);
+    }
+
+    return ngx_http_msgbus_mongo_conf(cf, mmcf, &upstream);
 }
 
 

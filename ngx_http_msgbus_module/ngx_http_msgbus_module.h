@@ -25,6 +25,24 @@ typedef struct {
     ngx_str_t                   mongodb;     /* connection string as given */
     mongoc_uri_t               *uri;         /* parsed at config time */
     ngx_uint_t                  locations;   /* locations with "msgbus" */
+
+    ngx_str_t                   upstream_name;
+    ngx_http_upstream_srv_conf_t  *upstream;
+
+    ngx_str_t                   database;
+    ngx_str_t                   user;
+    ngx_str_t                   password;
+    ngx_str_t                   auth_source;
+    ngx_str_t                   mechanism;   /* empty: negotiate */
+
+    ngx_msec_t                  connect_timeout;
+    ngx_msec_t                  socket_timeout;
+    ngx_msec_t                  selection_timeout;
+    ngx_msec_t                  wait_timeout;
+    ngx_uint_t                  max_pool;    /* per worker and server */
+    ngx_uint_t                  max_waiters; /* per worker */
+
+    void                       *mongo;       /* the worker's adapter */
 } ngx_http_msgbus_main_conf_t;
 
 

@@ -15,9 +15,8 @@ __DATA__
 --- config
     location / { msgbus; }
 --- request
-GET /v2/ping
---- error_code: 204
---- response_body
+GET /
+--- error_code: 300
 --- no_error_log
 [error]
 
@@ -73,8 +72,8 @@ msgbus_mongodb: invalid connection string "mongodb://127.0.0.1:27017/msgbus?conn
 --- config
     location / { msgbus; }
 --- request
-GET /v2/ping
---- error_code: 204
+GET /
+--- error_code: 300
 
 
 
