@@ -361,12 +361,14 @@ ngx_http_msgbus_mongo_connect(ngx_http_msgbus_mongo_t *m,
         }
 
         if (server->nconns >= m->mmcf->max_pool) {
-            if (server == m->primary) {
-                op->tried &= ~((uint64_t) 1 << server->index);
-                return NGX_BUSY;
+            if (server->role == ngx_http_msgbus_role_other) {
+                continue;
             }
 
-            continue;
+            /* writable, or its handshakes are still running: wait */
+
+            op->tried &= ~((uint64_t) 1 << server->index);
+            return NGX_BUSY;
         }
 
         pool = ngx_create_pool(1024, m->log);
@@ -1620,13 +1622,7 @@ ngx_http_msgbus_mongo_auth(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
         }
 
         if (done) {
-            bson_destroy(&cmd);
-
-            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, mc->peer.connection->log, 0,
-                           "msgbus mongo: authenticated as \"%V\" on %V",
-                           &mmcf->user, &mc->server->name);
-
-            return ngx_http_msgbus_mongo_ready(mc);
+            goto authenticated;
         }
 
         BSON_APPEND_INT32(&cmd, "saslContinue", 1);
@@ -1637,8 +1633,7 @@ ngx_http_msgbus_mongo_auth(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
 
     default:
         if (done) {
-            bson_destroy(&cmd);
-            return ngx_http_msgbus_mongo_ready(mc);
+            goto authenticated;
         }
 
         goto failed;
@@ -1653,6 +1648,16 @@ ngx_http_msgbus_mongo_auth(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
     }
 
     return ngx_http_msgbus_mongo_queue_frame(mc, &frame);
+
+authenticated:
+
+    bson_destroy(&cmd);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, mc->peer.connection->log, 0,
+                   "msgbus mongo: authenticated as \"%V\" on %V",
+                   &mmcf->user, &mc->server->name);
+
+    return ngx_http_msgbus_mongo_ready(mc);
 
 failed:
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts or stops the embedded store: FerretDB with its SQLite backend.
 #
-#   t/util/store.sh start DIR PORT   data, log and pid file in DIR
-#   t/util/store.sh stop DIR
+#   t/util/store.sh start DIR PORT [FERRETDB FLAGS...]
+#                                    data, log and pid file in DIR
+#   t/util/store.sh stop DIR         (kill DIR: SIGKILL, as a crash)
 #   t/util/store.sh free-port        prints a free TCP port on 127.0.0.1
 set -euo pipefail
 
@@ -17,6 +18,7 @@ port_open() {
 case ${1:-} in
 start)
     dir=$2 port=$3
+    shift 3
     mkdir -p "$dir/data"
     dir=$(cd "$dir" && pwd)
     if [ -f "$dir/ferretdb.pid" ] && kill -0 "$(cat "$dir/ferretdb.pid")" 2>/dev/null; then
@@ -30,7 +32,7 @@ start)
     [ -x "$FERRETDB" ] || { echo "store: $FERRETDB missing: run 'make deps'" >&2; exit 1; }
     "$FERRETDB" --handler=sqlite --sqlite-url="file:$dir/data/" \
         --listen-addr="127.0.0.1:$port" --state-dir="$dir" \
-        --debug-addr=- --telemetry=disable --log-level=warn \
+        --debug-addr=- --telemetry=disable --log-level=warn "$@" \
         > "$dir/ferretdb.log" 2>&1 < /dev/null &
     echo $! > "$dir/ferretdb.pid"
     for _ in $(seq 1 200); do
@@ -45,11 +47,12 @@ start)
     cat "$dir/ferretdb.log" >&2
     exit 1
     ;;
-stop)
+stop|kill)
     dir=$2
+    [ "$1" = kill ] && sig=KILL || sig=TERM
     [ -f "$dir/ferretdb.pid" ] || exit 0
     pid=$(cat "$dir/ferretdb.pid")
-    if kill "$pid" 2>/dev/null; then
+    if kill -s $sig "$pid" 2>/dev/null; then
         for _ in $(seq 1 100); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
@@ -63,7 +66,7 @@ free-port)
         'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0)->sockport, "\n"'
     ;;
 *)
-    echo "usage: $0 start DIR PORT | stop DIR | free-port" >&2
+    echo "usage: $0 start DIR PORT [FLAGS] | stop DIR | kill DIR | free-port" >&2
     exit 2
     ;;
 esac

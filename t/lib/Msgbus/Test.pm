@@ -16,6 +16,11 @@ use strict;
 use warnings;
 
 use File::Spec;
+use File::Temp ();
+use IO::Select;
+use IO::Socket::INET;
+use POSIX ();
+use Time::HiRes ();
 
 our $ClientId = '3381af92-2b9e-11e3-b191-71861300734c';
 
@@ -34,10 +39,148 @@ sub fixture {
 # the blocks define "location /" themselves
 Test::Nginx::Socket::no_root_location();
 
+# ---------------------------------------------------------------- stores
+#
+# Private FerretDB instances a test can start, stop and kill (the suite's
+# main store is TEST_NGINX_MONGODB_URI; these are for store failures).
+# Their ports are known before nginx starts, so configs can name them
+# through environment variables.
+
+my $tmp = File::Temp::tempdir('msgbus-test-XXXXXX', TMPDIR => 1,
+                              CLEANUP => 1);
+my (%stores, %silent);
+my $main_pid = $$;
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0, ReuseAddr => 1)
+        or die "cannot find a free port: $!";
+    return $s->sockport;
+}
+
+sub store_port {
+    my ($name) = @_;
+    return $stores{$name}{port} //= free_port();
+}
+
+sub store_start {
+    my ($name, @flags) = @_;
+    my $port = store_port($name);
+    system('t/util/store.sh', 'start', "$tmp/$name", $port, @flags) == 0
+        or die "cannot start store $name on port $port";
+    return $port;
+}
+
+sub store_stop {
+    my ($name, $how) = @_;
+    system('t/util/store.sh', $how // 'stop', "$tmp/$name") == 0
+        or die "cannot stop store $name";
+}
+
+# SIGKILL: the store crashes and drops every connection at once.
+sub store_kill {
+    my ($name) = @_;
+    store_stop($name, 'kill');
+}
+
+# A server that accepts connections and never answers.
+sub silent_start {
+    my ($name) = @_;
+    my $port = store_port($name);
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        my $l = IO::Socket::INET->new(Listen => 64, LocalAddr => '127.0.0.1',
+                                      LocalPort => $port, ReuseAddr => 1)
+            or POSIX::_exit(1);
+        my @held;
+        while (my $c = $l->accept) { push @held, $c }
+        POSIX::_exit(0);
+    }
+    $silent{$name} = $pid;
+    Time::HiRes::sleep(0.2);
+    return $port;
+}
+
+END {
+    return unless $$ == $main_pid;      # not in forked helpers
+
+    for my $pid (values %silent) {
+        kill 'KILL', $pid;
+        waitpid $pid, 0;
+    }
+    for my $name (keys %stores) {
+        system('t/util/store.sh', 'stop', "$tmp/$name")
+            if -e "$tmp/$name/ferretdb.pid";
+    }
+}
+
+# ------------------------------------------------------------------- load
+#
+# $n requests for $path (or as many as fit in $duration seconds),
+# $concurrency at a time, each on its own connection; returns
+# [[status, seconds], ...] (status 0: no answer within $timeout seconds).
+
+sub http_load {
+    my (%o) = @_;
+    my $port = $o{port} // Test::Nginx::Socket::server_port();
+    my $n = $o{duration} ? 1e9 : $o{n} // 1;
+    my $stop = Time::HiRes::time() + ($o{duration} // 1e9);
+    my $conc = $o{concurrency} // 1;
+    my $timeout = $o{timeout} // 10;
+    my $req = "GET $o{path} HTTP/1.0\r\nHost: localhost\r\n"
+              . join('', map { "$_\r\n" } @{ $o{headers} // [] }) . "\r\n";
+    my (@results, %inflight);
+    my $sel = IO::Select->new;
+    my $sent = 0;
+    my $deadline = Time::HiRes::time() + $timeout;
+
+    while (@results < $n) {
+        $n = $sent if $sent < $n && Time::HiRes::time() > $stop;
+        last if @results >= $n;
+
+        while ($sent < $n && $sel->count < $conc) {
+            my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                          PeerPort => $port)
+                or die "cannot connect to nginx: $!";
+            syswrite $s, $req;
+            $inflight{fileno $s} = [Time::HiRes::time(), ''];
+            $sel->add($s);
+            $sent++;
+        }
+
+        my @ready = $sel->can_read(0.5);
+
+        if (Time::HiRes::time() > $deadline) {
+            for my $s ($sel->handles) {
+                push @results, [0, $timeout];
+                $sel->remove($s);
+                close $s;
+            }
+            push @results, [0, $timeout] while @results < $n;
+            last;
+        }
+
+        for my $s (@ready) {
+            my $st = $inflight{fileno $s};
+            my $got = sysread $s, my $buf, 65536;
+            if ($got) {
+                $st->[1] .= $buf;
+                next;
+            }
+            my ($status) = $st->[1] =~ m{^HTTP/1\.\d (\d+)};
+            push @results, [$status // 0, Time::HiRes::time() - $st->[0]];
+            $sel->remove($s);
+            close $s;
+        }
+    }
+
+    return \@results;
+}
+
 Test::Nginx::Socket::add_block_preprocessor(sub {
     my $block = shift;
 
-    if (!defined $block->http_config) {
+    if (!defined $block->http_config && defined $block->config) {
         $block->set_value('http_config',
                           qq{msgbus_mongodb "\$TEST_NGINX_MONGODB_URI";\n});
     }
