@@ -48,6 +48,7 @@
 
 #define NGX_HTTP_MSGBUS_DEFAULT_POOL       100
 #define NGX_HTTP_MSGBUS_DEFAULT_WAITERS    1000
+#define NGX_HTTP_MSGBUS_RESELECT           500
 
 
 typedef enum {
@@ -116,6 +117,7 @@ struct ngx_http_msgbus_mongo_conn_s {
 
     ngx_http_msgbus_conn_state_e    state;
     unsigned                        peer_freed:1;
+    unsigned                        legacy_hello:1;
 
     /* the frame being written */
     u_char                         *out;
@@ -179,6 +181,7 @@ static void ngx_http_msgbus_mongo_finish(ngx_http_msgbus_mongo_op_t *op,
     ngx_http_msgbus_mongo_err_e err);
 static void ngx_http_msgbus_mongo_done_handler(ngx_event_t *ev);
 static void ngx_http_msgbus_mongo_wait_handler(ngx_event_t *ev);
+static void ngx_http_msgbus_mongo_select_handler(ngx_event_t *ev);
 static void ngx_http_msgbus_mongo_op_cleanup(void *data);
 static void ngx_http_msgbus_mongo_fail_waiters(ngx_http_msgbus_mongo_t *m,
     ngx_http_msgbus_mongo_err_e err);
@@ -306,6 +309,27 @@ ngx_http_msgbus_mongo_acquire(ngx_http_msgbus_mongo_t *m,
     }
 
     if (rc == NGX_DECLINED) {
+
+        if (op->err == ngx_http_msgbus_mongo_ok
+            && ngx_current_msec - op->start + NGX_HTTP_MSGBUS_RESELECT
+               < m->mmcf->selection_timeout)
+        {
+            /*
+             * Servers answer, none is writable (an election): look again
+             * soon, within serverSelectionTimeoutMS.  A store that cannot
+             * be reached fails at once instead.
+             */
+
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, m->log, 0,
+                           "msgbus mongo: no writable server yet, "
+                           "selecting again");
+
+            op->tried = 0;
+            op->event.handler = ngx_http_msgbus_mongo_select_handler;
+            ngx_add_timer(&op->event, NGX_HTTP_MSGBUS_RESELECT);
+            return NGX_OK;
+        }
+
         ngx_http_msgbus_mongo_finish(op,
                                      op->err ? op->err
                                      : ngx_http_msgbus_mongo_err_no_server);
@@ -1349,7 +1373,9 @@ ngx_http_msgbus_mongo_hello(ngx_http_msgbus_mongo_conn_t *mc)
 
     bson_init(&cmd);
 
-    BSON_APPEND_INT32(&cmd, "hello", 1);
+    /* servers before MongoDB 4.4.2 know only the legacy isMaster */
+
+    BSON_APPEND_INT32(&cmd, mc->legacy_hello ? "isMaster" : "hello", 1);
     BSON_APPEND_BOOL(&cmd, "helloOk", true);
 
     BSON_APPEND_DOCUMENT_BEGIN(&cmd, "client", &client);
@@ -1403,6 +1429,12 @@ ngx_http_msgbus_mongo_hello_done(ngx_http_msgbus_mongo_conn_t *mc,
     server = mc->server;
 
     if (ngx_http_msgbus_mongo_check_ok(reply, &code, &errmsg) != NGX_OK) {
+
+        if (code == 59 && !mc->legacy_hello) {      /* CommandNotFound */
+            mc->legacy_hello = 1;
+            return ngx_http_msgbus_mongo_hello(mc);
+        }
+
         ngx_log_error(NGX_LOG_ERR, mc->peer.connection->log, 0,
                       "msgbus mongo: %V refused hello: %V (%D)",
                       &server->name, &errmsg, code);
@@ -1818,6 +1850,28 @@ ngx_http_msgbus_mongo_wait_handler(ngx_event_t *ev)
     ev->timedout = 0;
 
     ngx_http_msgbus_mongo_finish(op, ngx_http_msgbus_mongo_err_busy);
+}
+
+
+static void
+ngx_http_msgbus_mongo_select_handler(ngx_event_t *ev)
+{
+    ngx_connection_t             *c;
+    ngx_http_msgbus_mongo_op_t   *op;
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    op = ev->data;
+    c = op->request->connection;
+
+    ev->timedout = 0;
+
+    mmcf = ngx_http_get_module_main_conf(op->request, ngx_http_msgbus_module);
+
+    if (ngx_http_msgbus_mongo_acquire(mmcf->mongo, op) != NGX_OK) {
+        ngx_http_msgbus_mongo_finish(op, ngx_http_msgbus_mongo_err_internal);
+    }
+
+    ngx_http_run_posted_requests(c);
 }
 
 
