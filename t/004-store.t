@@ -3,8 +3,15 @@
 # a worker that never blocks, and a bounded pool.
 
 use lib 't/lib';
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket;
 use Msgbus::Test;
+
+# timings and concurrent load mean nothing under valgrind's slowdown
+if ($ENV{TEST_NGINX_USE_VALGRIND}) {
+    plan(skip_all => 'timing-sensitive, not run under valgrind');
+}
+
+plan('no_plan');
 
 $ENV{TEST_NGINX_LATE_PORT} = Msgbus::Test::store_port('late');
 $ENV{TEST_NGINX_FLAKY_PORT} = Msgbus::Test::store_port('flaky');

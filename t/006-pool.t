@@ -1,8 +1,15 @@
 # The store connection pool: bounded per worker and server, reused.
 
 use lib 't/lib';
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket;
 use Msgbus::Test;
+
+# timings and concurrent load mean nothing under valgrind's slowdown
+if ($ENV{TEST_NGINX_USE_VALGRIND}) {
+    plan(skip_all => 'timing-sensitive, not run under valgrind');
+}
+
+plan('no_plan');
 
 $ENV{TEST_NGINX_POOL4_URI} = $ENV{TEST_NGINX_MONGODB_URI}
     . ($ENV{TEST_NGINX_MONGODB_URI} =~ /\?/ ? '&' : '?') . 'maxPoolSize=4';
