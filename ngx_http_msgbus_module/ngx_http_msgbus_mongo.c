@@ -920,7 +920,13 @@ ngx_http_msgbus_mongo_idle_handler(ngx_event_t *ev)
                   "msgbus mongo pool: %V %s an idle connection",
                   &mc->server->name, n == 0 ? "closed" : "wrote on");
 
-    ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_err_network);
+    /*
+     * A server may close idle connections (maxIdleTimeMS, a restart):
+     * that alone does not make it unusable, the next connect tells.
+     */
+
+    ngx_http_msgbus_mongo_close(mc, n == 0 ? ngx_http_msgbus_mongo_ok
+                                           : ngx_http_msgbus_mongo_err_network);
 }
 
 
@@ -998,9 +1004,8 @@ ngx_http_msgbus_mongo_queue_frame(ngx_http_msgbus_mongo_conn_t *mc,
 
     m = mc->mongo;
 
-    if (++m->request_id <= 0) {
-        m->request_id = 1;
-    }
+    m->request_id = (m->request_id == NGX_MAX_INT32_VALUE)
+                    ? 1 : m->request_id + 1;
 
     id = m->request_id;
 
@@ -1061,8 +1066,9 @@ ngx_http_msgbus_mongo_recv(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
 
         if (n == 0) {
             ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                          "msgbus mongo: %V closed the connection",
-                          &mc->server->name);
+                          "msgbus mongo: %V closed the connection%s",
+                          &mc->server->name,
+                          mc->header_got ? " in the middle of a reply" : "");
             return NGX_ERROR;
         }
 
@@ -1171,10 +1177,17 @@ ngx_http_msgbus_mongo_recv(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
         last -= 4;
     }
 
-    if (last - p < 1 + 5 || *p != 0) {
+    if (last - p < 1 + 5) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "msgbus mongo: %V sent a section of %z bytes",
+                      &mc->server->name, last - p);
+        return NGX_DECLINED;
+    }
+
+    if (*p != 0) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "msgbus mongo: %V sent section kind %d, expected 0",
-                      &mc->server->name, last - p < 1 ? -1 : (int) *p);
+                      &mc->server->name, (int) *p);
         return NGX_DECLINED;
     }
 
