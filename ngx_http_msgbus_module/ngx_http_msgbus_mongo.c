@@ -265,6 +265,10 @@ ngx_http_msgbus_mongo_run(ngx_http_msgbus_mongo_op_t *op, const bson_t *cmd,
 
     m->commands++;
 
+    /* a client that goes away while the store works ends the request */
+
+    r->read_event_handler = ngx_http_test_reading;
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "msgbus mongo: submit %V, %uz bytes",
                    &op->name, op->frame.len);

@@ -136,3 +136,30 @@ Test::More::cmp_ok($secs, '<', 1.6, 'TEST 6: ... not later');
 GET /plain
 --- response_body
 not the store
+
+
+
+=== TEST 7: a client that gives up while the store is silent: the request is detached at once
+--- http_config
+    msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_SILENT_PORT/msgbus_test?socketTimeoutMS=1000";
+--- config
+    location / { msgbus; }
+    location = /plain { return 200 "not the store\n"; }
+--- request
+GET /v2/ping
+--- timeout: 0.3
+--- abort
+--- ignore_response
+--- wait: 1.2
+--- error_log
+client prematurely closed connection
+msgbus mongo: request gone, detaching ping
+did not answer in time
+
+
+
+=== TEST 8: ... and the worker goes on serving
+--- request
+GET /plain
+--- response_body
+not the store
