@@ -105,7 +105,7 @@ Msgbus::Test::silent_start('silent');
 my $pid = fork // die;
 if ($pid == 0) {
     my $r = Msgbus::Test::http_load(path => '/v2/ping', n => 1, timeout => 5);
-    open my $fh, '>', "$ENV{TEST_NGINX_SERVROOT}/waiting.result" or die;
+    open my $fh, '>', Msgbus::Test::tmpdir() . "/waiting.result" or die;
     print $fh "$r->[0][0] $r->[0][1]\n";
     close $fh;
     POSIX::_exit(0);
@@ -127,7 +127,7 @@ did not answer in time
 === TEST 6: ... and the waiting request ended with 503 at its timeout
 --- init
 waitpid $Msgbus::Test::Waiter, 0;
-open my $fh, '<', "$ENV{TEST_NGINX_SERVROOT}/waiting.result" or die "no result: $!";
+open my $fh, '<', Msgbus::Test::tmpdir() . "/waiting.result" or die "no result: $!";
 my ($status, $secs) = split ' ', scalar <$fh>;
 Test::More::is($status, 503, 'TEST 6: the waiting request got 503');
 Test::More::cmp_ok($secs, '>=', 0.9, 'TEST 6: ... at its socketTimeoutMS');

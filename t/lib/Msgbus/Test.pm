@@ -51,6 +51,9 @@ my $tmp = File::Temp::tempdir('msgbus-test-XXXXXX', TMPDIR => 1,
 my (%stores, %silent);
 my $main_pid = $$;
 
+# a private folder for a test's own files (removed at exit)
+sub tmpdir { $tmp }
+
 sub free_port {
     my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
                                   LocalPort => 0, ReuseAddr => 1)
