@@ -8,7 +8,7 @@ RUN := $(CURDIR)/.run
 NGINX ?= /usr/sbin/nginx
 VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
 
-.PHONY: all deps build asan run stop test test-asan test-valgrind style clean
+.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter
 
 all: build
 
@@ -59,3 +59,7 @@ style:
 
 clean:
 	rm -rf .build t/servroot
+
+# Store round trips/s through the adapter next to libmongoc (bench/adapter/README.md).
+bench-adapter: deps build
+	@bench/adapter/run.sh
