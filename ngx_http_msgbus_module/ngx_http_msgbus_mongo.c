@@ -1547,8 +1547,9 @@ ngx_http_msgbus_mongo_hello_done(ngx_http_msgbus_mongo_conn_t *mc,
                       &server->name, primary.len ? ", primary is " : "",
                       &primary);
 
+        /* closed without blame: its operation tries the next server */
+
         ngx_http_msgbus_mongo_free_peer(mc, 0);
-        mc->state = ngx_http_msgbus_conn_idle;
         ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_ok);
         return NGX_OK;
     }
