@@ -72,7 +72,6 @@ Msgbus::MockMongo::start(
                secondary => Msgbus::MockMongo::bool(1),
                setName => Msgbus::MockMongo::string('rs0')],
     conns  => {},
-    expect => ['1 hello ok'],
 );
 --- more_headers
 Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
@@ -109,7 +108,6 @@ Msgbus::MockMongo::start(
     hello  => [isWritablePrimary => Msgbus::MockMongo::bool(0),
                secondary => Msgbus::MockMongo::bool(1)],
     conns  => {},
-    expect => ['1 hello ok', '2 hello ok', '3 hello ok'],
 );
 --- request
 GET /v2/ping
