@@ -145,21 +145,20 @@ not the store
 --- config
     location / { msgbus; }
     location = /plain { return 200 "not the store\n"; }
---- request
-GET /v2/ping
---- timeout: 0.3
---- abort
---- ignore_response
---- wait: 1.2
---- error_log
-client prematurely closed connection
-msgbus mongo: request gone, detaching ping
-did not answer in time
-
-
-
-=== TEST 8: ... and the worker goes on serving
+--- init
+my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                              PeerPort => Test::Nginx::Socket::server_port())
+    or die "cannot connect: $!";
+syswrite $s, "GET /v2/ping HTTP/1.0\r\nHost: localhost\r\n\r\n";
+Time::HiRes::sleep(0.3);
+close $s;
+Time::HiRes::sleep(0.1);
 --- request
 GET /plain
 --- response_body
 not the store
+--- wait: 1
+--- error_log
+client prematurely closed connection
+msgbus mongo: request gone, detaching ping
+did not answer in time
