@@ -49,6 +49,7 @@
 #define NGX_HTTP_MSGBUS_DEFAULT_POOL       100
 #define NGX_HTTP_MSGBUS_DEFAULT_WAITERS    1000
 #define NGX_HTTP_MSGBUS_RESELECT           500
+#define NGX_HTTP_MSGBUS_KEEP_BUFFER        65536
 
 
 typedef enum {
@@ -375,28 +376,38 @@ static ngx_int_t
 ngx_http_msgbus_mongo_connect(ngx_http_msgbus_mongo_t *m,
     ngx_http_msgbus_mongo_op_t *op)
 {
+    uint64_t                         full;
     ngx_int_t                        rc;
     ngx_pool_t                      *pool;
     ngx_connection_t                *c;
     ngx_http_msgbus_mongo_conn_t    *mc;
     ngx_http_msgbus_mongo_server_t  *server;
 
+    full = 0;
+
     for ( ;; ) {
         server = ngx_http_msgbus_mongo_candidate(m, &op->tried);
 
         if (server == NULL) {
+            if (full) {
+                op->tried &= ~full;
+                return NGX_BUSY;
+            }
+
             return NGX_DECLINED;
         }
 
         if (server->nconns >= m->mmcf->max_pool) {
-            if (server->role == ngx_http_msgbus_role_other) {
-                continue;
+            /*
+             * Writable, or its handshakes are still running: wait for it,
+             * unless another server is worth a try first.
+             */
+
+            if (server->role != ngx_http_msgbus_role_other) {
+                full |= (uint64_t) 1 << server->index;
             }
 
-            /* writable, or its handshakes are still running: wait */
-
-            op->tried &= ~((uint64_t) 1 << server->index);
-            return NGX_BUSY;
+            continue;
         }
 
         pool = ngx_create_pool(1024, m->log);
@@ -639,6 +650,12 @@ ngx_http_msgbus_mongo_release(ngx_http_msgbus_mongo_conn_t *mc)
 
     mc->state = ngx_http_msgbus_conn_idle;
 
+    if (mc->body_size > NGX_HTTP_MSGBUS_KEEP_BUFFER) {
+        ngx_free(mc->body);
+        mc->body = NULL;
+        mc->body_size = 0;
+    }
+
     if (c->read->timer_set) {
         ngx_del_timer(c->read);
     }
@@ -678,6 +695,7 @@ ngx_http_msgbus_mongo_close(ngx_http_msgbus_mongo_conn_t *mc,
     ngx_http_msgbus_mongo_err_e err)
 {
     ngx_queue_t                     *q;
+    ngx_http_msgbus_conn_state_e     state;
     ngx_http_msgbus_mongo_t         *m;
     ngx_http_msgbus_mongo_op_t      *op;
     ngx_http_msgbus_mongo_server_t  *server;
@@ -685,6 +703,7 @@ ngx_http_msgbus_mongo_close(ngx_http_msgbus_mongo_conn_t *mc,
     m = mc->mongo;
     server = mc->server;
     op = mc->op;
+    state = mc->state;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, m->log, 0,
                    "msgbus mongo pool: close connection %p to %V (%d)",
@@ -730,20 +749,32 @@ ngx_http_msgbus_mongo_close(ngx_http_msgbus_mongo_conn_t *mc,
     if (op) {
         op->conn = NULL;
 
-        if (err == ngx_http_msgbus_mongo_ok) {
-            /* the server turned out not writable: the next one */
+        if (err == ngx_http_msgbus_mongo_ok
+            || (state != ngx_http_msgbus_conn_busy
+                && err != ngx_http_msgbus_mongo_err_auth
+                && !ngx_exiting))
+        {
+            /*
+             * The server turned out not writable, or the handshake failed
+             * before the command was sent: the next server.  If none is
+             * left, the operation fails with this error.
+             */
+
+            if (err != ngx_http_msgbus_mongo_ok) {
+                op->err = err;
+            }
+
             if (ngx_http_msgbus_mongo_acquire(m, op) != NGX_OK) {
                 ngx_http_msgbus_mongo_finish(op,
                                            ngx_http_msgbus_mongo_err_internal);
             }
 
         } else if (err == ngx_http_msgbus_mongo_err_network
-                   && op->idempotent && !op->retried)
+                   && op->idempotent && !op->retried && !ngx_exiting)
         {
             /* rediscover: every server is worth a try again */
             op->retried = 1;
             op->tried = 0;
-            op->err = err;
 
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, m->log, 0,
                            "msgbus mongo: retrying %V once", &op->name);
@@ -794,6 +825,11 @@ ngx_http_msgbus_mongo_write_handler(ngx_event_t *wev)
     c = wev->data;
     mc = c->data;
 
+    if (c->close) {
+        ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_err_timeout);
+        return;
+    }
+
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_ERR, c->log, NGX_ETIMEDOUT,
                       "msgbus mongo: %s %V timed out",
@@ -839,6 +875,11 @@ ngx_http_msgbus_mongo_write_handler(ngx_event_t *wev)
         return;
     }
 
+    if (mc->out_sent == mc->out_len) {
+        /* epoll reports writability with every read: nothing to do */
+        return;
+    }
+
     if (ngx_http_msgbus_mongo_send(mc) == NGX_ERROR) {
         ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_err_network);
     }
@@ -855,6 +896,12 @@ ngx_http_msgbus_mongo_read_handler(ngx_event_t *rev)
 
     c = rev->data;
     mc = c->data;
+
+    if (c->close) {
+        /* worker_shutdown_timeout: the worker is going away */
+        ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_err_timeout);
+        return;
+    }
 
     if (rev->timedout) {
         ngx_log_error(NGX_LOG_ERR, c->log, NGX_ETIMEDOUT,
@@ -1281,6 +1328,7 @@ ngx_http_msgbus_mongo_frame(ngx_pool_t *pool, const bson_t *cmd,
 static void
 ngx_http_msgbus_mongo_reply(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
 {
+    u_char                      *p;
     ngx_int_t                    rc;
     ngx_connection_t            *c;
     ngx_http_msgbus_mongo_t     *m;
@@ -1315,6 +1363,12 @@ ngx_http_msgbus_mongo_reply(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
                               "msgbus mongo: %V is no longer writable: "
                               "%V (%D)", &mc->server->name, &op->errmsg,
                               op->code);
+
+                /* the reply dies with the connection: keep the message */
+
+                p = ngx_pstrdup(op->request->pool, &op->errmsg);
+                op->errmsg.len = p ? op->errmsg.len : 0;
+                op->errmsg.data = p;
 
                 mc->server->role = ngx_http_msgbus_role_unknown;
 
@@ -1380,9 +1434,9 @@ ngx_http_msgbus_mongo_hello(ngx_http_msgbus_mongo_conn_t *mc)
 {
     bson_t                        cmd, client, driver, os;
     ngx_int_t                     rc;
+    u_char                       *mechs;
     ngx_str_t                     frame, admin;
     ngx_http_msgbus_main_conf_t  *mmcf;
-    u_char                        mechs[512];
 
     mmcf = mc->mongo->mmcf;
 
@@ -1407,8 +1461,14 @@ ngx_http_msgbus_mongo_hello(ngx_http_msgbus_mongo_conn_t *mc)
     bson_append_document_end(&cmd, &client);
 
     if (mmcf->user.len && mmcf->mechanism.len == 0) {
-        (void) ngx_snprintf(mechs, sizeof(mechs), "%V.%V%Z",
-                            &mmcf->auth_source, &mmcf->user);
+        mechs = ngx_pnalloc(mc->pool,
+                            mmcf->auth_source.len + 1 + mmcf->user.len + 1);
+        if (mechs == NULL) {
+            bson_destroy(&cmd);
+            return NGX_ERROR;
+        }
+
+        (void) ngx_sprintf(mechs, "%V.%V%Z", &mmcf->auth_source, &mmcf->user);
         BSON_APPEND_UTF8(&cmd, "saslSupportedMechs", (char *) mechs);
     }
 
@@ -1529,6 +1589,10 @@ ngx_http_msgbus_mongo_hello_done(ngx_http_msgbus_mongo_conn_t *mc,
 
     if (!writable) {
         server->role = ngx_http_msgbus_role_other;
+
+        if (m->primary == server) {
+            m->primary = NULL;
+        }
 
         /* the primary it names, when it is one of ours, comes next */
 
@@ -2253,7 +2317,8 @@ ngx_http_msgbus_mongo_init_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_msgbus_main_conf_t *mmcf = conf;
 
-    ngx_uint_t                       i;
+    ngx_uint_t                       i, j;
+    ngx_http_upstream_server_t      *us;
     ngx_http_upstream_srv_conf_t   **uscfp;
     ngx_http_upstream_main_conf_t   *umcf;
 
@@ -2279,6 +2344,19 @@ ngx_http_msgbus_mongo_init_conf(ngx_conf_t *cf, void *conf)
                                    "use the default round-robin balancer",
                                    &mmcf->upstream_name);
                 return NGX_ERROR;
+            }
+
+            us = uscfp[i]->servers ? uscfp[i]->servers->elts : NULL;
+
+            for (j = 0; us && j < uscfp[i]->servers->nelts; j++) {
+                if (us[j].backup) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "msgbus_mongodb: upstream \"%V\" "
+                                       "has a backup server; msgbus "
+                                       "chooses among the servers itself",
+                                       &mmcf->upstream_name);
+                    return NGX_ERROR;
+                }
             }
 
             mmcf->upstream = uscfp[i];

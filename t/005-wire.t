@@ -462,3 +462,24 @@ X-Project-ID: p1
 "msgbus mongo pool: $::Store closed an idle connection"
 --- no_error_log
 [error]
+
+
+
+=== TEST 16: a store that trickles its reply is cut off at socketTimeoutMS
+--- http_config
+    msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_MOCK_PORT/msgbus_test?socketTimeoutMS=500";
+--- config
+    location / { msgbus; }
+--- init
+Msgbus::MockMongo::start(
+    label  => 'trickle',
+    conns  => { 1 => ['trickle'] },
+);
+--- request
+GET /v2/ping
+--- timeout: 1.5
+--- error_code: 503
+--- response_body_like chomp
+the store did not answer in time
+--- error_log eval
+"msgbus mongo: $::Store did not answer in time"

@@ -115,3 +115,18 @@ GET /v2/ping
 --- error_code: 503
 --- response_body chomp
 {"title": "Service temporarily unavailable", "description": "no writable store server is available. Please try again in a few seconds."}
+
+
+
+=== TEST 7: an upstream with a backup server is refused
+--- http_config
+    upstream store {
+        server 127.0.0.1:1;
+        server 127.0.0.1:2 backup;
+    }
+    msgbus_mongodb "mongodb://127.0.0.1:27017/msgbus_test" upstream=store;
+--- config
+    location / { msgbus; }
+--- must_die
+--- error_log
+msgbus_mongodb: upstream "store" has a backup server; msgbus chooses among the servers itself

@@ -201,6 +201,13 @@ our %Actions = (
                 'keep');
     },
 
+    # the same, a byte every 0.2 s: slower than a socketTimeoutMS of 0.5 s
+    trickle => sub {
+        my ($req, $doc, $id) = @_;
+        return ([map { [$_, 0.2] } split //, op_msg($id, $req, $doc)],
+                'keep');
+    },
+
     # the normal reply followed by bytes nobody asked for
     trailing_garbage => sub {
         my ($req, $doc, $id) = @_;
