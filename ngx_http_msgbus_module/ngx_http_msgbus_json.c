@@ -10,11 +10,57 @@
 
 #include "ngx_http_msgbus_json.h"
 
+#include <math.h>
+
 
 #define NGX_HTTP_MSGBUS_MAX_DESCRIPTION  512
+#define NGX_HTTP_MSGBUS_MAX_DEPTH        100
+
+
+typedef struct {
+    ngx_pool_t                 *pool;
+    u_char                     *start;
+    u_char                     *pos;
+    u_char                     *end;
+} ngx_http_msgbus_jbuf_t;
 
 
 static u_char ngx_http_msgbus_json_short_escape(u_char c);
+static void ngx_http_msgbus_json_cleanup(void *data);
+static ngx_int_t ngx_http_msgbus_json_append(bson_t *bson, const char *key,
+    size_t len, json_t *value, ngx_uint_t depth);
+static ngx_int_t ngx_http_msgbus_jbuf_reserve(ngx_http_msgbus_jbuf_t *jb,
+    size_t n);
+static ngx_int_t ngx_http_msgbus_jbuf_string(ngx_http_msgbus_jbuf_t *jb,
+    u_char *s, size_t len);
+static ngx_int_t ngx_http_msgbus_jbuf_doc(ngx_http_msgbus_jbuf_t *jb,
+    bson_iter_t *it, ngx_uint_t array, ngx_uint_t depth);
+static ngx_int_t ngx_http_msgbus_jbuf_value(ngx_http_msgbus_jbuf_t *jb,
+    bson_iter_t *it, ngx_uint_t depth);
+static u_char *ngx_http_msgbus_json_double(u_char *p, double d);
+
+
+/* Zaqar's request body errors (zaqar/transport/wsgi/utils.py) */
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_body_empty = {
+    NGX_HTTP_BAD_REQUEST, "Invalid request body",
+    "Request body can not be empty"
+};
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_body_parse = {
+    NGX_HTTP_BAD_REQUEST, "Invalid request body",
+    "Request body could not be parsed."
+};
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_body_integer = {
+    NGX_HTTP_BAD_REQUEST, "Invalid request body",
+    "JSON contains integer that is too large."
+};
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_body_memory = {
+    NGX_HTTP_INTERNAL_SERVER_ERROR, "Internal server error",
+    "The request body could not be parsed for lack of memory."
+};
 
 
 ngx_str_t  ngx_http_msgbus_json_type = ngx_string("application/json");
@@ -263,4 +309,514 @@ ngx_http_msgbus_json_short_escape(u_char c)
     default:
         return 0;
     }
+}
+
+
+
+/*
+ * The request body as JSON (an object or an array, as Zaqar takes it).
+ * NULL with *err set: the client's mistake, or no memory.  The body is
+ * in memory: msgbus raises client_body_buffer_size above its limits.
+ */
+
+json_t *
+ngx_http_msgbus_json_body(ngx_http_request_t *r,
+    ngx_http_msgbus_error_t **err)
+{
+    u_char              *p, *data;
+    size_t               len;
+    json_t              *json;
+    ngx_buf_t           *b;
+    ngx_chain_t         *cl;
+    json_error_t         error;
+    ngx_pool_cleanup_t  *cln;
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            if (cl->buf->in_file) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "msgbus: the request body was buffered to a "
+                              "file: client_body_buffer_size is too small");
+                *err = &ngx_http_msgbus_err_body_memory;
+                return NULL;
+            }
+
+            len += cl->buf->last - cl->buf->pos;
+        }
+    }
+
+    if (len == 0) {
+        *err = &ngx_http_msgbus_err_body_empty;
+        return NULL;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL) {
+        data = cl->buf->pos;
+
+    } else {
+        data = ngx_pnalloc(r->pool, len);
+        if (data == NULL) {
+            *err = &ngx_http_msgbus_err_body_memory;
+            return NULL;
+        }
+
+        p = data;
+
+        for ( /* void */ ; cl; cl = cl->next) {
+            b = cl->buf;
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        *err = &ngx_http_msgbus_err_body_memory;
+        return NULL;
+    }
+
+    json = json_loadb((char *) data, len, 0, &error);
+
+    if (json == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "msgbus: invalid JSON in the request body: %s "
+                      "(at byte %d)", error.text, error.position);
+
+        switch (json_error_code(&error)) {
+
+        case json_error_numeric_overflow:
+            *err = &ngx_http_msgbus_err_body_integer;
+            break;
+
+        case json_error_out_of_memory:
+            *err = &ngx_http_msgbus_err_body_memory;
+            break;
+
+        default:
+            *err = &ngx_http_msgbus_err_body_parse;
+        }
+
+        return NULL;
+    }
+
+    cln->handler = ngx_http_msgbus_json_cleanup;
+    cln->data = json;
+
+    return json;
+}
+
+
+static void
+ngx_http_msgbus_json_cleanup(void *data)
+{
+    json_decref(data);
+}
+
+
+/*
+ * JSON to BSON, the way pymongo stores Python values: integers as int32
+ * when they fit, else int64; reals as doubles.
+ */
+
+ngx_int_t
+ngx_http_msgbus_json_to_bson(json_t *json, bson_t *bson)
+{
+    json_t      *value;
+    const char  *key;
+
+    if (!json_is_object(json)) {
+        return NGX_ERROR;
+    }
+
+    json_object_foreach(json, key, value) {
+        if (ngx_http_msgbus_json_append(bson, key, ngx_strlen(key), value, 0)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_json_append(bson_t *bson, const char *key, size_t len,
+    json_t *value, ngx_uint_t depth)
+{
+    bool          ok;
+    bson_t        child;
+    size_t        i;
+    json_t       *v;
+    json_int_t    n;
+    const char   *k, *index;
+    char          buf[16];
+
+    if (depth > NGX_HTTP_MSGBUS_MAX_DEPTH) {
+        return NGX_ERROR;
+    }
+
+    switch (json_typeof(value)) {
+
+    case JSON_OBJECT:
+        if (!bson_append_document_begin(bson, key, len, &child)) {
+            return NGX_ERROR;
+        }
+
+        json_object_foreach(value, k, v) {
+            if (ngx_http_msgbus_json_append(&child, k, ngx_strlen(k), v,
+                                            depth + 1)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        ok = bson_append_document_end(bson, &child);
+        break;
+
+    case JSON_ARRAY:
+        if (!bson_append_array_begin(bson, key, len, &child)) {
+            return NGX_ERROR;
+        }
+
+        json_array_foreach(value, i, v) {
+            (void) bson_uint32_to_string((uint32_t) i, &index, buf,
+                                         sizeof(buf));
+
+            if (ngx_http_msgbus_json_append(&child, index,
+                                            ngx_strlen(index), v, depth + 1)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        ok = bson_append_array_end(bson, &child);
+        break;
+
+    case JSON_STRING:
+        ok = bson_append_utf8(bson, key, len, json_string_value(value),
+                              json_string_length(value));
+        break;
+
+    case JSON_INTEGER:
+        n = json_integer_value(value);
+        ok = (n >= INT32_MIN && n <= INT32_MAX)
+             ? bson_append_int32(bson, key, len, (int32_t) n)
+             : bson_append_int64(bson, key, len, n);
+        break;
+
+    case JSON_REAL:
+        ok = bson_append_double(bson, key, len, json_real_value(value));
+        break;
+
+    case JSON_TRUE:
+    case JSON_FALSE:
+        ok = bson_append_bool(bson, key, len, json_is_true(value));
+        break;
+
+    default:
+        ok = bson_append_null(bson, key, len);
+    }
+
+    return ok ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * BSON to JSON text the way Zaqar's json.dumps() writes it: ", " and
+ * ": " separators, floats as Python's repr().  Values JSON has no form
+ * for are written as JSON can: dates as milliseconds, ObjectIds as hex.
+ */
+
+ngx_int_t
+ngx_http_msgbus_bson_to_json(ngx_pool_t *pool, const bson_t *doc,
+    ngx_uint_t array, ngx_str_t *out)
+{
+    bson_iter_t             it;
+    ngx_http_msgbus_jbuf_t  jb;
+
+    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
+    jb.pool = pool;
+
+    if (!bson_iter_init(&it, doc)
+        || ngx_http_msgbus_jbuf_doc(&jb, &it, array, 0) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    out->data = jb.start;
+    out->len = jb.pos - jb.start;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_jbuf_reserve(ngx_http_msgbus_jbuf_t *jb, size_t n)
+{
+    u_char  *p;
+    size_t   size, used;
+
+    if ((size_t) (jb->end - jb->pos) >= n) {
+        return NGX_OK;
+    }
+
+    used = jb->pos - jb->start;
+    size = ngx_max(2 * (size_t) (jb->end - jb->start), used + n + 256);
+
+    p = ngx_pnalloc(jb->pool, size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (used) {
+        ngx_memcpy(p, jb->start, used);
+    }
+
+    jb->start = p;
+    jb->pos = p + used;
+    jb->end = p + size;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_jbuf_string(ngx_http_msgbus_jbuf_t *jb, u_char *s,
+    size_t len)
+{
+    if (ngx_http_msgbus_jbuf_reserve(jb,
+                                     ngx_http_msgbus_json_escaped_len(s, len)
+                                     + 2)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *jb->pos++ = '"';
+    jb->pos = ngx_http_msgbus_json_escape(jb->pos, s, len);
+    *jb->pos++ = '"';
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_jbuf_doc(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *it,
+    ngx_uint_t array, ngx_uint_t depth)
+{
+    const char  *key;
+    ngx_uint_t   first;
+
+    if (depth > NGX_HTTP_MSGBUS_MAX_DEPTH
+        || ngx_http_msgbus_jbuf_reserve(jb, 1) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *jb->pos++ = array ? '[' : '{';
+
+    for (first = 1; bson_iter_next(it); first = 0) {
+
+        if (ngx_http_msgbus_jbuf_reserve(jb, 4) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (!first) {
+            *jb->pos++ = ',';
+            *jb->pos++ = ' ';
+        }
+
+        if (!array) {
+            key = bson_iter_key(it);
+
+            if (ngx_http_msgbus_jbuf_string(jb, (u_char *) key,
+                                            bson_iter_key_len(it))
+                != NGX_OK
+                || ngx_http_msgbus_jbuf_reserve(jb, 2) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            *jb->pos++ = ':';
+            *jb->pos++ = ' ';
+        }
+
+        if (ngx_http_msgbus_jbuf_value(jb, it, depth) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_msgbus_jbuf_reserve(jb, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *jb->pos++ = array ? ']' : '}';
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_jbuf_value(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *it,
+    ngx_uint_t depth)
+{
+    uint32_t       len;
+    bson_iter_t    child;
+    const char    *s;
+    bson_oid_t     oid;
+    bson_decimal128_t  dec;
+    char           buf[BSON_DECIMAL128_STRING];
+
+    if (ngx_http_msgbus_jbuf_reserve(jb, 64) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    switch (bson_iter_type(it)) {
+
+    case BSON_TYPE_UTF8:
+        s = bson_iter_utf8(it, &len);
+        return ngx_http_msgbus_jbuf_string(jb, (u_char *) s, len);
+
+    case BSON_TYPE_SYMBOL:
+        s = bson_iter_symbol(it, &len);
+        return ngx_http_msgbus_jbuf_string(jb, (u_char *) s, len);
+
+    case BSON_TYPE_INT32:
+        jb->pos = ngx_sprintf(jb->pos, "%D", bson_iter_int32(it));
+        return NGX_OK;
+
+    case BSON_TYPE_INT64:
+        jb->pos = ngx_sprintf(jb->pos, "%L", bson_iter_int64(it));
+        return NGX_OK;
+
+    case BSON_TYPE_DOUBLE:
+        jb->pos = ngx_http_msgbus_json_double(jb->pos, bson_iter_double(it));
+        return NGX_OK;
+
+    case BSON_TYPE_BOOL:
+        jb->pos = bson_iter_bool(it) ? ngx_cpymem(jb->pos, "true", 4)
+                                     : ngx_cpymem(jb->pos, "false", 5);
+        return NGX_OK;
+
+    case BSON_TYPE_DATE_TIME:
+        jb->pos = ngx_sprintf(jb->pos, "%L", bson_iter_date_time(it));
+        return NGX_OK;
+
+    case BSON_TYPE_OID:
+        bson_oid_copy(bson_iter_oid(it), &oid);
+        bson_oid_to_string(&oid, buf);
+        return ngx_http_msgbus_jbuf_string(jb, (u_char *) buf, 24);
+
+    case BSON_TYPE_DECIMAL128:
+        if (!bson_iter_decimal128(it, &dec)) {
+            return NGX_ERROR;
+        }
+
+        bson_decimal128_to_string(&dec, buf);
+        return ngx_http_msgbus_jbuf_string(jb, (u_char *) buf,
+                                           ngx_strlen(buf));
+
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY:
+        if (!bson_iter_recurse(it, &child)) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_msgbus_jbuf_doc(jb, &child,
+                                        BSON_ITER_HOLDS_ARRAY(it), depth + 1);
+
+    default:
+        jb->pos = ngx_cpymem(jb->pos, "null", 4);
+        return NGX_OK;
+    }
+}
+
+
+/*
+ * A double as Python's repr() writes it: the shortest digits that read
+ * back the same, in positional notation for exponents -4 to 15, with a
+ * ".0" on integral values; JSON has no NaN or infinity: null.
+ */
+
+static u_char *
+ngx_http_msgbus_json_double(u_char *p, double d)
+{
+    int          exp, prec;
+    char        *e, *q;
+    u_char       digits[20];
+    ngx_uint_t   n, i;
+    char         buf[40];
+
+    if (isnan(d) || isinf(d)) {
+        return ngx_cpymem(p, "null", 4);
+    }
+
+    digits[0] = '0';
+
+    for (prec = 1; prec <= 17; prec++) {
+        (void) snprintf(buf, sizeof(buf), "%.*e", prec - 1, d);
+
+        if (strtod(buf, NULL) == d) {
+            break;
+        }
+    }
+
+    /* buf is [-]D[.DDD]e[+-]XX */
+
+    q = buf;
+
+    if (*q == '-') {
+        *p++ = '-';
+        q++;
+    }
+
+    e = strchr(q, 'e');
+    exp = atoi(e + 1);
+
+    for (n = 0; q < e; q++) {
+        if (*q != '.') {
+            digits[n++] = (u_char) *q;
+        }
+    }
+
+    if (exp >= -4 && exp < 16) {
+
+        if (exp < 0) {
+            p = ngx_cpymem(p, "0.", 2);
+
+            for (i = 0; i < (ngx_uint_t) (-exp - 1); i++) {
+                *p++ = '0';
+            }
+
+            return ngx_cpymem(p, digits, n);
+        }
+
+        for (i = 0; i <= (ngx_uint_t) exp; i++) {
+            *p++ = (i < n) ? digits[i] : '0';
+        }
+
+        *p++ = '.';
+
+        if (n > (ngx_uint_t) exp + 1) {
+            return ngx_cpymem(p, digits + exp + 1, n - exp - 1);
+        }
+
+        *p++ = '0';
+        return p;
+    }
+
+    *p++ = digits[0];
+
+    if (n > 1) {
+        *p++ = '.';
+        p = ngx_cpymem(p, digits + 1, n - 1);
+    }
+
+    return ngx_sprintf(p, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
 }

@@ -12,6 +12,9 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <jansson.h>
+#include <bson/bson.h>
+
 
 typedef struct {
     ngx_uint_t                  status;
@@ -24,6 +27,11 @@ ngx_int_t ngx_http_msgbus_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, ngx_str_t *body);
 ngx_int_t ngx_http_msgbus_send_error(ngx_http_request_t *r,
     ngx_uint_t status, char *title, char *fmt, ...);
+json_t *ngx_http_msgbus_json_body(ngx_http_request_t *r,
+    ngx_http_msgbus_error_t **err);
+ngx_int_t ngx_http_msgbus_json_to_bson(json_t *json, bson_t *bson);
+ngx_int_t ngx_http_msgbus_bson_to_json(ngx_pool_t *pool, const bson_t *doc,
+    ngx_uint_t array, ngx_str_t *out);
 size_t ngx_http_msgbus_json_escaped_len(u_char *src, size_t size);
 u_char *ngx_http_msgbus_json_escape(u_char *dst, u_char *src, size_t size);
 

@@ -13,12 +13,16 @@
 #include "ngx_http_msgbus_json.h"
 #include "ngx_http_msgbus_docs.h"
 #include "ngx_http_msgbus_mongo.h"
+#include "ngx_http_msgbus_queues.h"
 
 
 #define NGX_HTTP_MSGBUS_MAX_PROJECT  256
 
 
 static ngx_int_t ngx_http_msgbus_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_msgbus_start(ngx_http_request_t *r,
+    ngx_http_msgbus_route_t *route, ngx_str_t *project);
+static void ngx_http_msgbus_body_handler(ngx_http_request_t *r);
 static ngx_http_msgbus_error_t *ngx_http_msgbus_check_headers(
     ngx_http_request_t *r, ngx_http_msgbus_loc_conf_t *mlcf,
     ngx_str_t *project);
@@ -36,8 +40,7 @@ static void ngx_http_msgbus_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_msgbus_ping(ngx_http_request_t *r,
     ngx_http_msgbus_op_e op);
 static void ngx_http_msgbus_ping_done(ngx_http_msgbus_mongo_op_t *op);
-static ngx_int_t ngx_http_msgbus_send_store_error(ngx_http_request_t *r,
-    ngx_http_msgbus_mongo_op_t *op);
+
 static char *ngx_http_msgbus(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_msgbus_mongodb(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -81,6 +84,13 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_msgbus_loc_conf_t, project),
+      NULL },
+
+    { ngx_string("msgbus_max_queue_metadata"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, max_queue_metadata),
       NULL },
 
     { ngx_string("msgbus_admin"),
@@ -190,23 +200,46 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
 
-    /* no operation reads a request body yet */
-
-    rc = ngx_http_discard_request_body(r);
-
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
     ngx_memzero(&route, sizeof(ngx_http_msgbus_route_t));
+    ngx_str_null(&project);
 
     found = ngx_http_msgbus_route(r, &mlcf->base, &route);
+
+    /* the operations that read a body do so later */
+
+    if (found != NGX_OK || route.op != ngx_http_msgbus_op_queue_create) {
+        rc = ngx_http_discard_request_body(r);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
     if (found == NGX_HTTP_NOT_FOUND
         || (route.op == ngx_http_msgbus_op_health && !mlcf->admin))
     {
         return ngx_http_msgbus_send_error(r, NGX_HTTP_NOT_FOUND,
                                           "404 Not Found", NULL);
+    }
+
+    /* Zaqar's first hook: no form bodies, on any of its paths */
+
+    if (r->headers_in.content_length
+        && r->headers_in.content_type
+        && r->headers_in.content_type->value.len
+           == sizeof("application/x-www-form-urlencoded") - 1
+        && ngx_strncasecmp(r->headers_in.content_type->value.data,
+                           (u_char *) "application/x-www-form-urlencoded",
+                           sizeof("application/x-www-form-urlencoded") - 1)
+           == 0)
+    {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                   "Invalid Content-Type",
+                   "Endpoint does not accept "
+                   "`application/x-www-form-urlencoded` content; currently "
+                   "supported media type is `application/json`; specify "
+                   "proper client-side media type with the \"Content-Type\" "
+                   "header.");
     }
 
     if (route.flags & NGX_HTTP_MSGBUS_HEADERS) {
@@ -279,6 +312,12 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
     case ngx_http_msgbus_op_health:
         return ngx_http_msgbus_ping(r, route.op);
 
+    case ngx_http_msgbus_op_queue_create:
+    case ngx_http_msgbus_op_queue_get:
+    case ngx_http_msgbus_op_queue_exists:
+    case ngx_http_msgbus_op_queue_delete:
+        return ngx_http_msgbus_start(r, &route, &project);
+
     default:
         return ngx_http_msgbus_send_error(r, NGX_HTTP_NOT_IMPLEMENTED,
                                           "Not implemented",
@@ -286,6 +325,55 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
                                           "implemented yet.",
                                           ngx_http_msgbus_op_name(route.op));
     }
+}
+
+
+/*
+ * An operation of an endpoint file: its context, then the request body
+ * if it takes one, then the endpoint's state machine.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_start(ngx_http_request_t *r, ngx_http_msgbus_route_t *route,
+    ngx_str_t *project)
+{
+    ngx_int_t               rc;
+    ngx_http_msgbus_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgbus_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->route = *route;
+    ctx->project = *project;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_msgbus_module);
+
+    if (route->op != ngx_http_msgbus_op_queue_create) {
+        return ngx_http_msgbus_queues_handler(r, ctx);
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_msgbus_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_msgbus_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_msgbus_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgbus_module);
+
+    ngx_http_finalize_request(r, ngx_http_msgbus_queues_handler(r, ctx));
 }
 
 
@@ -343,7 +431,7 @@ ngx_http_msgbus_ping_done(ngx_http_msgbus_mongo_op_t *op)
     {
         rc = (op->err == ngx_http_msgbus_mongo_ok)
              ? ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL)
-             : ngx_http_msgbus_send_store_error(r, op);
+             : ngx_http_msgbus_send_store_error(r, op, NULL);
 
         ngx_http_finalize_request(r, rc);
         return;
@@ -374,11 +462,15 @@ ngx_http_msgbus_ping_done(ngx_http_msgbus_mongo_op_t *op)
 }
 
 
-/* a failed store operation: 503 (or 502, 500) with Retry-After */
+/*
+ * A failed store operation: 503 (or 502, 500) with Retry-After.  "what"
+ * is Zaqar's description for the operation ("Queue could not be
+ * created."), NULL for the store's own reason.
+ */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_send_store_error(ngx_http_request_t *r,
-    ngx_http_msgbus_mongo_op_t *op)
+    ngx_http_msgbus_mongo_op_t *op, char *what)
 {
     ngx_uint_t        status;
     ngx_table_elt_t  *h;
@@ -394,6 +486,14 @@ ngx_http_msgbus_send_store_error(ngx_http_request_t *r,
         h->hash = 1;
         ngx_str_set(&h->key, "Retry-After");
         ngx_str_set(&h->value, "1");
+
+        if (what) {
+            return ngx_http_msgbus_send_error(r, status,
+                                              "Service temporarily "
+                                              "unavailable",
+                                              "%s Please try again in a few "
+                                              "seconds.", what);
+        }
 
         return ngx_http_msgbus_send_error(r, status,
                                           "Service temporarily unavailable",
@@ -583,6 +683,7 @@ ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
     mlcf->enable = NGX_CONF_UNSET;
     mlcf->admin = NGX_CONF_UNSET;
     mlcf->client_id = NGX_CONF_UNSET_UINT;
+    mlcf->max_queue_metadata = NGX_CONF_UNSET_SIZE;
 
     return mlcf;
 }
@@ -594,7 +695,11 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_msgbus_loc_conf_t *prev = parent;
     ngx_http_msgbus_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t  *clcf;
+
     ngx_conf_merge_value(conf->admin, prev->admin, 0);
+    ngx_conf_merge_size_value(conf->max_queue_metadata,
+                              prev->max_queue_metadata, 65536);
     ngx_conf_merge_uint_value(conf->client_id, prev->client_id,
                               NGX_HTTP_MSGBUS_CLIENT_ID_UUID);
 
@@ -613,6 +718,17 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (ngx_http_msgbus_make_docs(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    /*
+     * Bodies are parsed in memory, never from a temporary file (that
+     * would be blocking file I/O): buffer up to the largest one taken.
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->client_body_buffer_size < conf->max_queue_metadata + 1) {
+        clcf->client_body_buffer_size = conf->max_queue_metadata + 1;
     }
 
     return NGX_CONF_OK;

@@ -13,6 +13,10 @@
 #include <ngx_http.h>
 
 #include <mongoc.h>
+#include <jansson.h>
+
+#include "ngx_http_msgbus_router.h"
+#include "ngx_http_msgbus_mongo.h"
 
 
 #define NGX_HTTP_MSGBUS_VERSION         "0.1.0"
@@ -30,6 +34,7 @@ typedef struct {
     ngx_http_upstream_srv_conf_t  *upstream;
 
     ngx_str_t                   database;
+    ngx_str_t                   queues_db;   /* database + "_queues" */
     ngx_str_t                   user;
     ngx_str_t                   password;
     ngx_str_t                   auth_source;
@@ -52,10 +57,29 @@ typedef struct {
     ngx_uint_t                  client_id;
     ngx_http_complex_value_t   *project;
 
+    size_t                      max_queue_metadata;
+    ngx_uint_t                  max_queues_per_page;
+
     ngx_str_t                   base;        /* href prefix before "/v2" */
     ngx_str_t                   versions;    /* GET / document */
     ngx_str_t                   home;        /* GET /v2 JSON-Home document */
 } ngx_http_msgbus_loc_conf_t;
+
+
+/* a request's state while its operation runs */
+
+typedef struct {
+    ngx_http_msgbus_route_t     route;
+    ngx_str_t                   project;
+    ngx_str_t                   scoped;      /* "project/queue" */
+    ngx_http_msgbus_mongo_op_t *op;
+    ngx_uint_t                  step;
+    json_t                     *body;
+} ngx_http_msgbus_ctx_t;
+
+
+ngx_int_t ngx_http_msgbus_send_store_error(ngx_http_request_t *r,
+    ngx_http_msgbus_mongo_op_t *op, char *what);
 
 
 extern ngx_module_t  ngx_http_msgbus_module;

@@ -2186,9 +2186,23 @@ ngx_http_msgbus_mongo_conf(ngx_conf_t *cf, void *conf, ngx_str_t *upstream)
 
 #undef ngx_http_msgbus_uri_str
 
+    /* Zaqar keeps queues in a database of their own */
+
+    mmcf->queues_db.len = mmcf->database.len + sizeof("_queues") - 1;
+    mmcf->queues_db.data = ngx_pnalloc(cf->pool, mmcf->queues_db.len);
+    if (mmcf->queues_db.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(mmcf->queues_db.data, "%V_queues", &mmcf->database);
+
     if (mmcf->mechanism.len
-        && ngx_strcmp(mmcf->mechanism.data, "SCRAM-SHA-256") != 0
-        && ngx_strcmp(mmcf->mechanism.data, "SCRAM-SHA-1") != 0)
+        && !(mmcf->mechanism.len == sizeof("SCRAM-SHA-256") - 1
+             && ngx_strncmp(mmcf->mechanism.data, "SCRAM-SHA-256",
+                            mmcf->mechanism.len) == 0)
+        && !(mmcf->mechanism.len == sizeof("SCRAM-SHA-1") - 1
+             && ngx_strncmp(mmcf->mechanism.data, "SCRAM-SHA-1",
+                            mmcf->mechanism.len) == 0))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "msgbus_mongodb: authMechanism \"%V\" is not "

@@ -163,9 +163,9 @@ X-Project-ID: p1
 Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
 X-Project-ID: p1
 --- request eval
-["GET /v2/queues/" . ("a" x 64), "GET /v2/queues/a.b-c_D9/stats"]
+["HEAD /v2/queues/" . ("a" x 64), "GET /v2/queues/a.b-c_D9/stats"]
 --- error_code eval
-[501, 501]
+[404, 501]
 
 
 
@@ -211,3 +211,17 @@ Invalid queue identification
 ["GET /v2/ping", "GET /", "GET /v2/"]
 --- error_code eval
 [204, 300, 200]
+
+
+
+=== TEST 15: a form body is refused before anything else (Zaqar's first check)
+--- config
+    location / { msgbus; }
+--- request
+POST /v2/queues/q1/messages
+a=1
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- error_code: 400
+--- response_body chomp
+{"title": "Invalid Content-Type", "description": "Endpoint does not accept `application/x-www-form-urlencoded` content; currently supported media type is `application/json`; specify proper client-side media type with the \"Content-Type\" header."}

@@ -1,0 +1,696 @@
+
+/*
+ * Copyright (C) msgbus authors
+ */
+
+
+/*
+ * Queue operations on Zaqar's "queues" collection:
+ *
+ *     {p_q: "project/queue", m: {metadata}, c: {v: counter, t: time}}
+ *
+ * with a unique index on p_q.  Each operation is a small state machine
+ * of store commands; ctx->step says where it is.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_msgbus_module.h"
+#include "ngx_http_msgbus_json.h"
+#include "ngx_http_msgbus_queues.h"
+
+
+static ngx_int_t ngx_http_msgbus_queue_create(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_queue_insert(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_queue_find(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_queue_delete(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_queues_run(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_uint_t idempotent);
+static void ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op);
+static ngx_int_t ngx_http_msgbus_queue_created(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
+static ngx_int_t ngx_http_msgbus_queue_found(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
+static ngx_int_t ngx_http_msgbus_queue_metadata(ngx_http_request_t *r,
+    bson_iter_t *m, ngx_str_t *out);
+static ngx_uint_t ngx_http_msgbus_bson_falsy(bson_iter_t *it);
+static char *ngx_http_msgbus_queue_check(json_t *metadata);
+
+
+#define NGX_HTTP_MSGBUS_QUEUES  "queues"
+
+
+/* Zaqar's reserved metadata and their defaults, in Zaqar's order */
+
+typedef struct {
+    char                       *key;
+    ngx_uint_t                  kind;       /* 0 null, 1 false, 2 number */
+    int32_t                     value;
+} ngx_http_msgbus_reserved_t;
+
+
+static ngx_http_msgbus_reserved_t  ngx_http_msgbus_reserved[] = {
+    { "_max_messages_post_size", 2, 262144 },
+    { "_default_message_ttl", 2, 3600 },
+    { "_default_message_delay", 2, 0 },
+    { "_dead_letter_queue", 0, 0 },
+    { "_dead_letter_queue_messages_ttl", 0, 0 },
+    { "_max_claim_count", 0, 0 },
+    { "_enable_encrypt_messages", 1, 0 },
+    { NULL, 0, 0 }
+};
+
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_metadata_size = {
+    NGX_HTTP_BAD_REQUEST, "Invalid API request",
+    "Queue metadata is too large. Max size: %uz"
+};
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_metadata_type = {
+    NGX_HTTP_BAD_REQUEST, "Invalid request body",
+    "Document type not supported."
+};
+
+
+/*
+ * Zaqar's checks of reserved metadata on PUT (queue_metadata_putting),
+ * in its order; the first failure wins.  "integer" counts true and
+ * false, as Python does; a false-like value skips the type check.
+ */
+
+typedef struct {
+    char                       *key;
+    ngx_uint_t                  boolean;
+    ngx_uint_t                  ranged;
+    json_int_t                  min;
+    json_int_t                  max;
+    char                       *type_error;
+    char                       *range_error;
+} ngx_http_msgbus_check_t;
+
+
+static ngx_http_msgbus_check_t  ngx_http_msgbus_checks[] = {
+
+    { "_default_message_ttl", 0, 1, 60, 1209600,
+      "_default_message_ttl must be integer.",
+      "_default_message_ttl can not exceed 1209600 seconds, and must be at "
+      "least 60 seconds long." },
+
+    { "_max_messages_post_size", 0, 1, 1, 262144,
+      "_max_messages_post_size must be integer.",
+      "_max_messages_post_size can not exceed 262144,  and must be at least "
+      "greater than 0." },
+
+    { "_max_claim_count", 0, 0, 0, 0,
+      "_max_claim_count must be integer.", NULL },
+
+    { "_dead_letter_queue_messages_ttl", 0, 1, 60, 1209600,
+      "_dead_letter_queue_messages_ttl must be integer.",
+      "The TTL for a message may not exceed 1209600 seconds, and must be at "
+      "least 60 seconds long." },
+
+    { "_default_message_delay", 0, 1, 0, 900,
+      "_default_message_delay must be integer.",
+      "The TTL can not exceed 900 seconds, and must be at least 0 seconds "
+      "long." },
+
+    { "_enable_encrypt_messages", 1, 0, 0, 0,
+      "_enable_encrypt_messages must be boolean.", NULL },
+
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+
+ngx_int_t
+ngx_http_msgbus_queues_handler(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx)
+{
+    u_char  *p;
+
+    /* "project/queue", Zaqar's scoped name */
+
+    p = ngx_pnalloc(r->pool, ctx->project.len + 1 + ctx->route.queue.len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->scoped.data = p;
+    p = ngx_cpymem(p, ctx->project.data, ctx->project.len);
+    *p++ = '/';
+    p = ngx_cpymem(p, ctx->route.queue.data, ctx->route.queue.len);
+    ctx->scoped.len = p - ctx->scoped.data;
+
+    switch (ctx->route.op) {
+
+    case ngx_http_msgbus_op_queue_create:
+        return ngx_http_msgbus_queue_create(r, ctx);
+
+    case ngx_http_msgbus_op_queue_get:
+    case ngx_http_msgbus_op_queue_exists:
+        return ngx_http_msgbus_queue_find(r, ctx);
+
+    case ngx_http_msgbus_op_queue_delete:
+        return ngx_http_msgbus_queue_delete(r, ctx);
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+/*
+ * PUT: createIndexes (unique p_q, idempotent), then insert; a duplicate
+ * key means the queue exists: 204, its metadata untouched (as Zaqar).
+ */
+
+static ngx_int_t
+ngx_http_msgbus_queue_create(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    char                        *msg;
+    bson_t                       cmd, indexes, index, key;
+    ngx_int_t                    rc;
+    ngx_http_msgbus_error_t     *err;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    if (r->headers_in.content_length_n > 0) {
+
+        if ((size_t) r->headers_in.content_length_n
+            > mlcf->max_queue_metadata)
+        {
+            return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                       ngx_http_msgbus_err_metadata_size.title,
+                       ngx_http_msgbus_err_metadata_size.description,
+                       mlcf->max_queue_metadata);
+        }
+
+        ctx->body = ngx_http_msgbus_json_body(r, &err);
+
+        if (ctx->body == NULL) {
+            return ngx_http_msgbus_send_error(r, err->status, err->title,
+                                              "%s", err->description);
+        }
+
+        if (!json_is_object(ctx->body)) {
+            err = &ngx_http_msgbus_err_metadata_type;
+            return ngx_http_msgbus_send_error(r, err->status, err->title,
+                                              "%s", err->description);
+        }
+
+        msg = ngx_http_msgbus_queue_check(ctx->body);
+
+        if (msg) {
+            return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "Invalid API request",
+                                              "%s", msg);
+        }
+    }
+
+    ctx->step = 0;
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "createIndexes", NGX_HTTP_MSGBUS_QUEUES);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &indexes);
+    BSON_APPEND_DOCUMENT_BEGIN(&indexes, "0", &index);
+    BSON_APPEND_DOCUMENT_BEGIN(&index, "key", &key);
+    BSON_APPEND_INT32(&key, "p_q", 1);
+    bson_append_document_end(&index, &key);
+    BSON_APPEND_UTF8(&index, "name", "p_q_1");
+    BSON_APPEND_BOOL(&index, "unique", true);
+    bson_append_document_end(&indexes, &index);
+    bson_append_array_end(&cmd, &indexes);
+
+    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_queue_insert(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    bson_t     cmd, docs, doc, m, c;
+    ngx_int_t  rc;
+
+    ctx->step = 1;
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "insert", NGX_HTTP_MSGBUS_QUEUES);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "documents", &docs);
+    BSON_APPEND_DOCUMENT_BEGIN(&docs, "0", &doc);
+    bson_append_utf8(&doc, "p_q", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+    BSON_APPEND_DOCUMENT_BEGIN(&doc, "m", &m);
+
+    if (ctx->body
+        && ngx_http_msgbus_json_to_bson(ctx->body, &m) != NGX_OK)
+    {
+        bson_destroy(&cmd);
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid request body",
+                                          "Queue metadata could not be "
+                                          "stored.");
+    }
+
+    bson_append_document_end(&doc, &m);
+    BSON_APPEND_DOCUMENT_BEGIN(&doc, "c", &c);
+    BSON_APPEND_INT32(&c, "v", 1);
+    BSON_APPEND_INT32(&c, "t", 0);
+    bson_append_document_end(&doc, &c);
+    bson_append_document_end(&docs, &doc);
+    bson_append_array_end(&cmd, &docs);
+    BSON_APPEND_BOOL(&cmd, "ordered", true);
+
+    /* not idempotent as such, but a repeat only finds the duplicate */
+
+    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+/* GET and HEAD: find the queue's metadata */
+
+static ngx_int_t
+ngx_http_msgbus_queue_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    bson_t     cmd, filter, projection;
+    ngx_int_t  rc;
+
+    ctx->step = 0;
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "find", NGX_HTTP_MSGBUS_QUEUES);
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "filter", &filter);
+    bson_append_utf8(&filter, "p_q", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+    bson_append_document_end(&cmd, &filter);
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "projection", &projection);
+    BSON_APPEND_INT32(&projection, "m", 1);
+    BSON_APPEND_INT32(&projection, "_id", 0);
+    bson_append_document_end(&cmd, &projection);
+    BSON_APPEND_INT32(&cmd, "limit", 1);
+    BSON_APPEND_BOOL(&cmd, "singleBatch", true);
+
+    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+/* DELETE: idempotent, 204 whether the queue existed or not */
+
+static ngx_int_t
+ngx_http_msgbus_queue_delete(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    bson_t     cmd, deletes, del, q;
+    ngx_int_t  rc;
+
+    ctx->step = 0;
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "delete", NGX_HTTP_MSGBUS_QUEUES);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "deletes", &deletes);
+    BSON_APPEND_DOCUMENT_BEGIN(&deletes, "0", &del);
+    BSON_APPEND_DOCUMENT_BEGIN(&del, "q", &q);
+    bson_append_utf8(&q, "p_q", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+    bson_append_document_end(&del, &q);
+    BSON_APPEND_INT32(&del, "limit", 1);
+    bson_append_document_end(&deletes, &del);
+    bson_append_array_end(&cmd, &deletes);
+
+    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_queues_run(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    bson_t *cmd, ngx_uint_t idempotent)
+{
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    if (ctx->op == NULL) {
+        ctx->op = ngx_http_msgbus_mongo_op_create(r,
+                                                  ngx_http_msgbus_queues_done,
+                                                  ctx);
+        if (ctx->op == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
+
+    if (ngx_http_msgbus_mongo_run(ctx->op, cmd, &mmcf->queues_db,
+                                  idempotent)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
+{
+    ngx_int_t               rc;
+    ngx_http_request_t     *r;
+    ngx_http_msgbus_ctx_t  *ctx;
+
+    ctx = op->data;
+    r = op->request;
+
+    if (op->err != ngx_http_msgbus_mongo_ok
+        && !(ctx->route.op == ngx_http_msgbus_op_queue_create
+             && ctx->step == 0
+             && op->err == ngx_http_msgbus_mongo_err_server))
+    {
+        ngx_http_finalize_request(r,
+            ngx_http_msgbus_send_store_error(r, op,
+                ctx->route.op == ngx_http_msgbus_op_queue_create
+                ? "Queue could not be created."
+                : ctx->route.op == ngx_http_msgbus_op_queue_delete
+                  ? "Queue could not be deleted."
+                  : "Queue metadata could not be retrieved."));
+        return;
+    }
+
+    switch (ctx->route.op) {
+
+    case ngx_http_msgbus_op_queue_create:
+
+        if (ctx->step == 0) {
+            if (op->err != ngx_http_msgbus_mongo_ok) {
+                /* a store without this index kind still stores queues */
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                              "msgbus: cannot create the unique index on "
+                              "queues.p_q: %V (%D)", &op->errmsg, op->code);
+            }
+
+            rc = ngx_http_msgbus_queue_insert(r, ctx);
+            break;
+        }
+
+        rc = ngx_http_msgbus_queue_created(r, ctx, op->reply);
+        break;
+
+    case ngx_http_msgbus_op_queue_get:
+    case ngx_http_msgbus_op_queue_exists:
+        rc = ngx_http_msgbus_queue_found(r, ctx, op->reply);
+        break;
+
+    default:
+        rc = ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_queue_created(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply)
+{
+    int32_t           n, code;
+    bson_iter_t       it;
+    ngx_table_elt_t  *h;
+
+    n = 0;
+    code = 0;
+
+    if (bson_iter_init_find(&it, reply, "n") && BSON_ITER_HOLDS_NUMBER(&it)) {
+        n = (int32_t) bson_iter_as_int64(&it);
+    }
+
+    if (bson_iter_init(&it, reply)
+        && bson_iter_find_descendant(&it, "writeErrors.0.code", &it)
+        && BSON_ITER_HOLDS_NUMBER(&it))
+    {
+        code = (int32_t) bson_iter_as_int64(&it);
+    }
+
+    if (n == 1) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Location");
+        h->value = r->uri;
+
+        return ngx_http_msgbus_send(r, NGX_HTTP_CREATED, NULL, NULL);
+    }
+
+    if (code == 11000) {
+        return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "msgbus: the store did not insert queue \"%V\" "
+                  "(write error %D)", &ctx->scoped, code);
+
+    return ngx_http_msgbus_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "Service temporarily unavailable",
+                                      "Queue could not be created. Please "
+                                      "try again in a few seconds.");
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_queue_found(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply)
+{
+    ngx_str_t     body;
+    bson_iter_t   it, m;
+    ngx_uint_t    found;
+
+    found = bson_iter_init(&it, reply)
+            && bson_iter_find_descendant(&it, "cursor.firstBatch.0", &it)
+            && BSON_ITER_HOLDS_DOCUMENT(&it);
+
+    if (ctx->route.op == ngx_http_msgbus_op_queue_exists) {
+        return ngx_http_msgbus_send(r, found ? NGX_HTTP_NO_CONTENT
+                                             : NGX_HTTP_NOT_FOUND,
+                                    NULL, NULL);
+    }
+
+    /* Zaqar 15 answers a queue that does not exist with the defaults */
+
+    if (!(found
+          && bson_iter_recurse(&it, &m)
+          && bson_iter_find(&m, "m")
+          && BSON_ITER_HOLDS_DOCUMENT(&m)
+          && bson_iter_recurse(&m, &m)))
+    {
+        ngx_memzero(&m, sizeof(bson_iter_t));
+    }
+
+    if (ngx_http_msgbus_queue_metadata(r, found ? &m : NULL, &body)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_msgbus_send(r, NGX_HTTP_OK, &ngx_http_msgbus_json_type,
+                                &body);
+}
+
+
+/*
+ * The metadata as Zaqar shows it: the stored keys, a reserved key whose
+ * value is false-like replaced by its default in place, the missing
+ * reserved keys appended with their defaults.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_queue_metadata(ngx_http_request_t *r, bson_iter_t *m,
+    ngx_str_t *out)
+{
+    bson_t                       doc;
+    ngx_int_t                    rc;
+    ngx_uint_t                   seen, i;
+    const char                  *key;
+    ngx_http_msgbus_reserved_t  *res;
+
+    bson_init(&doc);
+    seen = 0;
+
+    while (m && m->raw && bson_iter_next(m)) {
+        key = bson_iter_key(m);
+
+        for (res = ngx_http_msgbus_reserved, i = 0; res->key; res++, i++) {
+            if (ngx_strcmp(key, res->key) == 0) {
+                break;
+            }
+        }
+
+        if (res->key) {
+            seen |= (ngx_uint_t) 1 << i;
+
+            if (ngx_http_msgbus_bson_falsy(m)) {
+                goto reserved;
+            }
+        }
+
+        if (!bson_append_iter(&doc, key, -1, m)) {
+            goto failed;
+        }
+
+        continue;
+
+    reserved:
+
+        switch (res->kind) {
+        case 0:
+            BSON_APPEND_NULL(&doc, res->key);
+            break;
+        case 1:
+            BSON_APPEND_BOOL(&doc, res->key, false);
+            break;
+        default:
+            BSON_APPEND_INT32(&doc, res->key, res->value);
+        }
+    }
+
+    for (res = ngx_http_msgbus_reserved, i = 0; res->key; res++, i++) {
+        if (seen & ((ngx_uint_t) 1 << i)) {
+            continue;
+        }
+
+        switch (res->kind) {
+        case 0:
+            BSON_APPEND_NULL(&doc, res->key);
+            break;
+        case 1:
+            BSON_APPEND_BOOL(&doc, res->key, false);
+            break;
+        default:
+            BSON_APPEND_INT32(&doc, res->key, res->value);
+        }
+    }
+
+    rc = ngx_http_msgbus_bson_to_json(r->pool, &doc, 0, out);
+
+    bson_destroy(&doc);
+
+    return rc;
+
+failed:
+
+    bson_destroy(&doc);
+
+    return NGX_ERROR;
+}
+
+
+/* Python's truth value of a stored value: None, False, 0, "", {}, [] */
+
+static ngx_uint_t
+ngx_http_msgbus_bson_falsy(bson_iter_t *it)
+{
+    uint32_t     len;
+    bson_iter_t  child;
+
+    switch (bson_iter_type(it)) {
+
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED:
+        return 1;
+
+    case BSON_TYPE_BOOL:
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DOUBLE:
+        return !bson_iter_as_bool(it);
+
+    case BSON_TYPE_UTF8:
+        (void) bson_iter_utf8(it, &len);
+        return len == 0;
+
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY:
+        return !(bson_iter_recurse(it, &child) && bson_iter_next(&child));
+
+    default:
+        return 0;
+    }
+}
+
+
+/* NULL, or the text of the first reserved key that fails Zaqar's checks */
+
+static char *
+ngx_http_msgbus_queue_check(json_t *metadata)
+{
+    json_t                   *v;
+    json_int_t                n;
+    ngx_uint_t                falsy;
+    ngx_http_msgbus_check_t  *check;
+
+    for (check = ngx_http_msgbus_checks; check->key; check++) {
+
+        v = json_object_get(metadata, check->key);
+
+        if (v == NULL || json_is_null(v)) {
+            continue;
+        }
+
+        falsy = json_is_false(v)
+                || (json_is_integer(v) && json_integer_value(v) == 0)
+                || (json_is_real(v) && json_real_value(v) == 0)
+                || (json_is_string(v) && json_string_length(v) == 0)
+                || (json_is_array(v) && json_array_size(v) == 0)
+                || (json_is_object(v) && json_object_size(v) == 0);
+
+        if (check->boolean) {
+            if (!falsy && !json_is_boolean(v)) {
+                return check->type_error;
+            }
+
+            continue;
+        }
+
+        if (json_is_integer(v)) {
+            n = json_integer_value(v);
+
+        } else if (json_is_boolean(v)) {
+            n = json_is_true(v);
+
+        } else if (json_is_real(v) && falsy) {
+            n = 0;
+
+        } else {
+            /* a real, text, a list; Zaqar fails with 500 on "" and [] */
+            return check->type_error;
+        }
+
+        if (check->ranged && (n < check->min || n > check->max)) {
+            return check->range_error;
+        }
+    }
+
+    return NULL;
+}

@@ -1,0 +1,199 @@
+# Queues: create (PUT), exists (HEAD), metadata (GET), delete, on the
+# store, in Zaqar's "queues" collection.
+
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use Msgbus::Test;
+
+# each run has its own tenant, so the store may keep earlier runs' data
+$ENV{TEST_NGINX_PROJECT} = "t010-$$-" . time;
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: PUT creates a queue: 201 with Location, then 204 when it exists
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["PUT /v2/queues/fruit\n{\"kind\": \"apple\", \"n\": [1, 2.5, null, {\"ok\": true}]}",
+ "PUT /v2/queues/fruit\n{\"kind\": \"pear\"}"]
+--- error_code eval
+[201, 204]
+--- response_headers eval
+["Location: /v2/queues/fruit", "!Location"]
+--- response_body eval
+["", ""]
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: GET shows the stored metadata (first PUT wins) and the reserved defaults
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request
+GET /v2/queues/fruit
+--- error_code: 200
+--- response_headers
+Content-Type: application/json
+--- response_body chomp
+{"kind": "apple", "n": [1, 2.5, null, {"ok": true}], "_max_messages_post_size": 262144, "_default_message_ttl": 3600, "_default_message_delay": 0, "_dead_letter_queue": null, "_dead_letter_queue_messages_ttl": null, "_max_claim_count": null, "_enable_encrypt_messages": false}
+
+
+
+=== TEST 3: reserved keys keep their place; a false-like value shows the default (as Zaqar)
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["PUT /v2/queues/reserved\n{\"_max_claim_count\": 0, \"_dead_letter_queue\": \"\", \"x\": 1e100, \"y\": null}",
+ "GET /v2/queues/reserved"]
+--- error_code eval
+[201, 200]
+--- response_body eval
+["", '{"_max_claim_count": null, "_dead_letter_queue": null, "x": 1e+100, "y": null, "_max_messages_post_size": 262144, "_default_message_ttl": 3600, "_default_message_delay": 0, "_dead_letter_queue_messages_ttl": null, "_enable_encrypt_messages": false}']
+
+
+
+=== TEST 4: a queue that does not exist: GET gives the defaults (Zaqar 15), HEAD 404
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["GET /v2/queues/nothing-here", "HEAD /v2/queues/nothing-here", "HEAD /v2/queues/fruit"]
+--- error_code eval
+[200, 404, 204]
+--- response_body eval
+['{"_max_messages_post_size": 262144, "_default_message_ttl": 3600, "_default_message_delay": 0, "_dead_letter_queue": null, "_dead_letter_queue_messages_ttl": null, "_max_claim_count": null, "_enable_encrypt_messages": false}', "", ""]
+
+
+
+=== TEST 5: PUT without a body creates a queue with no metadata
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["PUT /v2/queues/bare", "HEAD /v2/queues/bare"]
+--- error_code eval
+[201, 204]
+
+
+
+=== TEST 6: DELETE is idempotent
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["DELETE /v2/queues/bare", "HEAD /v2/queues/bare", "DELETE /v2/queues/bare", "PUT /v2/queues/bare"]
+--- error_code eval
+[204, 404, 204, 201]
+
+
+
+=== TEST 7: bad metadata: not JSON, not an object, too large; nothing is created
+--- config
+    location / { msgbus; msgbus_max_queue_metadata 100; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["PUT /v2/queues/bad\n{\"a\":", "PUT /v2/queues/bad\n[1, 2]", "PUT /v2/queues/bad\n\"text\"",
+ "PUT /v2/queues/bad\n{\"a\": 99999999999999999999}",
+ "PUT /v2/queues/bad\n{\"a\": \"" . ("x" x 100) . "\"}",
+ "HEAD /v2/queues/bad"]
+--- error_code eval
+[400, 400, 400, 400, 400, 404]
+--- response_body eval
+['{"title": "Invalid request body", "description": "Request body could not be parsed."}',
+ '{"title": "Invalid request body", "description": "Document type not supported."}',
+ '{"title": "Invalid request body", "description": "Request body could not be parsed."}',
+ '{"title": "Invalid request body", "description": "JSON contains integer that is too large."}',
+ '{"title": "Invalid API request", "description": "Queue metadata is too large. Max size: 100"}',
+ ""]
+
+
+
+=== TEST 7b: reserved metadata is checked as Zaqar checks it
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["PUT /v2/queues/r1\n{\"_default_message_ttl\": 59}",
+ "PUT /v2/queues/r1\n{\"_default_message_ttl\": 1209601}",
+ "PUT /v2/queues/r1\n{\"_default_message_ttl\": \"60\"}",
+ "PUT /v2/queues/r1\n{\"_default_message_ttl\": 60.5}",
+ "PUT /v2/queues/r1\n{\"_default_message_ttl\": true}",
+ "PUT /v2/queues/r1\n{\"_max_messages_post_size\": 0}",
+ "PUT /v2/queues/r1\n{\"_max_claim_count\": \"x\"}",
+ "PUT /v2/queues/r1\n{\"_dead_letter_queue_messages_ttl\": 30}",
+ "PUT /v2/queues/r1\n{\"_default_message_delay\": 901}",
+ "PUT /v2/queues/r1\n{\"_enable_encrypt_messages\": 1}",
+ "PUT /v2/queues/r1\n{\"_default_message_ttl\": 59, \"_default_message_delay\": 901}",
+ "HEAD /v2/queues/r1",
+ "PUT /v2/queues/r1\n{\"_default_message_ttl\": 60, \"_max_claim_count\": -5, \"_enable_encrypt_messages\": 0, \"_dead_letter_queue\": 5}"]
+--- error_code eval
+[400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 404, 201]
+--- response_body eval
+['{"title": "Invalid API request", "description": "_default_message_ttl can not exceed 1209600 seconds, and must be at least 60 seconds long."}',
+ '{"title": "Invalid API request", "description": "_default_message_ttl can not exceed 1209600 seconds, and must be at least 60 seconds long."}',
+ '{"title": "Invalid API request", "description": "_default_message_ttl must be integer."}',
+ '{"title": "Invalid API request", "description": "_default_message_ttl must be integer."}',
+ '{"title": "Invalid API request", "description": "_default_message_ttl can not exceed 1209600 seconds, and must be at least 60 seconds long."}',
+ '{"title": "Invalid API request", "description": "_max_messages_post_size can not exceed 262144,  and must be at least greater than 0."}',
+ '{"title": "Invalid API request", "description": "_max_claim_count must be integer."}',
+ '{"title": "Invalid API request", "description": "The TTL for a message may not exceed 1209600 seconds, and must be at least 60 seconds long."}',
+ '{"title": "Invalid API request", "description": "The TTL can not exceed 900 seconds, and must be at least 0 seconds long."}',
+ '{"title": "Invalid API request", "description": "_enable_encrypt_messages must be boolean."}',
+ '{"title": "Invalid API request", "description": "_default_message_ttl can not exceed 1209600 seconds, and must be at least 60 seconds long."}',
+ "", ""]
+
+
+
+=== TEST 8: tenants are isolated: another project sees none of these queues
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: other-$ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["HEAD /v2/queues/fruit", "DELETE /v2/queues/fruit"]
+--- error_code eval
+[404, 204]
+
+
+
+=== TEST 9: ... and the owner still has its queue
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request
+HEAD /v2/queues/fruit
+--- error_code: 204
+
+
+
+=== TEST 10: the store is down: 503 with Zaqar's description
+--- http_config
+    msgbus_mongodb "mongodb://127.0.0.1:1/msgbus_test?connectTimeoutMS=300";
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["PUT /v2/queues/x", "GET /v2/queues/x", "DELETE /v2/queues/x"]
+--- error_code eval
+[503, 503, 503]
+--- response_body eval
+['{"title": "Service temporarily unavailable", "description": "Queue could not be created. Please try again in a few seconds."}',
+ '{"title": "Service temporarily unavailable", "description": "Queue metadata could not be retrieved. Please try again in a few seconds."}',
+ '{"title": "Service temporarily unavailable", "description": "Queue could not be deleted. Please try again in a few seconds."}']
