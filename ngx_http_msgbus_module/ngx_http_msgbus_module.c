@@ -93,6 +93,13 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       offsetof(ngx_http_msgbus_loc_conf_t, max_queue_metadata),
       NULL },
 
+    { ngx_string("msgbus_max_queues_per_page"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, max_queues_per_page),
+      NULL },
+
     { ngx_string("msgbus_admin"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -312,6 +319,7 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
     case ngx_http_msgbus_op_health:
         return ngx_http_msgbus_ping(r, route.op);
 
+    case ngx_http_msgbus_op_queue_list:
     case ngx_http_msgbus_op_queue_create:
     case ngx_http_msgbus_op_queue_get:
     case ngx_http_msgbus_op_queue_exists:
@@ -684,6 +692,7 @@ ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
     mlcf->admin = NGX_CONF_UNSET;
     mlcf->client_id = NGX_CONF_UNSET_UINT;
     mlcf->max_queue_metadata = NGX_CONF_UNSET_SIZE;
+    mlcf->max_queues_per_page = NGX_CONF_UNSET_UINT;
 
     return mlcf;
 }
@@ -700,6 +709,8 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->admin, prev->admin, 0);
     ngx_conf_merge_size_value(conf->max_queue_metadata,
                               prev->max_queue_metadata, 65536);
+    ngx_conf_merge_uint_value(conf->max_queues_per_page,
+                              prev->max_queues_per_page, 20);
     ngx_conf_merge_uint_value(conf->client_id, prev->client_id,
                               NGX_HTTP_MSGBUS_CLIENT_ID_UUID);
 

@@ -75,6 +75,14 @@ typedef struct {
     ngx_http_msgbus_mongo_op_t *op;
     ngx_uint_t                  step;
     json_t                     *body;
+
+    /* GET /v2/queues */
+    ngx_uint_t                  limit;
+    ngx_str_t                   marker;
+    ngx_str_t                   last;        /* the page's last name */
+    ngx_str_t                   page;        /* the "queues" array */
+    unsigned                    detailed:1;
+    unsigned                    with_count:1;
 } ngx_http_msgbus_ctx_t;
 
 

@@ -23,6 +23,9 @@
 #include "ngx_http_msgbus_queues.h"
 
 
+typedef struct ngx_http_msgbus_reserved_s  ngx_http_msgbus_reserved_t;
+
+
 static ngx_int_t ngx_http_msgbus_queue_create(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_queue_insert(ngx_http_request_t *r,
@@ -40,8 +43,21 @@ static ngx_int_t ngx_http_msgbus_queue_found(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
 static ngx_int_t ngx_http_msgbus_queue_metadata(ngx_http_request_t *r,
     bson_iter_t *m, ngx_str_t *out);
+static ngx_int_t ngx_http_msgbus_queue_metadata_bson(bson_iter_t *m,
+    bson_t *doc);
+static void ngx_http_msgbus_reserved_append(bson_t *doc,
+    ngx_http_msgbus_reserved_t *res);
 static ngx_uint_t ngx_http_msgbus_bson_falsy(bson_iter_t *it);
 static char *ngx_http_msgbus_queue_check(json_t *metadata);
+static ngx_int_t ngx_http_msgbus_queue_list(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_queue_listed(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
+static ngx_int_t ngx_http_msgbus_queue_counted(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
+static ngx_int_t ngx_http_msgbus_bool_arg(ngx_http_request_t *r, char *name,
+    ngx_uint_t *value, ngx_str_t *err);
+static u_char *ngx_http_msgbus_regex_escape(u_char *dst, ngx_str_t *src);
 
 
 #define NGX_HTTP_MSGBUS_QUEUES  "queues"
@@ -49,11 +65,11 @@ static char *ngx_http_msgbus_queue_check(json_t *metadata);
 
 /* Zaqar's reserved metadata and their defaults, in Zaqar's order */
 
-typedef struct {
+struct ngx_http_msgbus_reserved_s {
     char                       *key;
     ngx_uint_t                  kind;       /* 0 null, 1 false, 2 number */
     int32_t                     value;
-} ngx_http_msgbus_reserved_t;
+};
 
 
 static ngx_http_msgbus_reserved_t  ngx_http_msgbus_reserved[] = {
@@ -133,6 +149,10 @@ ngx_http_msgbus_queues_handler(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx)
 {
     u_char  *p;
+
+    if (ctx->route.op == ngx_http_msgbus_op_queue_list) {
+        return ngx_http_msgbus_queue_list(r, ctx);
+    }
 
     /* "project/queue", Zaqar's scoped name */
 
@@ -393,7 +413,9 @@ ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
                 ? "Queue could not be created."
                 : ctx->route.op == ngx_http_msgbus_op_queue_delete
                   ? "Queue could not be deleted."
-                  : "Queue metadata could not be retrieved."));
+                  : ctx->route.op == ngx_http_msgbus_op_queue_list
+                    ? "Queues could not be listed."
+                    : "Queue metadata could not be retrieved."));
         return;
     }
 
@@ -419,6 +441,12 @@ ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
     case ngx_http_msgbus_op_queue_get:
     case ngx_http_msgbus_op_queue_exists:
         rc = ngx_http_msgbus_queue_found(r, ctx, op->reply);
+        break;
+
+    case ngx_http_msgbus_op_queue_list:
+        rc = (ctx->step == 0)
+             ? ngx_http_msgbus_queue_listed(r, ctx, op->reply)
+             : ngx_http_msgbus_queue_counted(r, ctx, op->reply);
         break;
 
     default:
@@ -529,13 +557,30 @@ static ngx_int_t
 ngx_http_msgbus_queue_metadata(ngx_http_request_t *r, bson_iter_t *m,
     ngx_str_t *out)
 {
-    bson_t                       doc;
-    ngx_int_t                    rc;
+    bson_t     doc;
+    ngx_int_t  rc;
+
+    bson_init(&doc);
+
+    rc = ngx_http_msgbus_queue_metadata_bson(m, &doc);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_msgbus_bson_to_json(r->pool, &doc, 0, out);
+    }
+
+    bson_destroy(&doc);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_queue_metadata_bson(bson_iter_t *m, bson_t *doc)
+{
     ngx_uint_t                   seen, i;
     const char                  *key;
     ngx_http_msgbus_reserved_t  *res;
 
-    bson_init(&doc);
     seen = 0;
 
     while (m && m->raw && bson_iter_next(m)) {
@@ -551,58 +596,42 @@ ngx_http_msgbus_queue_metadata(ngx_http_request_t *r, bson_iter_t *m,
             seen |= (ngx_uint_t) 1 << i;
 
             if (ngx_http_msgbus_bson_falsy(m)) {
-                goto reserved;
+                ngx_http_msgbus_reserved_append(doc, res);
+                continue;
             }
         }
 
-        if (!bson_append_iter(&doc, key, -1, m)) {
-            goto failed;
-        }
-
-        continue;
-
-    reserved:
-
-        switch (res->kind) {
-        case 0:
-            BSON_APPEND_NULL(&doc, res->key);
-            break;
-        case 1:
-            BSON_APPEND_BOOL(&doc, res->key, false);
-            break;
-        default:
-            BSON_APPEND_INT32(&doc, res->key, res->value);
+        if (!bson_append_iter(doc, key, -1, m)) {
+            return NGX_ERROR;
         }
     }
 
     for (res = ngx_http_msgbus_reserved, i = 0; res->key; res++, i++) {
-        if (seen & ((ngx_uint_t) 1 << i)) {
-            continue;
-        }
-
-        switch (res->kind) {
-        case 0:
-            BSON_APPEND_NULL(&doc, res->key);
-            break;
-        case 1:
-            BSON_APPEND_BOOL(&doc, res->key, false);
-            break;
-        default:
-            BSON_APPEND_INT32(&doc, res->key, res->value);
+        if (!(seen & ((ngx_uint_t) 1 << i))) {
+            ngx_http_msgbus_reserved_append(doc, res);
         }
     }
 
-    rc = ngx_http_msgbus_bson_to_json(r->pool, &doc, 0, out);
+    return NGX_OK;
+}
 
-    bson_destroy(&doc);
 
-    return rc;
+static void
+ngx_http_msgbus_reserved_append(bson_t *doc, ngx_http_msgbus_reserved_t *res)
+{
+    switch (res->kind) {
 
-failed:
+    case 0:
+        BSON_APPEND_NULL(doc, res->key);
+        break;
 
-    bson_destroy(&doc);
+    case 1:
+        BSON_APPEND_BOOL(doc, res->key, false);
+        break;
 
-    return NGX_ERROR;
+    default:
+        BSON_APPEND_INT32(doc, res->key, res->value);
+    }
 }
 
 
@@ -693,4 +722,479 @@ ngx_http_msgbus_queue_check(json_t *metadata)
     }
 
     return NULL;
+}
+
+
+/*
+ * GET /v2/queues: marker, limit, detailed, name (a substring), with_count,
+ * as Zaqar reads them; a page sorted by p_q, then maybe the count.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_queue_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    u_char                      *p, *regex, *gt;
+    bson_t                       cmd, filter, pq, sort, projection;
+    ngx_int_t                    n, rc;
+    ngx_str_t                    value, name, err;
+    ngx_uint_t                   detailed, with_count;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    ctx->limit = 10;
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &value) == NGX_OK
+        && value.len)
+    {
+        n = ngx_atoi(value.data + (value.data[0] == '-'),
+                     value.len - (value.data[0] == '-'));
+
+        if (n == NGX_ERROR) {
+            return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "Invalid parameter",
+                                              "The \"limit\" parameter is "
+                                              "invalid. The value must be "
+                                              "an integer.");
+        }
+
+        if (value.data[0] == '-' || n < 1
+            || (ngx_uint_t) n > mlcf->max_queues_per_page)
+        {
+            return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "Invalid API request",
+                                              "Limit must be at least 1 and "
+                                              "no greater than %ui.",
+                                              mlcf->max_queues_per_page);
+        }
+
+        ctx->limit = n;
+    }
+
+    if (ngx_http_msgbus_bool_arg(r, "detailed", &detailed, &err) != NGX_OK
+        || ngx_http_msgbus_bool_arg(r, "with_count", &with_count, &err)
+           != NGX_OK)
+    {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid parameter",
+                                          "The \"%V\" parameter is invalid. "
+                                          "The value of the parameter must "
+                                          "be \"true\" or \"false\".", &err);
+    }
+
+    ctx->detailed = detailed;
+    ctx->with_count = with_count;
+
+    if (ngx_http_arg(r, (u_char *) "marker", 6, &ctx->marker) != NGX_OK) {
+        ngx_str_null(&ctx->marker);
+    }
+
+    ngx_str_null(&name);
+
+    if (ngx_http_arg(r, (u_char *) "name", 4, &value) == NGX_OK
+        && value.len)
+    {
+        name.data = ngx_pnalloc(r->pool, value.len);
+        if (name.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = name.data;
+        ngx_unescape_uri(&p, &value.data, value.len, NGX_UNESCAPE_URI);
+        name.len = p - name.data;
+    }
+
+    /*
+     * Zaqar builds this regex without escaping anything, so a project
+     * "a.b" sees the queues of "axb"; msgbus escapes.
+     */
+
+    regex = ngx_pnalloc(r->pool, 2 * ctx->project.len + 2 * name.len + 8);
+    if (regex == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = regex;
+    *p++ = '^';
+    p = ngx_http_msgbus_regex_escape(p, &ctx->project);
+    *p++ = '/';
+
+    if (name.len) {
+        p = ngx_cpymem(p, ".*", 2);
+        p = ngx_http_msgbus_regex_escape(p, &name);
+    }
+
+    *p = '\0';
+
+    gt = ngx_pnalloc(r->pool, ctx->project.len + 1 + ctx->marker.len);
+    if (gt == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(gt, ctx->project.data, ctx->project.len);
+    *p++ = '/';
+
+    if (ctx->marker.len) {
+        p = ngx_cpymem(p, ctx->marker.data, ctx->marker.len);
+    }
+
+    ctx->step = 0;
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "find", NGX_HTTP_MSGBUS_QUEUES);
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "filter", &filter);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "p_q", &pq);
+    BSON_APPEND_UTF8(&pq, "$regex", (char *) regex);
+    bson_append_utf8(&pq, "$gt", 3, (char *) gt, p - gt);
+    bson_append_document_end(&filter, &pq);
+    bson_append_document_end(&cmd, &filter);
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "sort", &sort);
+    BSON_APPEND_INT32(&sort, "p_q", 1);
+    bson_append_document_end(&cmd, &sort);
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "projection", &projection);
+    BSON_APPEND_INT32(&projection, "p_q", 1);
+    BSON_APPEND_INT32(&projection, "_id", 0);
+
+    if (ctx->detailed) {
+        BSON_APPEND_INT32(&projection, "m", 1);
+    }
+
+    bson_append_document_end(&cmd, &projection);
+    BSON_APPEND_INT32(&cmd, "limit", (int32_t) ctx->limit);
+    BSON_APPEND_BOOL(&cmd, "singleBatch", true);
+
+    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+/* the page as the "queues" array; then the count, or the answer */
+
+static ngx_int_t
+ngx_http_msgbus_queue_listed(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply)
+{
+    u_char                      *p;
+    size_t                       len;
+    bson_t                       page, item, md, cmd, query, pq;
+    uint32_t                     n;
+    ngx_int_t                    rc;
+    bson_iter_t                  it, doc, field;
+    const char                  *scoped, *slash;
+    char                         key[16];
+    const char                  *index;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    bson_init(&page);
+    n = 0;
+
+    if (bson_iter_init(&it, reply)
+        && bson_iter_find_descendant(&it, "cursor.firstBatch", &it)
+        && BSON_ITER_HOLDS_ARRAY(&it)
+        && bson_iter_recurse(&it, &it))
+    {
+        while (bson_iter_next(&it)) {
+
+            if (!BSON_ITER_HOLDS_DOCUMENT(&it)
+                || !bson_iter_recurse(&it, &doc)
+                || !bson_iter_find(&doc, "p_q")
+                || !BSON_ITER_HOLDS_UTF8(&doc))
+            {
+                continue;
+            }
+
+            scoped = bson_iter_utf8(&doc, NULL);
+            slash = strchr(scoped, '/');
+            slash = slash ? slash + 1 : scoped;
+
+            (void) bson_uint32_to_string(n++, &index, key, sizeof(key));
+
+            BSON_APPEND_DOCUMENT_BEGIN(&page, index, &item);
+            BSON_APPEND_UTF8(&item, "name", slash);
+
+            if (ctx->detailed) {
+                BSON_APPEND_DOCUMENT_BEGIN(&item, "metadata", &md);
+
+                if (bson_iter_recurse(&it, &field)
+                    && bson_iter_find(&field, "m")
+                    && BSON_ITER_HOLDS_DOCUMENT(&field)
+                    && bson_iter_recurse(&field, &field))
+                {
+                    rc = ngx_http_msgbus_queue_metadata_bson(&field, &md);
+
+                } else {
+                    rc = ngx_http_msgbus_queue_metadata_bson(NULL, &md);
+                }
+
+                bson_append_document_end(&item, &md);
+
+                if (rc != NGX_OK) {
+                    bson_destroy(&page);
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+            }
+
+            len = mlcf->base.len + sizeof("/v2/queues/") + strlen(slash);
+
+            p = ngx_pnalloc(r->pool, len);
+            if (p == NULL) {
+                bson_destroy(&page);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            len = ngx_sprintf(p, "%V/v2/queues/%s", &mlcf->base, slash) - p;
+            bson_append_utf8(&item, "href", 4, (char *) p, len);
+            bson_append_document_end(&page, &item);
+
+            ctx->last.len = strlen(slash);
+            ctx->last.data = ngx_pnalloc(r->pool, ctx->last.len);
+            if (ctx->last.data == NULL) {
+                bson_destroy(&page);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_memcpy(ctx->last.data, slash, ctx->last.len);
+        }
+    }
+
+    rc = ngx_http_msgbus_bson_to_json(r->pool, &page, 1, &ctx->page);
+
+    bson_destroy(&page);
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!ctx->with_count) {
+        return ngx_http_msgbus_queue_counted(r, ctx, NULL);
+    }
+
+    /* the count of the whole project, as Zaqar counts it */
+
+    ctx->step = 1;
+
+    p = ngx_pnalloc(r->pool, 2 * ctx->project.len + 3);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *p = '^';
+    *ngx_http_msgbus_regex_escape(p + 1, &ctx->project) = '\0';
+    (void) ngx_cpymem(p + 1 + ngx_strlen(p + 1), "/", 2);
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "count", NGX_HTTP_MSGBUS_QUEUES);
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "query", &query);
+    BSON_APPEND_DOCUMENT_BEGIN(&query, "p_q", &pq);
+    BSON_APPEND_UTF8(&pq, "$regex", (char *) p);
+    bson_append_document_end(&query, &pq);
+    bson_append_document_end(&cmd, &query);
+
+    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_queue_counted(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply)
+{
+    u_char                      *p, *start, *last, *arg, *eq;
+    size_t                       len;
+    int64_t                      count;
+    ngx_str_t                    body, key;
+    ngx_uint_t                   marker, first;
+    bson_iter_t                  it;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    count = 0;
+
+    if (reply && bson_iter_init_find(&it, reply, "n")
+        && BSON_ITER_HOLDS_NUMBER(&it))
+    {
+        count = bson_iter_as_int64(&it);
+    }
+
+    len = sizeof("{\"queues\": , \"links\": [{\"rel\": \"next\", "
+                 "\"href\": \"/v2/queues?\"}], \"count\": }")
+          + ctx->page.len + mlcf->base.len + 2 * r->args.len
+          + ctx->last.len + sizeof("&marker=") + NGX_INT64_LEN
+          + sizeof("limit=&detailed=false&with_count=false") + NGX_INT_T_LEN;
+
+    body.data = ngx_pnalloc(r->pool, len);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(body.data, "{\"queues\": %V, \"links\": [", &ctx->page);
+
+    if (ctx->last.len) {
+
+        /*
+         * Zaqar's next link: the request's known parameters in their
+         * order, normalized, with the marker updated or appended.
+         */
+
+        p = ngx_sprintf(p, "{\"rel\": \"next\", \"href\": \"%V/v2/queues",
+                        &mlcf->base);
+
+        marker = 0;
+        first = 1;
+        arg = r->args.data;
+        last = r->args.data + r->args.len;
+
+        while (arg < last) {
+            start = arg;
+
+            while (arg < last && *arg != '&') {
+                arg++;
+            }
+
+            eq = ngx_strlchr(start, arg, '=');
+            key.data = start;
+            key.len = (eq ? eq : arg) - start;
+
+            arg++;
+
+            if (eq == NULL || eq + 1 == arg - 1 || eq + 1 >= arg) {
+                continue;           /* "limit=" is no parameter */
+            }
+
+            *p++ = first ? '?' : '&';
+
+            if (key.len == 6 && ngx_strncmp(key.data, "marker", 6) == 0) {
+                if (marker) {
+                    p--;
+                    continue;
+                }
+
+                marker = 1;
+                p = ngx_sprintf(p, "marker=%V", &ctx->last);
+
+            } else if (key.len == 5
+                       && ngx_strncmp(key.data, "limit", 5) == 0)
+            {
+                p = ngx_sprintf(p, "limit=%ui", ctx->limit);
+
+            } else if (key.len == 8
+                       && ngx_strncmp(key.data, "detailed", 8) == 0)
+            {
+                p = ngx_sprintf(p, "detailed=%s",
+                                ctx->detailed ? "true" : "false");
+
+            } else if (key.len == 10
+                       && ngx_strncmp(key.data, "with_count", 10) == 0)
+            {
+                p = ngx_sprintf(p, "with_count=%s",
+                                ctx->with_count ? "true" : "false");
+
+            } else if (key.len == 4
+                       && ngx_strncmp(key.data, "name", 4) == 0)
+            {
+                p = ngx_cpymem(p, start, (arg - 1) - start);
+
+            } else {
+                p--;
+                continue;
+            }
+
+            first = 0;
+        }
+
+        if (!marker) {
+            p = ngx_sprintf(p, "%cmarker=%V", first ? '?' : '&',
+                            &ctx->last);
+        }
+
+        p = ngx_cpymem(p, "\"}", 2);
+    }
+
+    *p++ = ']';
+
+    if (ctx->with_count && count > 0) {
+        p = ngx_sprintf(p, ", \"count\": %L", count);
+    }
+
+    *p++ = '}';
+
+    body.len = p - body.data;
+
+    return ngx_http_msgbus_send(r, NGX_HTTP_OK, &ngx_http_msgbus_json_type,
+                                &body);
+}
+
+
+/* a query argument Zaqar reads as a boolean (falcon's spellings) */
+
+static ngx_int_t
+ngx_http_msgbus_bool_arg(ngx_http_request_t *r, char *name,
+    ngx_uint_t *value, ngx_str_t *err)
+{
+    ngx_str_t    v;
+    ngx_uint_t   i;
+
+    static char  *yes[] = { "true", "True", "t", "yes", "y", "1", "on", NULL };
+    static char  *no[] = { "false", "False", "f", "no", "n", "0", "off",
+                           NULL };
+
+    *value = 0;
+    err->data = (u_char *) name;
+    err->len = ngx_strlen(name);
+
+    if (ngx_http_arg(r, (u_char *) name, err->len, &v) != NGX_OK
+        || v.len == 0)
+    {
+        return NGX_OK;
+    }
+
+    for (i = 0; yes[i]; i++) {
+        if (v.len == ngx_strlen(yes[i])
+            && ngx_strncmp(v.data, yes[i], v.len) == 0)
+        {
+            *value = 1;
+            return NGX_OK;
+        }
+    }
+
+    for (i = 0; no[i]; i++) {
+        if (v.len == ngx_strlen(no[i])
+            && ngx_strncmp(v.data, no[i], v.len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* a literal for a MongoDB (PCRE) regular expression */
+
+static u_char *
+ngx_http_msgbus_regex_escape(u_char *dst, ngx_str_t *src)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    for (i = 0; i < src->len; i++) {
+        c = src->data[i];
+
+        if (ngx_strchr("\\^$.|?*+()[]{}/-", c) != NULL && c != '\0') {
+            *dst++ = '\\';
+        }
+
+        *dst++ = c;
+    }
+
+    return dst;
 }

@@ -69,7 +69,7 @@ POST /v2/queues
 --- request eval
 ["GET /v2/queues", "GET /v2/queues", "GET /v2/queues", "GET /v2/queues"]
 --- error_code eval
-[501, 501, 501, 501]
+[200, 200, 200, 200]
 
 
 
@@ -84,7 +84,7 @@ POST /v2/queues
 --- request eval
 ["GET /v2/queues", "GET /v2/queues", "GET /v2/queues", "GET /v2/queues"]
 --- error_code eval
-[400, 501, 501, 400]
+[400, 200, 200, 400]
 
 
 
