@@ -214,7 +214,10 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
 
     /* the operations that read a body do so later */
 
-    if (found != NGX_OK || route.op != ngx_http_msgbus_op_queue_create) {
+    if (found != NGX_OK
+        || (route.op != ngx_http_msgbus_op_queue_create
+            && route.op != ngx_http_msgbus_op_queue_update))
+    {
         rc = ngx_http_discard_request_body(r);
 
         if (rc != NGX_OK) {
@@ -320,6 +323,7 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
         return ngx_http_msgbus_ping(r, route.op);
 
     case ngx_http_msgbus_op_queue_list:
+    case ngx_http_msgbus_op_queue_update:
     case ngx_http_msgbus_op_queue_create:
     case ngx_http_msgbus_op_queue_get:
     case ngx_http_msgbus_op_queue_exists:
@@ -358,7 +362,9 @@ ngx_http_msgbus_start(ngx_http_request_t *r, ngx_http_msgbus_route_t *route,
 
     ngx_http_set_ctx(r, ctx, ngx_http_msgbus_module);
 
-    if (route->op != ngx_http_msgbus_op_queue_create) {
+    if (route->op != ngx_http_msgbus_op_queue_create
+        && route->op != ngx_http_msgbus_op_queue_update)
+    {
         return ngx_http_msgbus_queues_handler(r, ctx);
     }
 

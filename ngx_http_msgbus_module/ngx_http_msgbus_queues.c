@@ -51,6 +51,14 @@ static ngx_uint_t ngx_http_msgbus_bson_falsy(bson_iter_t *it);
 static char *ngx_http_msgbus_queue_check(json_t *metadata);
 static ngx_int_t ngx_http_msgbus_queue_list(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_queue_patch(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static char *ngx_http_msgbus_patch_check(ngx_pool_t *pool, json_t *changes);
+static ngx_int_t ngx_http_msgbus_queue_patched(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
+static ngx_int_t ngx_http_msgbus_queue_updated(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static void ngx_http_msgbus_queue_json_cleanup(void *data);
 static ngx_int_t ngx_http_msgbus_queue_listed(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
 static ngx_int_t ngx_http_msgbus_queue_counted(ngx_http_request_t *r,
@@ -178,6 +186,9 @@ ngx_http_msgbus_queues_handler(ngx_http_request_t *r,
 
     case ngx_http_msgbus_op_queue_delete:
         return ngx_http_msgbus_queue_delete(r, ctx);
+
+    case ngx_http_msgbus_op_queue_update:
+        return ngx_http_msgbus_queue_patch(r, ctx);
 
     default:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -415,7 +426,9 @@ ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
                   ? "Queue could not be deleted."
                   : ctx->route.op == ngx_http_msgbus_op_queue_list
                     ? "Queues could not be listed."
-                    : "Queue metadata could not be retrieved."));
+                    : ctx->route.op == ngx_http_msgbus_op_queue_update
+                      ? "Queue could not be updated."
+                      : "Queue metadata could not be retrieved."));
         return;
     }
 
@@ -447,6 +460,12 @@ ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
         rc = (ctx->step == 0)
              ? ngx_http_msgbus_queue_listed(r, ctx, op->reply)
              : ngx_http_msgbus_queue_counted(r, ctx, op->reply);
+        break;
+
+    case ngx_http_msgbus_op_queue_update:
+        rc = (ctx->step == 0)
+             ? ngx_http_msgbus_queue_patched(r, ctx, op->reply)
+             : ngx_http_msgbus_queue_updated(r, ctx);
         break;
 
     default:
@@ -1197,4 +1216,426 @@ ngx_http_msgbus_regex_escape(u_char *dst, ngx_str_t *src)
     }
 
     return dst;
+}
+
+
+/*
+ * PATCH: Zaqar's JSON-Patch subset (add, remove, replace on
+ * /metadata/key), checked before the queue is read; applied in memory,
+ * then stored whole with $set, as Zaqar does.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_queue_patch(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    char                        *msg;
+    ngx_str_t                   *type;
+    ngx_table_elt_t             *h;
+    ngx_http_msgbus_error_t     *err;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    static ngx_str_t  patch = ngx_string(
+                          "application/openstack-messaging-v2.0-json-patch");
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    if (r->headers_in.content_length_n > 0
+        && (size_t) r->headers_in.content_length_n > mlcf->max_queue_metadata)
+    {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid request body",
+                                          "Queue metadata is too large. "
+                                          "Max size: %uz",
+                                          mlcf->max_queue_metadata);
+    }
+
+    type = r->headers_in.content_type ? &r->headers_in.content_type->value
+                                      : NULL;
+
+    if (type == NULL || type->len != patch.len
+        || ngx_strncmp(type->data, patch.data, patch.len) != 0)
+    {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Accept-Patch");
+        h->value = patch;
+
+        return ngx_http_msgbus_send_error(r,
+                   NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                   "Accepted media type for PATCH: {'Accept-Patch': "
+                   "'application/openstack-messaging-v2.0-json-patch'}.",
+                   NULL);
+    }
+
+    if (r->headers_in.content_length_n <= 0) {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid request body",
+                                          "PATCH body could not be empty "
+                                          "for update.");
+    }
+
+    ctx->body = ngx_http_msgbus_json_body(r, &err);
+
+    if (ctx->body == NULL) {
+        return ngx_http_msgbus_send_error(r, err->status, err->title,
+                                          "%s", err->description);
+    }
+
+    if (!json_is_array(ctx->body)) {
+        /* Zaqar answers an object with a 503 by mistake */
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid request body",
+                                          "Document type not supported.");
+    }
+
+    msg = ngx_http_msgbus_patch_check(r->pool, ctx->body);
+
+    if (msg) {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid request body", "%s", msg);
+    }
+
+    return ngx_http_msgbus_queue_find(r, ctx);
+}
+
+
+/*
+ * Zaqar's checks of the changes, in its order; on success each change's
+ * path is replaced by its key (a string) for ngx_http_msgbus_queue_patched.
+ */
+
+static char *
+ngx_http_msgbus_patch_check(ngx_pool_t *pool, json_t *changes)
+{
+    char        *key, *q;
+    size_t       i, len;
+    json_t      *change, *op, *path;
+    const char  *p, *seg, *end;
+    ngx_uint_t   n, remove;
+
+    static char  buf[512];
+
+    json_array_foreach(changes, i, change) {
+
+        if (!json_is_object(change)) {
+            return "Operations must be JSON objects.";
+        }
+
+        op = json_object_get(change, "op");
+
+        if (op == NULL) {
+            return "Unable to find `op` in JSON Schema change. It must be "
+                   "one of the following: add, remove, replace.";
+        }
+
+        if (!json_is_string(op)
+            || (ngx_strcmp(json_string_value(op), "add") != 0
+                && ngx_strcmp(json_string_value(op), "remove") != 0
+                && ngx_strcmp(json_string_value(op), "replace") != 0))
+        {
+            (void) ngx_snprintf((u_char *) buf, sizeof(buf) - 1,
+                                "Invalid operation: `%s`. It must be one of "
+                                "the following: add, remove, replace.%Z",
+                                json_is_string(op) ? json_string_value(op)
+                                                   : "?");
+            buf[sizeof(buf) - 1] = '\0';
+            return buf;
+        }
+
+        remove = (ngx_strcmp(json_string_value(op), "remove") == 0);
+
+        path = json_object_get(change, "path");
+
+        if (path == NULL) {
+            return "Unable to find 'path' in JSON Schema change";
+        }
+
+        if (!json_is_string(path)) {
+            return "Unable to find 'path' in JSON Schema change";
+        }
+
+        p = json_string_value(path);
+        len = json_string_length(path);
+
+#define ngx_http_msgbus_pointer_error(fmt)                                    \
+        (void) ngx_snprintf((u_char *) buf, sizeof(buf) - 1, fmt "%Z",        \
+                            (int) ngx_min(len, 400), p);                      \
+        buf[sizeof(buf) - 1] = '\0';                                          \
+        return buf
+
+        if (len == 0 || p[0] != '/') {
+            ngx_http_msgbus_pointer_error(
+                "Pointer `%*s` does not start with \"/\".");
+        }
+
+        if (ngx_strstr(p, "//")) {
+            ngx_http_msgbus_pointer_error(
+                "Pointer `%*s` contains adjacent \"/\".");
+        }
+
+        if (p[len - 1] == '/') {
+            ngx_http_msgbus_pointer_error("Pointer `%*s` end with \"/\".");
+        }
+
+        for (q = (char *) p; (q = strchr(q, '~')) != NULL; q++) {
+            if (q[1] != '0' && q[1] != '1') {
+                ngx_http_msgbus_pointer_error(
+                    "Pointer `%*s` contains \"~\" not part of a recognized "
+                    "escape sequence.");
+            }
+        }
+
+        for (n = 0, q = (char *) p; *q; q++) {
+            n += (*q == '/');
+        }
+
+        if (n != 2) {
+            ngx_http_msgbus_pointer_error(
+                "Invalid JSON pointer for this resource: '%*s, e.g "
+                "/metadata/key'");
+        }
+
+#undef ngx_http_msgbus_pointer_error
+
+        if (!remove && json_object_get(change, "value") == NULL) {
+            (void) ngx_snprintf((u_char *) buf, sizeof(buf) - 1,
+                                "Operation \"%s\" requires a member named "
+                                "\"value\".%Z", json_string_value(op));
+            buf[sizeof(buf) - 1] = '\0';
+            return buf;
+        }
+
+        seg = p + 1;
+        end = strchr(seg, '/');
+
+        if (!remove
+            && !((size_t) (end - seg) == sizeof("metadata") - 1
+                 && ngx_strncasecmp((u_char *) seg, (u_char *) "metadata",
+                                    end - seg) == 0))
+        {
+            return "The root of path must be metadata, e.g /metadata/key.";
+        }
+
+        /* the key: ~1 is "/", ~0 is "~", then stripped as Python does */
+
+        key = ngx_pnalloc(pool, ngx_strlen(end + 1) + 1);
+        if (key == NULL) {
+            return "Request body could not be parsed.";
+        }
+
+        for (seg = end + 1, q = key; *seg; seg++) {
+            if (seg[0] == '~' && seg[1] == '1') {
+                *q++ = '/';
+                seg++;
+
+            } else if (seg[0] == '~' && seg[1] == '0') {
+                *q++ = '~';
+                seg++;
+
+            } else {
+                *q++ = *seg;
+            }
+        }
+
+        *q = '\0';
+
+        for (seg = key; *seg == ' ' || *seg == '\t' || *seg == '\n'; seg++) {
+            /* void */
+        }
+
+        while (q > seg && (q[-1] == ' ' || q[-1] == '\t' || q[-1] == '\n')) {
+            *--q = '\0';
+        }
+
+        if (json_object_set_new(change, "path", json_string(seg)) != 0) {
+            return "Request body could not be parsed.";
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the queue's metadata is read: apply the changes, check, store */
+
+static ngx_int_t
+ngx_http_msgbus_queue_patched(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply)
+{
+    char                        *msg;
+    bson_t                       cmd, updates, update, q, u, set, m;
+    size_t                       i;
+    json_t                      *metadata, *change, *value;
+    ngx_int_t                    rc;
+    ngx_str_t                    text;
+    bson_iter_t                  it, doc;
+    const char                  *op, *key;
+    json_error_t                 error;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_msgbus_reserved_t  *res;
+
+    if (!(bson_iter_init(&it, reply)
+          && bson_iter_find_descendant(&it, "cursor.firstBatch.0", &it)
+          && BSON_ITER_HOLDS_DOCUMENT(&it)))
+    {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_NOT_FOUND, "Not found",
+                                          "Queue %V does not exist for "
+                                          "project %V", &ctx->route.queue,
+                                          &ctx->project);
+    }
+
+    /* the stored metadata, as JSON to change in memory */
+
+    ngx_str_set(&text, "{}");
+
+    if (bson_iter_recurse(&it, &doc)
+        && bson_iter_find(&doc, "m")
+        && BSON_ITER_HOLDS_DOCUMENT(&doc))
+    {
+        const uint8_t  *data;
+        uint32_t        len;
+        bson_t          stored;
+
+        bson_iter_document(&doc, &len, &data);
+
+        if (!bson_init_static(&stored, data, len)
+            || ngx_http_msgbus_bson_to_json(r->pool, &stored, 0, &text)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    metadata = json_loadb((char *) text.data, text.len, 0, &error);
+    if (metadata == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_msgbus_queue_json_cleanup;
+    cln->data = metadata;
+
+    json_array_foreach(ctx->body, i, change) {
+        op = json_string_value(json_object_get(change, "op"));
+        key = json_string_value(json_object_get(change, "path"));
+        value = json_object_get(change, "value");
+
+        for (res = ngx_http_msgbus_reserved; res->key; res++) {
+            if (ngx_strcmp(key, res->key) == 0) {
+                break;
+            }
+        }
+
+        if (ngx_strcmp(op, "add") == 0) {
+            json_object_set(metadata, key, value);
+
+        } else if (ngx_strcmp(op, "replace") == 0) {
+
+            if (json_object_get(metadata, key) == NULL && res->key == NULL) {
+                return ngx_http_msgbus_send_error(r, NGX_HTTP_CONFLICT,
+                                                  "Resource conflict",
+                                                  "Can't replace "
+                                                  "non-existent object %s.",
+                                                  key);
+            }
+
+            json_object_set(metadata, key, value);
+
+        } else if (json_object_del(metadata, key) != 0 && res->key == NULL) {
+            return ngx_http_msgbus_send_error(r, NGX_HTTP_CONFLICT,
+                                              "Resource conflict",
+                                              "Can't remove non-existent "
+                                              "object %s.", key);
+        }
+    }
+
+    msg = ngx_http_msgbus_queue_check(metadata);
+
+    if (msg) {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid request body", "%s", msg);
+    }
+
+    ctx->body = metadata;
+    ctx->step = 1;
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "update", NGX_HTTP_MSGBUS_QUEUES);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "updates", &updates);
+    BSON_APPEND_DOCUMENT_BEGIN(&updates, "0", &update);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "q", &q);
+    bson_append_utf8(&q, "p_q", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+    bson_append_document_end(&update, &q);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "u", &u);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&set, "m", &m);
+
+    if (ngx_http_msgbus_json_to_bson(metadata, &m) != NGX_OK) {
+        bson_destroy(&cmd);
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid request body",
+                                          "Queue metadata could not be "
+                                          "stored.");
+    }
+
+    bson_append_document_end(&set, &m);
+    bson_append_document_end(&u, &set);
+    bson_append_document_end(&update, &u);
+    bson_append_document_end(&updates, &update);
+    bson_append_array_end(&cmd, &updates);
+
+    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+/* stored: the metadata with Zaqar's reserved defaults, 200 */
+
+static ngx_int_t
+ngx_http_msgbus_queue_updated(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx)
+{
+    bson_t       m;
+    ngx_int_t    rc;
+    ngx_str_t    body;
+    bson_iter_t  it;
+
+    bson_init(&m);
+
+    if (ngx_http_msgbus_json_to_bson(ctx->body, &m) != NGX_OK
+        || !bson_iter_init(&it, &m))
+    {
+        bson_destroy(&m);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_msgbus_queue_metadata(r, &it, &body);
+
+    bson_destroy(&m);
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_msgbus_send(r, NGX_HTTP_OK, &ngx_http_msgbus_json_type,
+                                &body);
+}
+
+
+static void
+ngx_http_msgbus_queue_json_cleanup(void *data)
+{
+    json_decref(data);
 }

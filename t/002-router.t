@@ -194,13 +194,13 @@ Allow: DELETE, GET, POST
 Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
 X-Project-ID: p1
 --- request eval
-["GET /v2/queues/q1/stats", "PATCH /v2/queues/q1\n[]", "POST /v2/queues/q1/messages\n{\"messages\":[{\"body\":1}]}",
+["GET /v2/queues/q1/stats", "POST /v2/queues/q1/purge\n{}", "POST /v2/queues/q1/messages\n{\"messages\":[{\"body\":1}]}",
  "DELETE /v2/queues/q1/claims/5b0d3b0f8b1a4e0001000001"]
 --- error_code eval
 [501, 501, 501, 501]
 --- response_body eval
 ['{"title": "Not implemented", "description": "The operation queue_stats is not implemented yet."}',
- '{"title": "Not implemented", "description": "The operation queue_update is not implemented yet."}',
+ '{"title": "Not implemented", "description": "The operation queue_purge is not implemented yet."}',
  '{"title": "Not implemented", "description": "The operation message_post is not implemented yet."}',
  '{"title": "Not implemented", "description": "The operation claim_delete is not implemented yet."}']
 --- no_error_log
