@@ -14,7 +14,8 @@
 
 
 #define NGX_HTTP_MSGBUS_MAX_DESCRIPTION  512
-#define NGX_HTTP_MSGBUS_MAX_DEPTH        100
+#define NGX_HTTP_MSGBUS_MAX_DEPTH        90     /* what msgbus stores */
+#define NGX_HTTP_MSGBUS_MAX_READ_DEPTH   128    /* what it reads back */
 
 
 typedef struct {
@@ -38,6 +39,7 @@ static ngx_int_t ngx_http_msgbus_jbuf_doc(ngx_http_msgbus_jbuf_t *jb,
 static ngx_int_t ngx_http_msgbus_jbuf_value(ngx_http_msgbus_jbuf_t *jb,
     bson_iter_t *it, ngx_uint_t depth);
 static u_char *ngx_http_msgbus_json_double(u_char *p, double d);
+static ngx_uint_t ngx_http_msgbus_json_bump(char *buf);
 
 
 /* Zaqar's request body errors (zaqar/transport/wsgi/utils.py) */
@@ -613,7 +615,7 @@ ngx_http_msgbus_jbuf_doc(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *it,
     const char  *key;
     ngx_uint_t   first;
 
-    if (depth > NGX_HTTP_MSGBUS_MAX_DEPTH
+    if (depth > NGX_HTTP_MSGBUS_MAX_READ_DEPTH
         || ngx_http_msgbus_jbuf_reserve(jb, 1) != NGX_OK)
     {
         return NGX_ERROR;
@@ -765,6 +767,16 @@ ngx_http_msgbus_json_double(u_char *p, double d)
         if (strtod(buf, NULL) == d) {
             break;
         }
+
+        /*
+         * At a power of two the interval that reads back is lopsided:
+         * the correctly rounded digits may miss while the next ones up
+         * hit, and Python's repr() takes those.
+         */
+
+        if (ngx_http_msgbus_json_bump(buf) && strtod(buf, NULL) == d) {
+            break;
+        }
     }
 
     /* buf is [-]D[.DDD]e[+-]XX */
@@ -819,4 +831,38 @@ ngx_http_msgbus_json_double(u_char *p, double d)
     }
 
     return ngx_sprintf(p, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+}
+
+
+/*
+ * Adds one unit in the last digit of "[-]D[.DDD]e[+-]XX" in place;
+ * 0 when that would carry into a new leading digit.
+ */
+
+static ngx_uint_t
+ngx_http_msgbus_json_bump(char *buf)
+{
+    char  *e, *q;
+
+    e = strchr(buf, 'e');
+
+    for (q = e - 1; q >= buf; q--) {
+
+        if (*q == '.') {
+            continue;
+        }
+
+        if (*q == '-') {
+            return 0;
+        }
+
+        if (*q != '9') {
+            (*q)++;
+            return 1;
+        }
+
+        *q = '0';
+    }
+
+    return 0;
 }

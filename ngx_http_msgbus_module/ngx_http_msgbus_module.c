@@ -200,6 +200,7 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc, found;
     ngx_str_t                    project;
+    ngx_uint_t                   reads_body;
     ngx_table_elt_t             *h;
     ngx_http_msgbus_error_t     *err;
     ngx_http_msgbus_route_t      route;
@@ -212,12 +213,17 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
 
     found = ngx_http_msgbus_route(r, &mlcf->base, &route);
 
-    /* the operations that read a body do so later */
+    /*
+     * The operations that read a body do so once the checks pass; any
+     * other answer discards it first, so that it is never taken for the
+     * next request on the connection.
+     */
 
-    if (found != NGX_OK
-        || (route.op != ngx_http_msgbus_op_queue_create
-            && route.op != ngx_http_msgbus_op_queue_update))
-    {
+    reads_body = (found == NGX_OK
+                  && (route.op == ngx_http_msgbus_op_queue_create
+                      || route.op == ngx_http_msgbus_op_queue_update));
+
+    if (!reads_body) {
         rc = ngx_http_discard_request_body(r);
 
         if (rc != NGX_OK) {
@@ -243,6 +249,14 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
                            sizeof("application/x-www-form-urlencoded") - 1)
            == 0)
     {
+        if (reads_body) {
+            rc = ngx_http_discard_request_body(r);
+
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
+
         return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
                    "Invalid Content-Type",
                    "Endpoint does not accept "
@@ -264,6 +278,14 @@ ngx_http_msgbus_handler(ngx_http_request_t *r)
         }
 
         if (err) {
+            if (reads_body) {
+                rc = ngx_http_discard_request_body(r);
+
+                if (rc != NGX_OK) {
+                    return rc;
+                }
+            }
+
             return ngx_http_msgbus_send_error(r, err->status, err->title,
                                               "%s", err->description);
         }
@@ -349,8 +371,9 @@ static ngx_int_t
 ngx_http_msgbus_start(ngx_http_request_t *r, ngx_http_msgbus_route_t *route,
     ngx_str_t *project)
 {
-    ngx_int_t               rc;
-    ngx_http_msgbus_ctx_t  *ctx;
+    ngx_int_t                    rc;
+    ngx_http_msgbus_ctx_t       *ctx;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_msgbus_ctx_t));
     if (ctx == NULL) {
@@ -366,6 +389,29 @@ ngx_http_msgbus_start(ngx_http_request_t *r, ngx_http_msgbus_route_t *route,
         && route->op != ngx_http_msgbus_op_queue_update)
     {
         return ngx_http_msgbus_queues_handler(r, ctx);
+    }
+
+    /* too large by Content-Length (as Zaqar judges): never read it */
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    if (r->headers_in.content_length_n > 0
+        && (size_t) r->headers_in.content_length_n > mlcf->max_queue_metadata)
+    {
+        rc = ngx_http_discard_request_body(r);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          route->op
+                                          == ngx_http_msgbus_op_queue_create
+                                          ? "Invalid API request"
+                                          : "Invalid request body",
+                                          "Queue metadata is too large. "
+                                          "Max size: %uz",
+                                          mlcf->max_queue_metadata);
     }
 
     r->request_body_in_single_buf = 1;
@@ -717,6 +763,12 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->max_queue_metadata, 65536);
     ngx_conf_merge_uint_value(conf->max_queues_per_page,
                               prev->max_queues_per_page, 20);
+
+    if (conf->max_queues_per_page < 1 || conf->max_queues_per_page > 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_max_queues_per_page must be 1 to 1000");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_merge_uint_value(conf->client_id, prev->client_id,
                               NGX_HTTP_MSGBUS_CLIENT_ID_UUID);
 
@@ -724,25 +776,27 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->project = prev->project;
     }
 
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
     if (conf->enable == NGX_CONF_UNSET) {
         /* an "if" block inside a msgbus location runs its handler */
         conf->enable = (prev->enable == 1);
         conf->base = prev->base;
         conf->versions = prev->versions;
         conf->home = prev->home;
-        return NGX_CONF_OK;
+
+    } else if (ngx_http_msgbus_make_docs(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_msgbus_make_docs(cf, conf) != NGX_OK) {
-        return NGX_CONF_ERROR;
+    if (!conf->enable) {
+        return NGX_CONF_OK;
     }
 
     /*
      * Bodies are parsed in memory, never from a temporary file (that
      * would be blocking file I/O): buffer up to the largest one taken.
      */
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->client_body_buffer_size < conf->max_queue_metadata + 1) {
         clcf->client_body_buffer_size = conf->max_queue_metadata + 1;

@@ -498,7 +498,9 @@ ngx_http_msgbus_queue_created(ngx_http_request_t *r,
         code = (int32_t) bson_iter_as_int64(&it);
     }
 
-    if (n == 1) {
+    if (n == 1 || code == 11000) {
+        /* Zaqar sets Location whether the queue is new or not */
+
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -508,11 +510,9 @@ ngx_http_msgbus_queue_created(ngx_http_request_t *r,
         ngx_str_set(&h->key, "Location");
         h->value = r->uri;
 
-        return ngx_http_msgbus_send(r, NGX_HTTP_CREATED, NULL, NULL);
-    }
-
-    if (code == 11000) {
-        return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+        return ngx_http_msgbus_send(r, n == 1 ? NGX_HTTP_CREATED
+                                              : NGX_HTTP_NO_CONTENT,
+                                    NULL, NULL);
     }
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -828,7 +828,7 @@ ngx_http_msgbus_queue_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
      * "a.b" sees the queues of "axb"; msgbus escapes.
      */
 
-    regex = ngx_pnalloc(r->pool, 2 * ctx->project.len + 2 * name.len + 8);
+    regex = ngx_pnalloc(r->pool, 4 * ctx->project.len + 4 * name.len + 8);
     if (regex == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -997,7 +997,7 @@ ngx_http_msgbus_queue_listed(ngx_http_request_t *r,
 
     ctx->step = 1;
 
-    p = ngx_pnalloc(r->pool, 2 * ctx->project.len + 3);
+    p = ngx_pnalloc(r->pool, 4 * ctx->project.len + 3);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1030,7 +1030,10 @@ ngx_http_msgbus_queue_counted(ngx_http_request_t *r,
     size_t                       len;
     int64_t                      count;
     ngx_str_t                    body, key;
-    ngx_uint_t                   marker, first;
+    ngx_uint_t                   seen, first, i;
+
+    static char  *names[] = { "marker", "limit", "detailed", "with_count",
+                              "name", NULL };
     bson_iter_t                  it;
     ngx_http_msgbus_loc_conf_t  *mlcf;
 
@@ -1046,9 +1049,10 @@ ngx_http_msgbus_queue_counted(ngx_http_request_t *r,
 
     len = sizeof("{\"queues\": , \"links\": [{\"rel\": \"next\", "
                  "\"href\": \"/v2/queues?\"}], \"count\": }")
-          + ctx->page.len + mlcf->base.len + 2 * r->args.len
+          + ctx->page.len + mlcf->base.len
+          + ngx_http_msgbus_json_escaped_len(r->args.data, r->args.len)
           + ctx->last.len + sizeof("&marker=") + NGX_INT64_LEN
-          + sizeof("limit=&detailed=false&with_count=false") + NGX_INT_T_LEN;
+          + sizeof("&limit=&detailed=false&with_count=false&") + NGX_INT_T_LEN;
 
     body.data = ngx_pnalloc(r->pool, len);
     if (body.data == NULL) {
@@ -1067,7 +1071,7 @@ ngx_http_msgbus_queue_counted(ngx_http_request_t *r,
         p = ngx_sprintf(p, "{\"rel\": \"next\", \"href\": \"%V/v2/queues",
                         &mlcf->base);
 
-        marker = 0;
+        seen = 0;
         first = 1;
         arg = r->args.data;
         last = r->args.data + r->args.len;
@@ -1089,48 +1093,50 @@ ngx_http_msgbus_queue_counted(ngx_http_request_t *r,
                 continue;           /* "limit=" is no parameter */
             }
 
-            *p++ = first ? '?' : '&';
+            /* each known parameter once, where it first stands */
 
-            if (key.len == 6 && ngx_strncmp(key.data, "marker", 6) == 0) {
-                if (marker) {
-                    p--;
-                    continue;
+            for (i = 0; names[i]; i++) {
+                if (key.len == ngx_strlen(names[i])
+                    && ngx_strncmp(key.data, names[i], key.len) == 0)
+                {
+                    break;
                 }
+            }
 
-                marker = 1;
-                p = ngx_sprintf(p, "marker=%V", &ctx->last);
-
-            } else if (key.len == 5
-                       && ngx_strncmp(key.data, "limit", 5) == 0)
-            {
-                p = ngx_sprintf(p, "limit=%ui", ctx->limit);
-
-            } else if (key.len == 8
-                       && ngx_strncmp(key.data, "detailed", 8) == 0)
-            {
-                p = ngx_sprintf(p, "detailed=%s",
-                                ctx->detailed ? "true" : "false");
-
-            } else if (key.len == 10
-                       && ngx_strncmp(key.data, "with_count", 10) == 0)
-            {
-                p = ngx_sprintf(p, "with_count=%s",
-                                ctx->with_count ? "true" : "false");
-
-            } else if (key.len == 4
-                       && ngx_strncmp(key.data, "name", 4) == 0)
-            {
-                p = ngx_cpymem(p, start, (arg - 1) - start);
-
-            } else {
-                p--;
+            if (names[i] == NULL || (seen & ((ngx_uint_t) 1 << i))) {
                 continue;
             }
 
+            seen |= (ngx_uint_t) 1 << i;
+            *p++ = first ? '?' : '&';
             first = 0;
+
+            switch (i) {
+
+            case 0:
+                p = ngx_sprintf(p, "marker=%V", &ctx->last);
+                break;
+
+            case 1:
+                p = ngx_sprintf(p, "limit=%ui", ctx->limit);
+                break;
+
+            case 2:
+                p = ngx_sprintf(p, "detailed=%s",
+                                ctx->detailed ? "true" : "false");
+                break;
+
+            case 3:
+                p = ngx_sprintf(p, "with_count=%s",
+                                ctx->with_count ? "true" : "false");
+                break;
+
+            default:
+                p = ngx_http_msgbus_json_escape(p, start, (arg - 1) - start);
+            }
         }
 
-        if (!marker) {
+        if (!(seen & 1)) {
             p = ngx_sprintf(p, "%cmarker=%V", first ? '?' : '&',
                             &ctx->last);
         }
@@ -1208,7 +1214,12 @@ ngx_http_msgbus_regex_escape(u_char *dst, ngx_str_t *src)
     for (i = 0; i < src->len; i++) {
         c = src->data[i];
 
-        if (ngx_strchr("\\^$.|?*+()[]{}/-", c) != NULL && c != '\0') {
+        if (c == '\0') {
+            dst = ngx_cpymem(dst, "\\x00", 4);
+            continue;
+        }
+
+        if (ngx_strchr("\\^$.|?*+()[]{}/-", c) != NULL) {
             *dst++ = '\\';
         }
 
@@ -1327,7 +1338,7 @@ ngx_http_msgbus_patch_check(ngx_pool_t *pool, json_t *changes)
 
         op = json_object_get(change, "op");
 
-        if (op == NULL) {
+        if (op == NULL || json_is_null(op)) {
             return "Unable to find `op` in JSON Schema change. It must be "
                    "one of the following: add, remove, replace.";
         }
@@ -1363,7 +1374,7 @@ ngx_http_msgbus_patch_check(ngx_pool_t *pool, json_t *changes)
 
 #define ngx_http_msgbus_pointer_error(fmt)                                    \
         (void) ngx_snprintf((u_char *) buf, sizeof(buf) - 1, fmt "%Z",        \
-                            (int) ngx_min(len, 400), p);                      \
+                            (size_t) ngx_min(len, 400), p);                   \
         buf[sizeof(buf) - 1] = '\0';                                          \
         return buf
 
@@ -1443,11 +1454,11 @@ ngx_http_msgbus_patch_check(ngx_pool_t *pool, json_t *changes)
 
         *q = '\0';
 
-        for (seg = key; *seg == ' ' || *seg == '\t' || *seg == '\n'; seg++) {
+        for (seg = key; *seg && ngx_strchr(" \t\n\r\v\f", *seg); seg++) {
             /* void */
         }
 
-        while (q > seg && (q[-1] == ' ' || q[-1] == '\t' || q[-1] == '\n')) {
+        while (q > seg && ngx_strchr(" \t\n\r\v\f", q[-1])) {
             *--q = '\0';
         }
 
