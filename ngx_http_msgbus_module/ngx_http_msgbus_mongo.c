@@ -2027,17 +2027,6 @@ ngx_http_msgbus_mongo_fail_waiters(ngx_http_msgbus_mongo_t *m,
 }
 
 
-ngx_str_t *
-ngx_http_msgbus_mongo_database(ngx_http_request_t *r)
-{
-    ngx_http_msgbus_main_conf_t  *mmcf;
-
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
-
-    return &mmcf->database;
-}
-
-
 /* the HTTP status for a failed operation: the store is unavailable */
 
 ngx_uint_t
