@@ -100,6 +100,34 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       offsetof(ngx_http_msgbus_loc_conf_t, max_queues_per_page),
       NULL },
 
+    { ngx_string("msgbus_max_messages_post_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, max_messages_post_size),
+      NULL },
+
+    { ngx_string("msgbus_default_message_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, default_message_ttl),
+      NULL },
+
+    { ngx_string("msgbus_max_message_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, max_message_ttl),
+      NULL },
+
+    { ngx_string("msgbus_max_message_delay"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, max_message_delay),
+      NULL },
+
     { ngx_string("msgbus_admin"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -745,6 +773,10 @@ ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
     mlcf->client_id = NGX_CONF_UNSET_UINT;
     mlcf->max_queue_metadata = NGX_CONF_UNSET_SIZE;
     mlcf->max_queues_per_page = NGX_CONF_UNSET_UINT;
+    mlcf->max_messages_post_size = NGX_CONF_UNSET_SIZE;
+    mlcf->default_message_ttl = NGX_CONF_UNSET;
+    mlcf->max_message_ttl = NGX_CONF_UNSET;
+    mlcf->max_message_delay = NGX_CONF_UNSET;
 
     return mlcf;
 }
@@ -763,6 +795,31 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->max_queue_metadata, 65536);
     ngx_conf_merge_uint_value(conf->max_queues_per_page,
                               prev->max_queues_per_page, 20);
+
+    ngx_conf_merge_size_value(conf->max_messages_post_size,
+                              prev->max_messages_post_size, 262144);
+    ngx_conf_merge_sec_value(conf->default_message_ttl,
+                             prev->default_message_ttl, 3600);
+    ngx_conf_merge_sec_value(conf->max_message_ttl, prev->max_message_ttl,
+                             1209600);
+    ngx_conf_merge_sec_value(conf->max_message_delay,
+                             prev->max_message_delay, 900);
+
+    if (conf->max_message_ttl < 60
+        || conf->default_message_ttl < 60
+        || conf->default_message_ttl > conf->max_message_ttl)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_default_message_ttl must be at least 60 "
+                           "seconds and at most msgbus_max_message_ttl");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_messages_post_size < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_max_messages_post_size must be positive");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->max_queues_per_page < 1 || conf->max_queues_per_page > 1000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

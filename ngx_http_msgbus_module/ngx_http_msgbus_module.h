@@ -59,6 +59,10 @@ typedef struct {
 
     size_t                      max_queue_metadata;
     ngx_uint_t                  max_queues_per_page;
+    size_t                      max_messages_post_size;
+    time_t                      default_message_ttl;
+    time_t                      max_message_ttl;
+    time_t                      max_message_delay;
 
     ngx_str_t                   base;        /* href prefix before "/v2" */
     ngx_str_t                   versions;    /* GET / document */

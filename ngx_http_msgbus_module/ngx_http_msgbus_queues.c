@@ -43,12 +43,14 @@ static ngx_int_t ngx_http_msgbus_queue_found(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
 static ngx_int_t ngx_http_msgbus_queue_metadata(ngx_http_request_t *r,
     bson_iter_t *m, ngx_str_t *out);
-static ngx_int_t ngx_http_msgbus_queue_metadata_bson(bson_iter_t *m,
-    bson_t *doc);
-static void ngx_http_msgbus_reserved_append(bson_t *doc,
+static ngx_int_t ngx_http_msgbus_queue_metadata_bson(
+    ngx_http_msgbus_loc_conf_t *mlcf, bson_iter_t *m, bson_t *doc);
+static void ngx_http_msgbus_reserved_append(
+    ngx_http_msgbus_loc_conf_t *mlcf, bson_t *doc,
     ngx_http_msgbus_reserved_t *res);
 static ngx_uint_t ngx_http_msgbus_bson_falsy(bson_iter_t *it);
-static char *ngx_http_msgbus_queue_check(json_t *metadata);
+static char *ngx_http_msgbus_queue_check(ngx_http_msgbus_loc_conf_t *mlcf,
+    json_t *metadata);
 static ngx_int_t ngx_http_msgbus_queue_list(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_queue_patch(ngx_http_request_t *r,
@@ -75,14 +77,15 @@ static u_char *ngx_http_msgbus_regex_escape(u_char *dst, ngx_str_t *src);
 
 struct ngx_http_msgbus_reserved_s {
     char                       *key;
-    ngx_uint_t                  kind;       /* 0 null, 1 false, 2 number */
+    ngx_uint_t                  kind;       /* 0 null, 1 false, 2 value,
+                                               3 post size, 4 ttl */
     int32_t                     value;
 };
 
 
 static ngx_http_msgbus_reserved_t  ngx_http_msgbus_reserved[] = {
-    { "_max_messages_post_size", 2, 262144 },
-    { "_default_message_ttl", 2, 3600 },
+    { "_max_messages_post_size", 3, 0 },    /* from the configuration */
+    { "_default_message_ttl", 4, 0 },
     { "_default_message_delay", 2, 0 },
     { "_dead_letter_queue", 0, 0 },
     { "_dead_letter_queue_messages_ttl", 0, 0 },
@@ -109,46 +112,53 @@ static ngx_http_msgbus_error_t  ngx_http_msgbus_err_metadata_type = {
  * false, as Python does; a false-like value skips the type check.
  */
 
+typedef enum {
+    ngx_http_msgbus_limit_none = 0,
+    ngx_http_msgbus_limit_ttl,              /* msgbus_max_message_ttl */
+    ngx_http_msgbus_limit_post,             /* msgbus_max_messages_post_size */
+    ngx_http_msgbus_limit_delay             /* msgbus_max_message_delay */
+} ngx_http_msgbus_limit_e;
+
+
 typedef struct {
     char                       *key;
     ngx_uint_t                  boolean;
-    ngx_uint_t                  ranged;
+    ngx_http_msgbus_limit_e     limit;
     json_int_t                  min;
-    json_int_t                  max;
     char                       *type_error;
-    char                       *range_error;
+    char                       *range_error;   /* %ui: the maximum */
 } ngx_http_msgbus_check_t;
 
 
 static ngx_http_msgbus_check_t  ngx_http_msgbus_checks[] = {
 
-    { "_default_message_ttl", 0, 1, 60, 1209600,
+    { "_default_message_ttl", 0, ngx_http_msgbus_limit_ttl, 60,
       "_default_message_ttl must be integer.",
-      "_default_message_ttl can not exceed 1209600 seconds, and must be at "
+      "_default_message_ttl can not exceed %ui seconds, and must be at "
       "least 60 seconds long." },
 
-    { "_max_messages_post_size", 0, 1, 1, 262144,
+    { "_max_messages_post_size", 0, ngx_http_msgbus_limit_post, 1,
       "_max_messages_post_size must be integer.",
-      "_max_messages_post_size can not exceed 262144,  and must be at least "
+      "_max_messages_post_size can not exceed %ui,  and must be at least "
       "greater than 0." },
 
-    { "_max_claim_count", 0, 0, 0, 0,
+    { "_max_claim_count", 0, ngx_http_msgbus_limit_none, 0,
       "_max_claim_count must be integer.", NULL },
 
-    { "_dead_letter_queue_messages_ttl", 0, 1, 60, 1209600,
+    { "_dead_letter_queue_messages_ttl", 0, ngx_http_msgbus_limit_ttl, 60,
       "_dead_letter_queue_messages_ttl must be integer.",
-      "The TTL for a message may not exceed 1209600 seconds, and must be at "
+      "The TTL for a message may not exceed %ui seconds, and must be at "
       "least 60 seconds long." },
 
-    { "_default_message_delay", 0, 1, 0, 900,
+    { "_default_message_delay", 0, ngx_http_msgbus_limit_delay, 0,
       "_default_message_delay must be integer.",
-      "The TTL can not exceed 900 seconds, and must be at least 0 seconds "
+      "The TTL can not exceed %ui seconds, and must be at least 0 seconds "
       "long." },
 
-    { "_enable_encrypt_messages", 1, 0, 0, 0,
+    { "_enable_encrypt_messages", 1, ngx_http_msgbus_limit_none, 0,
       "_enable_encrypt_messages must be boolean.", NULL },
 
-    { NULL, 0, 0, 0, 0, NULL, NULL }
+    { NULL, 0, 0, 0, NULL, NULL }
 };
 
 
@@ -236,7 +246,7 @@ ngx_http_msgbus_queue_create(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
                                               "%s", err->description);
         }
 
-        msg = ngx_http_msgbus_queue_check(ctx->body);
+        msg = ngx_http_msgbus_queue_check(mlcf, ctx->body);
 
         if (msg) {
             return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
@@ -581,7 +591,8 @@ ngx_http_msgbus_queue_metadata(ngx_http_request_t *r, bson_iter_t *m,
 
     bson_init(&doc);
 
-    rc = ngx_http_msgbus_queue_metadata_bson(m, &doc);
+    rc = ngx_http_msgbus_queue_metadata_bson(
+             ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module), m, &doc);
 
     if (rc == NGX_OK) {
         rc = ngx_http_msgbus_bson_to_json(r->pool, &doc, 0, out);
@@ -594,7 +605,8 @@ ngx_http_msgbus_queue_metadata(ngx_http_request_t *r, bson_iter_t *m,
 
 
 static ngx_int_t
-ngx_http_msgbus_queue_metadata_bson(bson_iter_t *m, bson_t *doc)
+ngx_http_msgbus_queue_metadata_bson(ngx_http_msgbus_loc_conf_t *mlcf,
+    bson_iter_t *m, bson_t *doc)
 {
     ngx_uint_t                   seen, i;
     const char                  *key;
@@ -615,7 +627,7 @@ ngx_http_msgbus_queue_metadata_bson(bson_iter_t *m, bson_t *doc)
             seen |= (ngx_uint_t) 1 << i;
 
             if (ngx_http_msgbus_bson_falsy(m)) {
-                ngx_http_msgbus_reserved_append(doc, res);
+                ngx_http_msgbus_reserved_append(mlcf, doc, res);
                 continue;
             }
         }
@@ -627,7 +639,7 @@ ngx_http_msgbus_queue_metadata_bson(bson_iter_t *m, bson_t *doc)
 
     for (res = ngx_http_msgbus_reserved, i = 0; res->key; res++, i++) {
         if (!(seen & ((ngx_uint_t) 1 << i))) {
-            ngx_http_msgbus_reserved_append(doc, res);
+            ngx_http_msgbus_reserved_append(mlcf, doc, res);
         }
     }
 
@@ -636,9 +648,20 @@ ngx_http_msgbus_queue_metadata_bson(bson_iter_t *m, bson_t *doc)
 
 
 static void
-ngx_http_msgbus_reserved_append(bson_t *doc, ngx_http_msgbus_reserved_t *res)
+ngx_http_msgbus_reserved_append(ngx_http_msgbus_loc_conf_t *mlcf,
+    bson_t *doc, ngx_http_msgbus_reserved_t *res)
 {
     switch (res->kind) {
+
+    case 3:
+        BSON_APPEND_INT64(doc, res->key,
+                          (int64_t) mlcf->max_messages_post_size);
+        break;
+
+    case 4:
+        BSON_APPEND_INT64(doc, res->key, (int64_t) mlcf->default_message_ttl);
+        break;
+
 
     case 0:
         BSON_APPEND_NULL(doc, res->key);
@@ -691,12 +714,15 @@ ngx_http_msgbus_bson_falsy(bson_iter_t *it)
 /* NULL, or the text of the first reserved key that fails Zaqar's checks */
 
 static char *
-ngx_http_msgbus_queue_check(json_t *metadata)
+ngx_http_msgbus_queue_check(ngx_http_msgbus_loc_conf_t *mlcf,
+    json_t *metadata)
 {
     json_t                   *v;
-    json_int_t                n;
+    json_int_t                n, max;
     ngx_uint_t                falsy;
     ngx_http_msgbus_check_t  *check;
+
+    static u_char  buf[256];
 
     for (check = ngx_http_msgbus_checks; check->key; check++) {
 
@@ -735,8 +761,28 @@ ngx_http_msgbus_queue_check(json_t *metadata)
             return check->type_error;
         }
 
-        if (check->ranged && (n < check->min || n > check->max)) {
-            return check->range_error;
+        switch (check->limit) {
+
+        case ngx_http_msgbus_limit_ttl:
+            max = (json_int_t) mlcf->max_message_ttl;
+            break;
+
+        case ngx_http_msgbus_limit_post:
+            max = (json_int_t) mlcf->max_messages_post_size;
+            break;
+
+        case ngx_http_msgbus_limit_delay:
+            max = (json_int_t) mlcf->max_message_delay;
+            break;
+
+        default:
+            continue;
+        }
+
+        if (n < check->min || n > max) {
+            *ngx_snprintf(buf, sizeof(buf) - 1, check->range_error,
+                          (ngx_uint_t) max) = '\0';
+            return (char *) buf;
         }
     }
 
@@ -944,10 +990,11 @@ ngx_http_msgbus_queue_listed(ngx_http_request_t *r,
                     && BSON_ITER_HOLDS_DOCUMENT(&field)
                     && bson_iter_recurse(&field, &field))
                 {
-                    rc = ngx_http_msgbus_queue_metadata_bson(&field, &md);
+                    rc = ngx_http_msgbus_queue_metadata_bson(mlcf, &field,
+                                                             &md);
 
                 } else {
-                    rc = ngx_http_msgbus_queue_metadata_bson(NULL, &md);
+                    rc = ngx_http_msgbus_queue_metadata_bson(mlcf, NULL, &md);
                 }
 
                 bson_append_document_end(&item, &md);
@@ -1488,6 +1535,7 @@ ngx_http_msgbus_queue_patched(ngx_http_request_t *r,
     json_error_t                 error;
     ngx_pool_cleanup_t          *cln;
     ngx_http_msgbus_reserved_t  *res;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
 
     if (!(bson_iter_init(&it, reply)
           && bson_iter_find_descendant(&it, "cursor.firstBatch.0", &it)
@@ -1568,7 +1616,9 @@ ngx_http_msgbus_queue_patched(ngx_http_request_t *r,
         }
     }
 
-    msg = ngx_http_msgbus_queue_check(metadata);
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    msg = ngx_http_msgbus_queue_check(mlcf, metadata);
 
     if (msg) {
         return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,

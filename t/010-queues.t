@@ -197,3 +197,40 @@ HEAD /v2/queues/fruit
 ['{"title": "Service temporarily unavailable", "description": "Queue could not be created. Please try again in a few seconds."}',
  '{"title": "Service temporarily unavailable", "description": "Queue metadata could not be retrieved. Please try again in a few seconds."}',
  '{"title": "Service temporarily unavailable", "description": "Queue could not be deleted. Please try again in a few seconds."}']
+
+
+
+=== TEST 11: the message limit directives set the defaults shown and the checks of reserved metadata
+--- config
+    location / {
+        msgbus;
+        msgbus_max_messages_post_size 1k;
+        msgbus_default_message_ttl 2m;
+        msgbus_max_message_ttl 600;
+        msgbus_max_message_delay 30;
+    }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["GET /v2/queues/limits",
+ "PUT /v2/queues/limits\n{\"_default_message_ttl\": 601}",
+ "PUT /v2/queues/limits\n{\"_max_messages_post_size\": 1025}",
+ "PUT /v2/queues/limits\n{\"_default_message_delay\": 31}",
+ "PUT /v2/queues/limits\n{\"_default_message_ttl\": 600, \"_max_messages_post_size\": 1024, \"_default_message_delay\": 30}"]
+--- error_code eval
+[200, 400, 400, 400, 201]
+--- response_body eval
+['{"_max_messages_post_size": 1024, "_default_message_ttl": 120, "_default_message_delay": 0, "_dead_letter_queue": null, "_dead_letter_queue_messages_ttl": null, "_max_claim_count": null, "_enable_encrypt_messages": false}',
+ '{"title": "Invalid API request", "description": "_default_message_ttl can not exceed 600 seconds, and must be at least 60 seconds long."}',
+ '{"title": "Invalid API request", "description": "_max_messages_post_size can not exceed 1024,  and must be at least greater than 0."}',
+ '{"title": "Invalid API request", "description": "The TTL can not exceed 30 seconds, and must be at least 0 seconds long."}',
+ ""]
+
+
+
+=== TEST 12: a default TTL above the maximum is refused at configuration time
+--- config
+    location / { msgbus; msgbus_default_message_ttl 2h; msgbus_max_message_ttl 1h; }
+--- must_die
+--- error_log
+msgbus_default_message_ttl must be at least 60 seconds and at most msgbus_max_message_ttl
