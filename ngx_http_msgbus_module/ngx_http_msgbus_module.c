@@ -72,6 +72,13 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       0,
       NULL },
 
+    { ngx_string("msgbus_message_partitions"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, partitions),
+      NULL },
+
     { ngx_string("msgbus_client_id"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -745,6 +752,8 @@ ngx_http_msgbus_create_main_conf(ngx_conf_t *cf)
      *     mmcf->locations = 0;
      */
 
+    mmcf->partitions = NGX_CONF_UNSET_UINT;
+
     return mmcf;
 }
 
@@ -869,6 +878,15 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
     ngx_http_msgbus_main_conf_t  *mmcf;
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_msgbus_module);
+
+    if (mmcf->partitions == NGX_CONF_UNSET_UINT) {
+        mmcf->partitions = 2;                   /* Zaqar's default */
+
+    } else if (mmcf->partitions < 1 || mmcf->partitions > 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_message_partitions must be 1 to 1024");
+        return NGX_ERROR;
+    }
 
     if (mmcf->locations && mmcf->uri == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -36,6 +36,11 @@ static ngx_int_t ngx_http_msgbus_queue_delete(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_queues_run(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_uint_t idempotent);
+static ngx_int_t ngx_http_msgbus_queues_run_db(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_str_t *db,
+    ngx_uint_t idempotent);
+static ngx_int_t ngx_http_msgbus_queue_delete_doc(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
 static void ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_queue_created(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
@@ -353,15 +358,71 @@ ngx_http_msgbus_queue_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 }
 
 
-/* DELETE: idempotent, 204 whether the queue existed or not */
+/*
+ * DELETE: idempotent, 204 whether the queue existed or not.  As Zaqar:
+ * first the queue's messages (claims live in them) from its partition,
+ * <database>_messages_p<crc32(project + queue) % partitions>, then the
+ * queue; subscriptions stay.
+ */
 
 static ngx_int_t
 ngx_http_msgbus_queue_delete(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
+    u_char                       *p;
+    bson_t                        cmd, deletes, del, q;
+    uint32_t                      crc;
+    ngx_int_t                     rc;
+    ngx_str_t                     db;
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
+
+    ngx_crc32_init(crc);
+    ngx_crc32_update(&crc, ctx->project.data, ctx->project.len);
+    ngx_crc32_update(&crc, ctx->route.queue.data, ctx->route.queue.len);
+    ngx_crc32_final(crc);
+
+    p = ngx_pnalloc(r->pool, mmcf->database.len + sizeof("_messages_p")
+                             + NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    db.data = p;
+    db.len = ngx_sprintf(p, "%V_messages_p%uD", &mmcf->database,
+                         (uint32_t) (crc % mmcf->partitions))
+             - p;
+
+    ctx->step = 0;
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "delete", "messages");
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "deletes", &deletes);
+    BSON_APPEND_DOCUMENT_BEGIN(&deletes, "0", &del);
+    BSON_APPEND_DOCUMENT_BEGIN(&del, "q", &q);
+    bson_append_utf8(&q, "p_q", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+    bson_append_document_end(&del, &q);
+    BSON_APPEND_INT32(&del, "limit", 0);
+    bson_append_document_end(&deletes, &del);
+    bson_append_array_end(&cmd, &deletes);
+
+    rc = ngx_http_msgbus_queues_run_db(r, ctx, &cmd, &db, 1);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_queue_delete_doc(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx)
+{
     bson_t     cmd, deletes, del, q;
     ngx_int_t  rc;
 
-    ctx->step = 0;
+    ctx->step = 1;
 
     bson_init(&cmd);
     BSON_APPEND_UTF8(&cmd, "delete", NGX_HTTP_MSGBUS_QUEUES);
@@ -387,6 +448,15 @@ static ngx_int_t
 ngx_http_msgbus_queues_run(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_t *cmd, ngx_uint_t idempotent)
 {
+    return ngx_http_msgbus_queues_run_db(r, ctx, cmd, NULL, idempotent);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_queues_run_db(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_str_t *db,
+    ngx_uint_t idempotent)
+{
     ngx_http_msgbus_main_conf_t  *mmcf;
 
     if (ctx->op == NULL) {
@@ -400,7 +470,7 @@ ngx_http_msgbus_queues_run(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
 
-    if (ngx_http_msgbus_mongo_run(ctx->op, cmd, &mmcf->queues_db,
+    if (ngx_http_msgbus_mongo_run(ctx->op, cmd, db ? db : &mmcf->queues_db,
                                   idempotent)
         != NGX_OK)
     {
@@ -476,6 +546,12 @@ ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
         rc = (ctx->step == 0)
              ? ngx_http_msgbus_queue_patched(r, ctx, op->reply)
              : ngx_http_msgbus_queue_updated(r, ctx);
+        break;
+
+    case ngx_http_msgbus_op_queue_delete:
+        rc = (ctx->step == 0)
+             ? ngx_http_msgbus_queue_delete_doc(r, ctx)
+             : ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
         break;
 
     default:

@@ -12,7 +12,7 @@ packages=(
     pkg-config gcc make perl curl
     libtest-base-perl libtext-diff-perl liblist-moreutils-perl
     libtest-longstring-perl libhttp-message-perl liburi-perl
-    libipc-run-perl libjson-pp-perl
+    libipc-run-perl libjson-pp-perl python3-pymongo
 )
 
 missing=()

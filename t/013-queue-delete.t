@@ -1,0 +1,62 @@
+# DELETE /v2/queues/{q} removes the queue's messages from its partition
+# (<database>_messages_p<crc32(project + queue) % 2>) as Zaqar does; the
+# messages are written the way Zaqar's driver writes them (t/util/mongo.py).
+
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use Msgbus::Test;
+
+$ENV{TEST_NGINX_PROJECT} = "t013-$$-" . time;
+
+sub mongo {
+    my @args = @_;
+    my $out = `/usr/bin/python3 t/util/mongo.py '$ENV{TEST_NGINX_MONGODB_URI}' @args`;
+    die "t/util/mongo.py @args failed" if $?;
+    chomp $out;
+    return $out;
+}
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: a queue with Zaqar's messages, and a neighbour queue
+--- config
+    location / { msgbus; }
+--- init
+main::mongo('insert-messages', $ENV{TEST_NGINX_PROJECT}, 'doomed', 3);
+main::mongo('insert-messages', $ENV{TEST_NGINX_PROJECT}, 'neighbour', 2);
+main::mongo('insert-messages', "other-$ENV{TEST_NGINX_PROJECT}", 'doomed', 1);
+Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'doomed'), 3, 'TEST 1: 3 messages stored');
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request eval
+["PUT /v2/queues/doomed", "DELETE /v2/queues/doomed", "HEAD /v2/queues/doomed"]
+--- error_code eval
+[201, 204, 404]
+
+
+
+=== TEST 2: ... its messages are gone; the neighbour's and the other project's stay
+--- config
+    location / { msgbus; }
+--- init
+Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'doomed'), 0, 'TEST 2: the queue has no messages left');
+Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'neighbour'), 2, 'TEST 2: its neighbour keeps its messages');
+Test::More::is(main::mongo('count-messages', "other-$ENV{TEST_NGINX_PROJECT}", 'doomed'), 1, 'TEST 2: the other project keeps its messages');
+--- request
+GET /
+--- error_code: 300
+
+
+
+=== TEST 3: msgbus_message_partitions must be 1 to 1024
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
+    msgbus_message_partitions 0;
+--- config
+    location / { msgbus; }
+--- must_die
+--- error_log
+msgbus_message_partitions must be 1 to 1024
