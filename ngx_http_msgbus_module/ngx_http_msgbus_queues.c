@@ -41,6 +41,9 @@ static ngx_int_t ngx_http_msgbus_queues_run_db(ngx_http_request_t *r,
     ngx_uint_t idempotent);
 static ngx_int_t ngx_http_msgbus_queue_delete_doc(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_queue_delete_run(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, char *collection, ngx_str_t *db,
+    int32_t limit);
 static void ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_queue_created(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
@@ -369,9 +372,7 @@ static ngx_int_t
 ngx_http_msgbus_queue_delete(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
     u_char                       *p;
-    bson_t                        cmd, deletes, del, q;
     uint32_t                      crc;
-    ngx_int_t                     rc;
     ngx_str_t                     db;
     ngx_http_msgbus_main_conf_t  *mmcf;
 
@@ -395,23 +396,7 @@ ngx_http_msgbus_queue_delete(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     ctx->step = 0;
 
-    bson_init(&cmd);
-    BSON_APPEND_UTF8(&cmd, "delete", "messages");
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "deletes", &deletes);
-    BSON_APPEND_DOCUMENT_BEGIN(&deletes, "0", &del);
-    BSON_APPEND_DOCUMENT_BEGIN(&del, "q", &q);
-    bson_append_utf8(&q, "p_q", 3, (char *) ctx->scoped.data,
-                     ctx->scoped.len);
-    bson_append_document_end(&del, &q);
-    BSON_APPEND_INT32(&del, "limit", 0);
-    bson_append_document_end(&deletes, &del);
-    bson_append_array_end(&cmd, &deletes);
-
-    rc = ngx_http_msgbus_queues_run_db(r, ctx, &cmd, &db, 1);
-
-    bson_destroy(&cmd);
-
-    return rc;
+    return ngx_http_msgbus_queue_delete_run(r, ctx, "messages", &db, 0);
 }
 
 
@@ -419,24 +404,36 @@ static ngx_int_t
 ngx_http_msgbus_queue_delete_doc(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx)
 {
+    ctx->step = 1;
+
+    return ngx_http_msgbus_queue_delete_run(r, ctx, NGX_HTTP_MSGBUS_QUEUES,
+                                            NULL, 1);
+}
+
+
+/* delete {p_q: "project/queue"} from a collection: limit 0 is all */
+
+static ngx_int_t
+ngx_http_msgbus_queue_delete_run(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, char *collection, ngx_str_t *db,
+    int32_t limit)
+{
     bson_t     cmd, deletes, del, q;
     ngx_int_t  rc;
 
-    ctx->step = 1;
-
     bson_init(&cmd);
-    BSON_APPEND_UTF8(&cmd, "delete", NGX_HTTP_MSGBUS_QUEUES);
+    BSON_APPEND_UTF8(&cmd, "delete", collection);
     BSON_APPEND_ARRAY_BEGIN(&cmd, "deletes", &deletes);
     BSON_APPEND_DOCUMENT_BEGIN(&deletes, "0", &del);
     BSON_APPEND_DOCUMENT_BEGIN(&del, "q", &q);
     bson_append_utf8(&q, "p_q", 3, (char *) ctx->scoped.data,
                      ctx->scoped.len);
     bson_append_document_end(&del, &q);
-    BSON_APPEND_INT32(&del, "limit", 1);
+    BSON_APPEND_INT32(&del, "limit", limit);
     bson_append_document_end(&deletes, &del);
     bson_append_array_end(&cmd, &deletes);
 
-    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+    rc = ngx_http_msgbus_queues_run_db(r, ctx, &cmd, db, 1);
 
     bson_destroy(&cmd);
 
@@ -498,7 +495,7 @@ ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
              && ctx->step == 0
              && op->err == ngx_http_msgbus_mongo_err_server))
     {
-        ngx_http_finalize_request(r,
+        ngx_http_msgbus_finalize(r,
             ngx_http_msgbus_send_store_error(r, op,
                 ctx->route.op == ngx_http_msgbus_op_queue_create
                 ? "Queue could not be created."
@@ -558,7 +555,7 @@ ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
         rc = ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
     }
 
-    ngx_http_finalize_request(r, rc);
+    ngx_http_msgbus_finalize(r, rc);
 }
 
 
