@@ -866,3 +866,29 @@ ngx_http_msgbus_json_bump(char *buf)
 
     return 0;
 }
+
+
+/*
+ * Every answer of msgbus is JSON: an internal failure that an operation
+ * returned as a bare 500 becomes Zaqar's error body, while the header is
+ * not sent yet (if even that fails, nginx's own page goes out).
+ */
+
+ngx_int_t
+ngx_http_msgbus_json_status(ngx_http_request_t *r, ngx_int_t rc)
+{
+    if (rc != NGX_HTTP_INTERNAL_SERVER_ERROR || r->header_sent) {
+        return rc;
+    }
+
+    return ngx_http_msgbus_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      "Internal server error",
+                                      "The request could not be completed.");
+}
+
+
+void
+ngx_http_msgbus_finalize(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_finalize_request(r, ngx_http_msgbus_json_status(r, rc));
+}

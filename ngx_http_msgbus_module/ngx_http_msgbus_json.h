@@ -27,6 +27,8 @@ ngx_int_t ngx_http_msgbus_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, ngx_str_t *body);
 ngx_int_t ngx_http_msgbus_send_error(ngx_http_request_t *r,
     ngx_uint_t status, char *title, char *fmt, ...);
+ngx_int_t ngx_http_msgbus_json_status(ngx_http_request_t *r, ngx_int_t rc);
+void ngx_http_msgbus_finalize(ngx_http_request_t *r, ngx_int_t rc);
 json_t *ngx_http_msgbus_json_body(ngx_http_request_t *r,
     ngx_http_msgbus_error_t **err);
 ngx_int_t ngx_http_msgbus_json_to_bson(json_t *json, bson_t *bson);

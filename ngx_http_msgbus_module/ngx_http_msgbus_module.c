@@ -20,6 +20,7 @@
 
 
 static ngx_int_t ngx_http_msgbus_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_msgbus_dispatch(ngx_http_request_t *r);
 static ngx_int_t ngx_http_msgbus_start(ngx_http_request_t *r,
     ngx_http_msgbus_route_t *route, ngx_str_t *project);
 static void ngx_http_msgbus_body_handler(ngx_http_request_t *r);
@@ -232,6 +233,13 @@ static ngx_http_msgbus_error_t  ngx_http_msgbus_err_internal = {
 
 static ngx_int_t
 ngx_http_msgbus_handler(ngx_http_request_t *r)
+{
+    return ngx_http_msgbus_json_status(r, ngx_http_msgbus_dispatch(r));
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_dispatch(ngx_http_request_t *r)
 {
     ngx_int_t                    rc, found;
     ngx_str_t                    project;
@@ -468,7 +476,7 @@ ngx_http_msgbus_body_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgbus_module);
 
-    ngx_http_finalize_request(r, ngx_http_msgbus_queues_handler(r, ctx));
+    ngx_http_msgbus_finalize(r, ngx_http_msgbus_queues_handler(r, ctx));
 }
 
 
@@ -528,12 +536,12 @@ ngx_http_msgbus_ping_done(ngx_http_msgbus_mongo_op_t *op)
              ? ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL)
              : ngx_http_msgbus_send_store_error(r, op, NULL);
 
-        ngx_http_finalize_request(r, rc);
+        ngx_http_msgbus_finalize(r, rc);
         return;
     }
 
     if (ngx_http_msgbus_mongo_health(r, &pool) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_msgbus_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
@@ -542,7 +550,7 @@ ngx_http_msgbus_ping_done(ngx_http_msgbus_mongo_op_t *op)
 
     p = ngx_pnalloc(r->pool, body.len);
     if (p == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_msgbus_finalize(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
@@ -552,7 +560,7 @@ ngx_http_msgbus_ping_done(ngx_http_msgbus_mongo_op_t *op)
                            ? "true" : "false", &pool)
                - p;
 
-    ngx_http_finalize_request(r, ngx_http_msgbus_send(r, NGX_HTTP_OK,
+    ngx_http_msgbus_finalize(r, ngx_http_msgbus_send(r, NGX_HTTP_OK,
                                             &ngx_http_msgbus_json_type, &body));
 }
 
