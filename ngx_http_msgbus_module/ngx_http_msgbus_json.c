@@ -16,28 +16,17 @@
 #define NGX_HTTP_MSGBUS_MAX_DESCRIPTION  512
 #define NGX_HTTP_MSGBUS_MAX_DEPTH        90     /* what msgbus stores */
 #define NGX_HTTP_MSGBUS_MAX_READ_DEPTH   128    /* what it reads back */
-
-
-typedef struct {
-    ngx_pool_t                 *pool;
-    u_char                     *start;
-    u_char                     *pos;
-    u_char                     *end;
-} ngx_http_msgbus_jbuf_t;
+#define NGX_HTTP_MSGBUS_MAX_BODY_DEPTH   1024   /* a message body's text */
 
 
 static u_char ngx_http_msgbus_json_short_escape(u_char c);
 static void ngx_http_msgbus_json_cleanup(void *data);
 static ngx_int_t ngx_http_msgbus_json_append(bson_t *bson, const char *key,
     size_t len, json_t *value, ngx_uint_t depth);
-static ngx_int_t ngx_http_msgbus_jbuf_reserve(ngx_http_msgbus_jbuf_t *jb,
-    size_t n);
-static ngx_int_t ngx_http_msgbus_jbuf_string(ngx_http_msgbus_jbuf_t *jb,
-    u_char *s, size_t len);
 static ngx_int_t ngx_http_msgbus_jbuf_doc(ngx_http_msgbus_jbuf_t *jb,
     bson_iter_t *it, ngx_uint_t array, ngx_uint_t depth);
-static ngx_int_t ngx_http_msgbus_jbuf_value(ngx_http_msgbus_jbuf_t *jb,
-    bson_iter_t *it, ngx_uint_t depth);
+static ngx_int_t ngx_http_msgbus_jbuf_json(ngx_http_msgbus_jbuf_t *jb,
+    json_t *json, ngx_uint_t depth);
 static u_char *ngx_http_msgbus_json_double(u_char *p, double d);
 static ngx_uint_t ngx_http_msgbus_json_bump(char *buf);
 
@@ -558,7 +547,7 @@ ngx_http_msgbus_bson_to_json(ngx_pool_t *pool, const bson_t *doc,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_jbuf_reserve(ngx_http_msgbus_jbuf_t *jb, size_t n)
 {
     u_char  *p;
@@ -588,7 +577,7 @@ ngx_http_msgbus_jbuf_reserve(ngx_http_msgbus_jbuf_t *jb, size_t n)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_jbuf_string(ngx_http_msgbus_jbuf_t *jb, u_char *s,
     size_t len)
 {
@@ -664,7 +653,7 @@ ngx_http_msgbus_jbuf_doc(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *it,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_jbuf_value(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *it,
     ngx_uint_t depth)
 {
@@ -737,6 +726,160 @@ ngx_http_msgbus_jbuf_value(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *it,
         jb->pos = ngx_cpymem(jb->pos, "null", 4);
         return NGX_OK;
     }
+}
+
+
+/*
+ * A client's JSON value as compact text (no whitespace), the way msgbus
+ * stores a message body: keys in the client's order, floats as Python's
+ * repr(), strings as valid UTF-8 JSON.  Read back, it is the same value.
+ * NGX_DECLINED: nested deeper than msgbus takes.
+ */
+
+ngx_int_t
+ngx_http_msgbus_json_compact(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
+{
+    ngx_int_t               rc;
+    ngx_http_msgbus_jbuf_t  jb;
+
+    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
+    jb.pool = pool;
+
+    rc = ngx_http_msgbus_jbuf_json(&jb, json, 0);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    out->data = jb.start;
+    out->len = jb.pos - jb.start;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_jbuf_json(ngx_http_msgbus_jbuf_t *jb, json_t *json,
+    ngx_uint_t depth)
+{
+    size_t       i;
+    json_t      *v;
+    ngx_int_t    rc;
+    const char  *key;
+    ngx_uint_t   first;
+
+    if (depth > NGX_HTTP_MSGBUS_MAX_BODY_DEPTH) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_msgbus_jbuf_reserve(jb, 64) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    switch (json_typeof(json)) {
+
+    case JSON_OBJECT:
+        *jb->pos++ = '{';
+        first = 1;
+
+        json_object_foreach(json, key, v) {
+            if (ngx_http_msgbus_jbuf_reserve(jb, 1) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            if (!first) {
+                *jb->pos++ = ',';
+            }
+
+            first = 0;
+
+            if (ngx_http_msgbus_jbuf_string(jb, (u_char *) key,
+                                            ngx_strlen(key))
+                != NGX_OK
+                || ngx_http_msgbus_jbuf_reserve(jb, 1) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            *jb->pos++ = ':';
+
+            rc = ngx_http_msgbus_jbuf_json(jb, v, depth + 1);
+
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
+
+        break;
+
+    case JSON_ARRAY:
+        *jb->pos++ = '[';
+
+        json_array_foreach(json, i, v) {
+            if (i) {
+                if (ngx_http_msgbus_jbuf_reserve(jb, 1) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+
+                *jb->pos++ = ',';
+            }
+
+            rc = ngx_http_msgbus_jbuf_json(jb, v, depth + 1);
+
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
+
+        break;
+
+    case JSON_STRING:
+        return ngx_http_msgbus_jbuf_string(jb,
+                                           (u_char *) json_string_value(json),
+                                           json_string_length(json));
+
+    case JSON_INTEGER:
+        jb->pos = ngx_sprintf(jb->pos, "%L",
+                              (int64_t) json_integer_value(json));
+        return NGX_OK;
+
+    case JSON_REAL:
+        jb->pos = ngx_http_msgbus_json_double(jb->pos, json_real_value(json));
+        return NGX_OK;
+
+    case JSON_TRUE:
+        jb->pos = ngx_cpymem(jb->pos, "true", 4);
+        return NGX_OK;
+
+    case JSON_FALSE:
+        jb->pos = ngx_cpymem(jb->pos, "false", 5);
+        return NGX_OK;
+
+    default:
+        jb->pos = ngx_cpymem(jb->pos, "null", 4);
+        return NGX_OK;
+    }
+
+    if (ngx_http_msgbus_jbuf_reserve(jb, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *jb->pos++ = (json_typeof(json) == JSON_OBJECT) ? '}' : ']';
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_msgbus_jbuf_raw(ngx_http_msgbus_jbuf_t *jb, u_char *s, size_t len)
+{
+    if (ngx_http_msgbus_jbuf_reserve(jb, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    jb->pos = ngx_cpymem(jb->pos, s, len);
+
+    return NGX_OK;
 }
 
 

@@ -23,6 +23,14 @@ typedef struct {
 } ngx_http_msgbus_error_t;
 
 
+typedef struct {
+    ngx_pool_t                 *pool;
+    u_char                     *start;
+    u_char                     *pos;
+    u_char                     *end;
+} ngx_http_msgbus_jbuf_t;
+
+
 ngx_int_t ngx_http_msgbus_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, ngx_str_t *body);
 ngx_int_t ngx_http_msgbus_send_error(ngx_http_request_t *r,
@@ -34,6 +42,15 @@ json_t *ngx_http_msgbus_json_body(ngx_http_request_t *r,
 ngx_int_t ngx_http_msgbus_json_to_bson(json_t *json, bson_t *bson);
 ngx_int_t ngx_http_msgbus_bson_to_json(ngx_pool_t *pool, const bson_t *doc,
     ngx_uint_t array, ngx_str_t *out);
+ngx_int_t ngx_http_msgbus_json_compact(ngx_pool_t *pool, json_t *json,
+    ngx_str_t *out);
+ngx_int_t ngx_http_msgbus_jbuf_reserve(ngx_http_msgbus_jbuf_t *jb, size_t n);
+ngx_int_t ngx_http_msgbus_jbuf_raw(ngx_http_msgbus_jbuf_t *jb, u_char *s,
+    size_t len);
+ngx_int_t ngx_http_msgbus_jbuf_string(ngx_http_msgbus_jbuf_t *jb, u_char *s,
+    size_t len);
+ngx_int_t ngx_http_msgbus_jbuf_value(ngx_http_msgbus_jbuf_t *jb,
+    bson_iter_t *it, ngx_uint_t depth);
 size_t ngx_http_msgbus_json_escaped_len(u_char *src, size_t size);
 u_char *ngx_http_msgbus_json_escape(u_char *dst, u_char *src, size_t size);
 

@@ -14,6 +14,7 @@
 #include "ngx_http_msgbus_docs.h"
 #include "ngx_http_msgbus_mongo.h"
 #include "ngx_http_msgbus_queues.h"
+#include "ngx_http_msgbus_messages.h"
 
 
 #define NGX_HTTP_MSGBUS_MAX_PROJECT  256
@@ -29,7 +30,8 @@ static ngx_http_msgbus_error_t *ngx_http_msgbus_check_headers(
     ngx_str_t *project);
 static ngx_table_elt_t *ngx_http_msgbus_header(ngx_http_request_t *r,
     ngx_str_t *name);
-static ngx_int_t ngx_http_msgbus_valid_uuid(ngx_str_t *value);
+static ngx_int_t ngx_http_msgbus_operation(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
 
 static void *ngx_http_msgbus_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf);
@@ -264,7 +266,9 @@ ngx_http_msgbus_dispatch(ngx_http_request_t *r)
 
     reads_body = (found == NGX_OK
                   && (route.op == ngx_http_msgbus_op_queue_create
-                      || route.op == ngx_http_msgbus_op_queue_update));
+                      || route.op == ngx_http_msgbus_op_queue_update
+                      || route.op == ngx_http_msgbus_op_queue_purge
+                      || route.op == ngx_http_msgbus_op_message_post));
 
     if (!reads_body) {
         rc = ngx_http_discard_request_body(r);
@@ -393,6 +397,13 @@ ngx_http_msgbus_dispatch(ngx_http_request_t *r)
     case ngx_http_msgbus_op_queue_get:
     case ngx_http_msgbus_op_queue_exists:
     case ngx_http_msgbus_op_queue_delete:
+    case ngx_http_msgbus_op_queue_stats:
+    case ngx_http_msgbus_op_queue_purge:
+    case ngx_http_msgbus_op_message_post:
+    case ngx_http_msgbus_op_message_list:
+    case ngx_http_msgbus_op_message_delete_many:
+    case ngx_http_msgbus_op_message_get:
+    case ngx_http_msgbus_op_message_delete:
         return ngx_http_msgbus_start(r, &route, &project);
 
     default:
@@ -414,6 +425,8 @@ static ngx_int_t
 ngx_http_msgbus_start(ngx_http_request_t *r, ngx_http_msgbus_route_t *route,
     ngx_str_t *project)
 {
+    u_char                      *p;
+    size_t                       max;
     ngx_int_t                    rc;
     ngx_http_msgbus_ctx_t       *ctx;
     ngx_http_msgbus_loc_conf_t  *mlcf;
@@ -428,18 +441,39 @@ ngx_http_msgbus_start(ngx_http_request_t *r, ngx_http_msgbus_route_t *route,
 
     ngx_http_set_ctx(r, ctx, ngx_http_msgbus_module);
 
+    if (route->flags & NGX_HTTP_MSGBUS_QUEUE) {
+
+        /* "project/queue", Zaqar's scoped name */
+
+        p = ngx_pnalloc(r->pool, project->len + 1 + route->queue.len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->scoped.data = p;
+        p = ngx_cpymem(p, project->data, project->len);
+        *p++ = '/';
+        p = ngx_cpymem(p, route->queue.data, route->queue.len);
+        ctx->scoped.len = p - ctx->scoped.data;
+    }
+
     if (route->op != ngx_http_msgbus_op_queue_create
-        && route->op != ngx_http_msgbus_op_queue_update)
+        && route->op != ngx_http_msgbus_op_queue_update
+        && route->op != ngx_http_msgbus_op_queue_purge
+        && route->op != ngx_http_msgbus_op_message_post)
     {
-        return ngx_http_msgbus_queues_handler(r, ctx);
+        return ngx_http_msgbus_operation(r, ctx);
     }
 
     /* too large by Content-Length (as Zaqar judges): never read it */
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
 
+    max = (route->op == ngx_http_msgbus_op_message_post)
+          ? mlcf->max_messages_post_size : mlcf->max_queue_metadata;
+
     if (r->headers_in.content_length_n > 0
-        && (size_t) r->headers_in.content_length_n > mlcf->max_queue_metadata)
+        && (size_t) r->headers_in.content_length_n > max)
     {
         rc = ngx_http_discard_request_body(r);
 
@@ -447,14 +481,21 @@ ngx_http_msgbus_start(ngx_http_request_t *r, ngx_http_msgbus_route_t *route,
             return rc;
         }
 
+        if (route->op == ngx_http_msgbus_op_message_post) {
+            return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "Invalid API request",
+                                              "Message collection size is "
+                                              "too large. Max size %uz",
+                                              max);
+        }
+
         return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
                                           route->op
-                                          == ngx_http_msgbus_op_queue_create
-                                          ? "Invalid API request"
-                                          : "Invalid request body",
+                                          == ngx_http_msgbus_op_queue_update
+                                          ? "Invalid request body"
+                                          : "Invalid API request",
                                           "Queue metadata is too large. "
-                                          "Max size: %uz",
-                                          mlcf->max_queue_metadata);
+                                          "Max size: %uz", max);
     }
 
     r->request_body_in_single_buf = 1;
@@ -476,7 +517,64 @@ ngx_http_msgbus_body_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgbus_module);
 
-    ngx_http_msgbus_finalize(r, ngx_http_msgbus_queues_handler(r, ctx));
+    ngx_http_msgbus_finalize(r, ngx_http_msgbus_operation(r, ctx));
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_operation(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    switch (ctx->route.op) {
+
+    case ngx_http_msgbus_op_queue_stats:
+    case ngx_http_msgbus_op_queue_purge:
+    case ngx_http_msgbus_op_message_post:
+    case ngx_http_msgbus_op_message_list:
+    case ngx_http_msgbus_op_message_delete_many:
+    case ngx_http_msgbus_op_message_get:
+    case ngx_http_msgbus_op_message_delete:
+        return ngx_http_msgbus_messages_handler(r, ctx);
+
+    default:
+        return ngx_http_msgbus_queues_handler(r, ctx);
+    }
+}
+
+
+/*
+ * Runs one store command for an operation; the handler gets the reply.
+ * NGX_DONE: the request is held until then.  db NULL: the queues'
+ * database.
+ */
+
+ngx_int_t
+ngx_http_msgbus_command(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    bson_t *cmd, ngx_str_t *db, ngx_uint_t idempotent,
+    ngx_http_msgbus_mongo_done_pt handler)
+{
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    if (ctx->op == NULL) {
+        ctx->op = ngx_http_msgbus_mongo_op_create(r, handler, ctx);
+        if (ctx->op == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    ctx->op->handler = handler;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
+
+    if (ngx_http_msgbus_mongo_run(ctx->op, cmd, db ? db : &mmcf->queues_db,
+                                  idempotent)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
 }
 
 
@@ -633,7 +731,7 @@ ngx_http_msgbus_check_headers(ngx_http_request_t *r,
     }
 
     if (mlcf->client_id == NGX_HTTP_MSGBUS_CLIENT_ID_UUID
-        ? ngx_http_msgbus_valid_uuid(&h->value) != NGX_OK
+        ? ngx_http_msgbus_parse_uuid(&h->value, NULL) != NGX_OK
         : (h->value.len < 10 || h->value.len > 36))
     {
         return &ngx_http_msgbus_err_client_id;
@@ -695,13 +793,14 @@ ngx_http_msgbus_header(ngx_http_request_t *r, ngx_str_t *name)
 
 /*
  * A UUID as Python's uuid.UUID() takes it: optional "urn:uuid:" prefix
- * and braces, hyphens anywhere, then exactly 32 hex digits.
+ * and braces, hyphens anywhere, then exactly 32 hex digits.  With out,
+ * its 16 bytes (the order Binary.from_uuid() stores, subtype 4).
  */
 
-static ngx_int_t
-ngx_http_msgbus_valid_uuid(ngx_str_t *value)
+ngx_int_t
+ngx_http_msgbus_parse_uuid(ngx_str_t *value, u_char *out)
 {
-    u_char      *p, *last;
+    u_char      *p, *last, c;
     ngx_uint_t   n;
 
     p = value->data;
@@ -728,17 +827,49 @@ ngx_http_msgbus_valid_uuid(ngx_str_t *value)
             continue;
         }
 
-        if ((*p >= '0' && *p <= '9')
-            || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'f'))
-        {
-            n++;
-            continue;
+        if (*p >= '0' && *p <= '9') {
+            c = *p - '0';
+
+        } else if ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'f') {
+            c = (*p | 0x20) - 'a' + 10;
+
+        } else {
+            return NGX_DECLINED;
         }
 
-        return NGX_DECLINED;
+        if (n >= 32) {
+            return NGX_DECLINED;
+        }
+
+        if (out) {
+            out[n / 2] = (n % 2) ? (out[n / 2] | c) : (u_char) (c << 4);
+        }
+
+        n++;
     }
 
     return (n == 32) ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* the request's Client-ID: 16 bytes if a UUID, else the text (relaxed) */
+
+ngx_int_t
+ngx_http_msgbus_client_uuid(ngx_http_request_t *r, u_char *out,
+    ngx_str_t *text)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_msgbus_header(r, &ngx_http_msgbus_client_id_header);
+
+    if (h == NULL) {
+        ngx_str_null(text);
+        return NGX_ERROR;
+    }
+
+    *text = h->value;
+
+    return ngx_http_msgbus_parse_uuid(&h->value, out);
 }
 
 
@@ -874,6 +1005,10 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (clcf->client_body_buffer_size < conf->max_queue_metadata + 1) {
         clcf->client_body_buffer_size = conf->max_queue_metadata + 1;
+    }
+
+    if (clcf->client_body_buffer_size < conf->max_messages_post_size + 1) {
+        clcf->client_body_buffer_size = conf->max_messages_post_size + 1;
     }
 
     return NGX_CONF_OK;

@@ -88,9 +88,43 @@ typedef struct {
     ngx_str_t                   page;        /* the "queues" array */
     unsigned                    detailed:1;
     unsigned                    with_count:1;
+
+    /* messages: the queue's partition and the operation's state */
+    ngx_str_t                   db;
+    ngx_uint_t                  partition;
+    ngx_uint_t                  index;       /* being created */
+    ngx_array_t                *msgs;        /* a post's messages */
+    ngx_uint_t                  stored;      /* of them, inserted */
+    int64_t                     next;        /* the marker to insert at */
+    int64_t                     top;         /* highest marker to keep */
+    int64_t                     after;       /* a listing's marker */
+    time_t                      now;
+    ngx_msec_t                  started;
+    ngx_array_t                *ids;         /* bson_oid_t */
+    ngx_str_t                   id_list;     /* "ids" as given */
+    bson_oid_t                  claim;
+    bson_t                     *found;       /* a reply kept for later */
+    int64_t                     total;
+    int64_t                     nfree;
+    ngx_str_t                   out;         /* JSON built so far */
+    u_char                      client[16];
+    ngx_str_t                   client_text;
+    unsigned                    client_uuid:1;
+    unsigned                    echo:1;
+    unsigned                    include_claimed:1;
+    unsigned                    include_delayed:1;
+    unsigned                    has_claim:1;
+    unsigned                    queue_created:1;
+    unsigned                    purge_messages:1;
 } ngx_http_msgbus_ctx_t;
 
 
+ngx_int_t ngx_http_msgbus_command(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_str_t *db,
+    ngx_uint_t idempotent, ngx_http_msgbus_mongo_done_pt handler);
+ngx_int_t ngx_http_msgbus_parse_uuid(ngx_str_t *value, u_char *out);
+ngx_int_t ngx_http_msgbus_client_uuid(ngx_http_request_t *r, u_char *out,
+    ngx_str_t *text);
 ngx_int_t ngx_http_msgbus_send_store_error(ngx_http_request_t *r,
     ngx_http_msgbus_mongo_op_t *op, char *what);
 

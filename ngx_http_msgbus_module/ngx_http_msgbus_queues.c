@@ -73,8 +73,6 @@ static ngx_int_t ngx_http_msgbus_queue_listed(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
 static ngx_int_t ngx_http_msgbus_queue_counted(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
-static ngx_int_t ngx_http_msgbus_bool_arg(ngx_http_request_t *r, char *name,
-    ngx_uint_t *value, ngx_str_t *err);
 static u_char *ngx_http_msgbus_regex_escape(u_char *dst, ngx_str_t *src);
 
 
@@ -174,24 +172,9 @@ ngx_int_t
 ngx_http_msgbus_queues_handler(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx)
 {
-    u_char  *p;
-
     if (ctx->route.op == ngx_http_msgbus_op_queue_list) {
         return ngx_http_msgbus_queue_list(r, ctx);
     }
-
-    /* "project/queue", Zaqar's scoped name */
-
-    p = ngx_pnalloc(r->pool, ctx->project.len + 1 + ctx->route.queue.len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->scoped.data = p;
-    p = ngx_cpymem(p, ctx->project.data, ctx->project.len);
-    *p++ = '/';
-    p = ngx_cpymem(p, ctx->route.queue.data, ctx->route.queue.len);
-    ctx->scoped.len = p - ctx->scoped.data;
 
     switch (ctx->route.op) {
 
@@ -1281,7 +1264,7 @@ ngx_http_msgbus_queue_counted(ngx_http_request_t *r,
 
 /* a query argument Zaqar reads as a boolean (falcon's spellings) */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_bool_arg(ngx_http_request_t *r, char *name,
     ngx_uint_t *value, ngx_str_t *err)
 {

@@ -17,6 +17,8 @@
 
 ngx_int_t ngx_http_msgbus_queues_handler(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+ngx_int_t ngx_http_msgbus_bool_arg(ngx_http_request_t *r, char *name,
+    ngx_uint_t *value, ngx_str_t *err);
 
 
 #endif /* _NGX_HTTP_MSGBUS_QUEUES_H_INCLUDED_ */
