@@ -159,8 +159,38 @@ static ngx_int_t ngx_http_msgbus_send_json(ngx_http_request_t *r,
     ngx_uint_t status, ngx_http_msgbus_jbuf_t *jb);
 
 
+/*
+ * The expiry purge: one worker's timer deletes expired messages (and
+ * arbiter keys), at most NGX_HTTP_MSGBUS_PURGE_BATCH per partition and
+ * round, where the store has no TTL index to do it.
+ */
+
+#define NGX_HTTP_MSGBUS_PURGE_BATCH     1000
+
+typedef struct {
+    ngx_event_t                    timer;
+    ngx_http_msgbus_main_conf_t   *mmcf;
+    ngx_pool_t                    *pool;       /* this round's */
+    ngx_http_msgbus_mongo_op_t    *op;
+    ngx_uint_t                     partition;
+    ngx_uint_t                     step;
+    ngx_uint_t                     purged;
+    time_t                         now;
+    ngx_str_t                      db;
+} ngx_http_msgbus_expiry_t;
+
+
+static void ngx_http_msgbus_expiry_round(ngx_event_t *ev);
+static ngx_int_t ngx_http_msgbus_expiry_next(ngx_http_msgbus_expiry_t *ex,
+    bson_t *reply);
+static void ngx_http_msgbus_expiry_done(ngx_http_msgbus_mongo_op_t *op);
+static void ngx_http_msgbus_expiry_end(ngx_http_msgbus_expiry_t *ex);
+
+
 /* the partitions (and, last, the queues) indexed by this worker */
 static u_char  *ngx_http_msgbus_indexed;
+
+static ngx_http_msgbus_expiry_t  ngx_http_msgbus_expiry;
 
 
 ngx_int_t
@@ -2760,4 +2790,244 @@ ngx_http_msgbus_send_json(ngx_http_request_t *r, ngx_uint_t status,
     body.len = jb->pos - jb->start;
 
     return ngx_http_msgbus_send(r, status, &ngx_http_msgbus_json_type, &body);
+}
+
+
+/* worker 0 starts the expiry purge's timer */
+
+ngx_int_t
+ngx_http_msgbus_expiry_init(ngx_cycle_t *cycle)
+{
+    ngx_http_msgbus_expiry_t     *ex;
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_msgbus_module)
+        == NULL)
+    {
+        return NGX_OK;
+    }
+
+    mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_msgbus_module);
+
+    if (mmcf->mongo == NULL || mmcf->purge_interval == 0 || ngx_worker != 0)
+    {
+        return NGX_OK;
+    }
+
+    ex = &ngx_http_msgbus_expiry;
+    ngx_memzero(ex, sizeof(ngx_http_msgbus_expiry_t));
+
+    ex->mmcf = mmcf;
+    ex->timer.handler = ngx_http_msgbus_expiry_round;
+    ex->timer.data = ex;
+    ex->timer.log = cycle->log;
+    ex->timer.cancelable = 1;
+
+    ngx_add_timer(&ex->timer, mmcf->purge_interval);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_msgbus_expiry_round(ngx_event_t *ev)
+{
+    ngx_http_msgbus_expiry_t  *ex;
+
+    ex = ev->data;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    ex->pool = ngx_create_pool(4096, ev->log);
+    if (ex->pool == NULL) {
+        ngx_add_timer(&ex->timer, ex->mmcf->purge_interval);
+        return;
+    }
+
+    ex->db.data = ngx_pnalloc(ex->pool, ex->mmcf->database.len
+                                        + sizeof("_messages_p")
+                                        + NGX_INT_T_LEN);
+    if (ex->db.data == NULL) {
+        ngx_http_msgbus_expiry_end(ex);
+        return;
+    }
+
+    ex->op = ngx_http_msgbus_mongo_op_background(ex->pool, ex->mmcf,
+                                                 ngx_http_msgbus_expiry_done,
+                                                 ex);
+    if (ex->op == NULL) {
+        ngx_http_msgbus_expiry_end(ex);
+        return;
+    }
+
+    ex->partition = 0;
+    ex->step = 0;
+    ex->purged = 0;
+    ex->now = ngx_time();
+
+    if (ngx_http_msgbus_expiry_next(ex, NULL) != NGX_OK) {
+        ngx_http_msgbus_expiry_end(ex);
+    }
+}
+
+
+/*
+ * Per partition: find expired ids (step 0), delete them (1), delete the
+ * expired arbiter keys (2); then the next partition.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_expiry_next(ngx_http_msgbus_expiry_t *ex, bson_t *reply)
+{
+    bson_t       cmd, filter, cond, projection, deletes, del, in, list;
+    ngx_int_t    rc;
+    ngx_uint_t   n;
+    bson_iter_t  docs, id;
+    const char  *key;
+    char         buf[16];
+
+    bson_init(&cmd);
+
+    switch (ex->step) {
+
+    case 0:
+        ex->db.len = ngx_sprintf(ex->db.data, "%V_messages_p%ui",
+                                 &ex->mmcf->database, ex->partition)
+                     - ex->db.data;
+
+        BSON_APPEND_UTF8(&cmd, "find", NGX_HTTP_MSGBUS_MESSAGES);
+        BSON_APPEND_DOCUMENT_BEGIN(&cmd, "filter", &filter);
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "e", &cond);
+        BSON_APPEND_DATE_TIME(&cond, "$lte", (int64_t) ex->now * 1000);
+        bson_append_document_end(&filter, &cond);
+        bson_append_document_end(&cmd, &filter);
+        BSON_APPEND_DOCUMENT_BEGIN(&cmd, "projection", &projection);
+        BSON_APPEND_INT32(&projection, "_id", 1);
+        bson_append_document_end(&cmd, &projection);
+        BSON_APPEND_INT32(&cmd, "limit", NGX_HTTP_MSGBUS_PURGE_BATCH);
+        BSON_APPEND_BOOL(&cmd, "singleBatch", true);
+        break;
+
+    case 1:
+        BSON_APPEND_UTF8(&cmd, "delete", NGX_HTTP_MSGBUS_MESSAGES);
+        BSON_APPEND_ARRAY_BEGIN(&cmd, "deletes", &deletes);
+        BSON_APPEND_DOCUMENT_BEGIN(&deletes, "0", &del);
+        BSON_APPEND_DOCUMENT_BEGIN(&del, "q", &filter);
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
+        BSON_APPEND_ARRAY_BEGIN(&in, "$in", &list);
+
+        n = 0;
+
+        if (ngx_http_msgbus_batch(reply, &docs) == NGX_OK) {
+            while (bson_iter_next(&docs)) {
+                if (bson_iter_recurse(&docs, &id)
+                    && bson_iter_find(&id, "_id")
+                    && BSON_ITER_HOLDS_OID(&id))
+                {
+                    (void) bson_uint32_to_string((uint32_t) n++, &key, buf,
+                                                 sizeof(buf));
+                    BSON_APPEND_OID(&list, key, bson_iter_oid(&id));
+                }
+            }
+        }
+
+        bson_append_array_end(&in, &list);
+        bson_append_document_end(&filter, &in);
+
+        /* expired still: a message is never taken back to life */
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "e", &cond);
+        BSON_APPEND_DATE_TIME(&cond, "$lte", (int64_t) ex->now * 1000);
+        bson_append_document_end(&filter, &cond);
+
+        bson_append_document_end(&del, &filter);
+        BSON_APPEND_INT32(&del, "limit", 0);
+        bson_append_document_end(&deletes, &del);
+        bson_append_array_end(&cmd, &deletes);
+
+        if (n == 0) {
+            ex->step = 2;
+            bson_destroy(&cmd);
+            return ngx_http_msgbus_expiry_next(ex, NULL);
+        }
+
+        break;
+
+    default:
+        BSON_APPEND_UTF8(&cmd, "delete", NGX_HTTP_MSGBUS_ARBITER);
+        BSON_APPEND_ARRAY_BEGIN(&cmd, "deletes", &deletes);
+        BSON_APPEND_DOCUMENT_BEGIN(&deletes, "0", &del);
+        BSON_APPEND_DOCUMENT_BEGIN(&del, "q", &filter);
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "e", &cond);
+        BSON_APPEND_DATE_TIME(&cond, "$lte", (int64_t) ex->now * 1000);
+        bson_append_document_end(&filter, &cond);
+        bson_append_document_end(&del, &filter);
+        BSON_APPEND_INT32(&del, "limit", 0);
+        bson_append_document_end(&deletes, &del);
+        bson_append_array_end(&cmd, &deletes);
+    }
+
+    rc = ngx_http_msgbus_mongo_run(ex->op, &cmd, &ex->db, 1);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+static void
+ngx_http_msgbus_expiry_done(ngx_http_msgbus_mongo_op_t *op)
+{
+    ngx_http_msgbus_expiry_t  *ex;
+
+    ex = op->data;
+
+    if (op->err != ngx_http_msgbus_mongo_ok) {
+        ngx_log_error(NGX_LOG_WARN, ex->timer.log, 0,
+                      "msgbus: expiry purge of %V stopped: %s%s%V",
+                      &ex->db, ngx_http_msgbus_mongo_strerror(op),
+                      op->errmsg.len ? ": " : "", &op->errmsg);
+        ngx_http_msgbus_expiry_end(ex);
+        return;
+    }
+
+    if (ex->step == 1) {
+        ex->purged += ngx_http_msgbus_reply_n(op->reply);
+    }
+
+    if (ex->step < 2) {
+        ex->step++;
+
+    } else {
+        ex->step = 0;
+
+        if (++ex->partition == ex->mmcf->partitions) {
+            ngx_http_msgbus_expiry_end(ex);
+            return;
+        }
+    }
+
+    if (ngx_http_msgbus_expiry_next(ex, op->reply) != NGX_OK) {
+        ngx_http_msgbus_expiry_end(ex);
+    }
+}
+
+
+static void
+ngx_http_msgbus_expiry_end(ngx_http_msgbus_expiry_t *ex)
+{
+    if (ex->purged) {
+        ngx_log_error(NGX_LOG_INFO, ex->timer.log, 0,
+                      "msgbus: expiry purge deleted %ui expired messages",
+                      ex->purged);
+    }
+
+    ngx_destroy_pool(ex->pool);
+    ex->pool = NULL;
+    ex->op = NULL;
+
+    if (!ngx_exiting && !ngx_quit && !ngx_terminate) {
+        ngx_add_timer(&ex->timer, ex->mmcf->purge_interval);
+    }
 }

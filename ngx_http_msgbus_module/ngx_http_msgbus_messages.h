@@ -17,6 +17,7 @@
 
 ngx_int_t ngx_http_msgbus_messages_handler(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+ngx_int_t ngx_http_msgbus_expiry_init(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_msgbus_messages_db(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 

@@ -82,6 +82,13 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       offsetof(ngx_http_msgbus_main_conf_t, partitions),
       NULL },
 
+    { ngx_string("msgbus_expiry_purge_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, purge_interval),
+      NULL },
+
     { ngx_string("msgbus_client_id"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -892,6 +899,7 @@ ngx_http_msgbus_create_main_conf(ngx_conf_t *cf)
      */
 
     mmcf->partitions = NGX_CONF_UNSET_UINT;
+    mmcf->purge_interval = NGX_CONF_UNSET_MSEC;
 
     return mmcf;
 }
@@ -1031,6 +1039,8 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    ngx_conf_init_msec_value(mmcf->purge_interval, 60000);
+
     if (mmcf->locations && mmcf->uri == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"msgbus\" requires \"msgbus_mongodb\" "
@@ -1045,7 +1055,11 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_msgbus_init_process(ngx_cycle_t *cycle)
 {
-    return ngx_http_msgbus_mongo_init_process(cycle);
+    if (ngx_http_msgbus_mongo_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_msgbus_expiry_init(cycle);
 }
 
 

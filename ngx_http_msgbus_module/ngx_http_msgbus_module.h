@@ -36,6 +36,7 @@ typedef struct {
     ngx_str_t                   database;
     ngx_str_t                   queues_db;   /* database + "_queues" */
     ngx_uint_t                  partitions;  /* of the messages */
+    ngx_msec_t                  purge_interval;  /* expiry, 0: off */
     ngx_str_t                   user;
     ngx_str_t                   password;
     ngx_str_t                   auth_source;

@@ -212,11 +212,42 @@ ngx_http_msgbus_mongo_op_create(ngx_http_request_t *r,
     cln->data = op;
 
     op->request = r;
+    op->pool = r->pool;
+    op->mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
     op->handler = handler;
     op->data = data;
 
     op->event.data = op;
     op->event.log = r->connection->log;
+
+    return op;
+}
+
+
+/*
+ * An operation of no request (a worker's timer): it lives in the given
+ * pool, which must outlive it; there is no client to go away.
+ */
+
+ngx_http_msgbus_mongo_op_t *
+ngx_http_msgbus_mongo_op_background(ngx_pool_t *pool, void *mmcf,
+    ngx_http_msgbus_mongo_done_pt handler, void *data)
+{
+    ngx_http_msgbus_mongo_op_t  *op;
+
+    op = ngx_pcalloc(pool, sizeof(ngx_http_msgbus_mongo_op_t));
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->pool = pool;
+    op->mmcf = mmcf;
+    op->background = 1;
+    op->handler = handler;
+    op->data = data;
+
+    op->event.data = op;
+    op->event.log = pool->log;
 
     return op;
 }
@@ -239,14 +270,14 @@ ngx_http_msgbus_mongo_run(ngx_http_msgbus_mongo_op_t *op, const bson_t *cmd,
 
     r = op->request;
 
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
+    mmcf = op->mmcf;
     m = mmcf->mongo;
 
     if (m == NULL || op->active) {
         return NGX_ERROR;
     }
 
-    if (ngx_http_msgbus_mongo_frame(r->pool, cmd, db, &op->frame) != NGX_OK) {
+    if (ngx_http_msgbus_mongo_frame(op->pool, cmd, db, &op->frame) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -268,9 +299,11 @@ ngx_http_msgbus_mongo_run(ngx_http_msgbus_mongo_op_t *op, const bson_t *cmd,
 
     /* a client that goes away while the store works ends the request */
 
-    r->read_event_handler = ngx_http_test_reading;
+    if (r) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, op->event.log, 0,
                    "msgbus mongo: submit %V, %uz bytes",
                    &op->name, op->frame.len);
 
@@ -1366,7 +1399,7 @@ ngx_http_msgbus_mongo_reply(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
 
                 /* the reply dies with the connection: keep the message */
 
-                p = ngx_pstrdup(op->request->pool, &op->errmsg);
+                p = ngx_pstrdup(op->pool, &op->errmsg);
                 op->errmsg.len = p ? op->errmsg.len : 0;
                 op->errmsg.data = p;
 
@@ -1401,11 +1434,13 @@ ngx_http_msgbus_mongo_reply(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
 
         /* the handler may finalize the request, and free op with it */
 
-        c = op->request->connection;
+        c = op->request ? op->request->connection : NULL;
 
         op->handler(op);
 
-        ngx_http_run_posted_requests(c);
+        if (c) {
+            ngx_http_run_posted_requests(c);
+        }
 
         ngx_http_msgbus_mongo_release(mc);
         return;
@@ -1881,11 +1916,11 @@ ngx_http_msgbus_mongo_finish(ngx_http_msgbus_mongo_op_t *op,
         ngx_del_timer(&op->event);
     }
 
-    if (op->request == NULL) {
+    if (op->request == NULL && !op->background) {
         return;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, op->request->connection->log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, op->event.log, 0,
                    "msgbus mongo: %V failed: %s", &op->name,
                    ngx_http_msgbus_mongo_strerror(op));
 
@@ -1901,11 +1936,13 @@ ngx_http_msgbus_mongo_done_handler(ngx_event_t *ev)
     ngx_http_msgbus_mongo_op_t  *op;
 
     op = ev->data;
-    c = op->request->connection;
+    c = op->request ? op->request->connection : NULL;
 
     op->handler(op);
 
-    ngx_http_run_posted_requests(c);
+    if (c) {
+        ngx_http_run_posted_requests(c);
+    }
 }
 
 
@@ -1918,7 +1955,7 @@ ngx_http_msgbus_mongo_wait_handler(ngx_event_t *ev)
 
     op = ev->data;
 
-    mmcf = ngx_http_get_module_main_conf(op->request, ngx_http_msgbus_module);
+    mmcf = op->mmcf;
     m = mmcf->mongo;
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
@@ -1943,17 +1980,19 @@ ngx_http_msgbus_mongo_select_handler(ngx_event_t *ev)
     ngx_http_msgbus_main_conf_t  *mmcf;
 
     op = ev->data;
-    c = op->request->connection;
+    c = op->request ? op->request->connection : NULL;
 
     ev->timedout = 0;
 
-    mmcf = ngx_http_get_module_main_conf(op->request, ngx_http_msgbus_module);
+    mmcf = op->mmcf;
 
     if (ngx_http_msgbus_mongo_acquire(mmcf->mongo, op) != NGX_OK) {
         ngx_http_msgbus_mongo_finish(op, ngx_http_msgbus_mongo_err_internal);
     }
 
-    ngx_http_run_posted_requests(c);
+    if (c) {
+        ngx_http_run_posted_requests(c);
+    }
 }
 
 
@@ -1968,9 +2007,7 @@ ngx_http_msgbus_mongo_op_cleanup(void *data)
     ngx_http_msgbus_mongo_conn_t  *mc;
 
     if (op->waiting) {
-        m = ngx_http_get_module_main_conf(op->request,
-                                          ngx_http_msgbus_module);
-        m = ((ngx_http_msgbus_main_conf_t *) (void *) m)->mongo;
+        m = ((ngx_http_msgbus_main_conf_t *) op->mmcf)->mongo;
 
         ngx_queue_remove(&op->queue);
         m->nwaiters--;

@@ -35,7 +35,9 @@ typedef void (*ngx_http_msgbus_mongo_done_pt)(ngx_http_msgbus_mongo_op_t *op);
 
 
 struct ngx_http_msgbus_mongo_op_s {
-    ngx_http_request_t             *request;
+    ngx_http_request_t             *request;    /* NULL: background */
+    ngx_pool_t                     *pool;
+    void                           *mmcf;
     ngx_http_msgbus_mongo_done_pt   handler;
     void                           *data;
 
@@ -58,11 +60,15 @@ struct ngx_http_msgbus_mongo_op_s {
     unsigned                        retried:1;
     unsigned                        waiting:1;
     unsigned                        active:1;
+    unsigned                        background:1;
 };
 
 
 ngx_http_msgbus_mongo_op_t *ngx_http_msgbus_mongo_op_create(
     ngx_http_request_t *r, ngx_http_msgbus_mongo_done_pt handler,
+    void *data);
+ngx_http_msgbus_mongo_op_t *ngx_http_msgbus_mongo_op_background(
+    ngx_pool_t *pool, void *mmcf, ngx_http_msgbus_mongo_done_pt handler,
     void *data);
 ngx_int_t ngx_http_msgbus_mongo_run(ngx_http_msgbus_mongo_op_t *op,
     const bson_t *cmd, ngx_str_t *db, ngx_uint_t idempotent);

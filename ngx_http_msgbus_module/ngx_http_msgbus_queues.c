@@ -21,6 +21,7 @@
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_json.h"
 #include "ngx_http_msgbus_queues.h"
+#include "ngx_http_msgbus_messages.h"
 
 
 typedef struct ngx_http_msgbus_reserved_s  ngx_http_msgbus_reserved_t;
@@ -354,32 +355,13 @@ ngx_http_msgbus_queue_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 static ngx_int_t
 ngx_http_msgbus_queue_delete(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    u_char                       *p;
-    uint32_t                      crc;
-    ngx_str_t                     db;
-    ngx_http_msgbus_main_conf_t  *mmcf;
-
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
-
-    ngx_crc32_init(crc);
-    ngx_crc32_update(&crc, ctx->project.data, ctx->project.len);
-    ngx_crc32_update(&crc, ctx->route.queue.data, ctx->route.queue.len);
-    ngx_crc32_final(crc);
-
-    p = ngx_pnalloc(r->pool, mmcf->database.len + sizeof("_messages_p")
-                             + NGX_INT_T_LEN);
-    if (p == NULL) {
+    if (ngx_http_msgbus_messages_db(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    db.data = p;
-    db.len = ngx_sprintf(p, "%V_messages_p%uD", &mmcf->database,
-                         (uint32_t) (crc % mmcf->partitions))
-             - p;
-
     ctx->step = 0;
 
-    return ngx_http_msgbus_queue_delete_run(r, ctx, "messages", &db, 0);
+    return ngx_http_msgbus_queue_delete_run(r, ctx, "messages", &ctx->db, 0);
 }
 
 
@@ -437,29 +419,8 @@ ngx_http_msgbus_queues_run_db(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_str_t *db,
     ngx_uint_t idempotent)
 {
-    ngx_http_msgbus_main_conf_t  *mmcf;
-
-    if (ctx->op == NULL) {
-        ctx->op = ngx_http_msgbus_mongo_op_create(r,
-                                                  ngx_http_msgbus_queues_done,
-                                                  ctx);
-        if (ctx->op == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
-
-    if (ngx_http_msgbus_mongo_run(ctx->op, cmd, db ? db : &mmcf->queues_db,
-                                  idempotent)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
+    return ngx_http_msgbus_command(r, ctx, cmd, db, idempotent,
+                                   ngx_http_msgbus_queues_done);
 }
 
 

@@ -194,14 +194,15 @@ Allow: DELETE, GET, POST
 Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
 X-Project-ID: p1
 --- request eval
-["GET /v2/queues/q1/stats", "POST /v2/queues/q1/purge\n{}", "POST /v2/queues/q1/messages\n{\"messages\":[{\"body\":1}]}",
+["POST /v2/queues/q1/claims\n{}", "GET /v2/queues/q1/claims/5b0d3b0f8b1a4e0001000001",
+ "GET /v2/queues/q1/subscriptions",
  "DELETE /v2/queues/q1/claims/5b0d3b0f8b1a4e0001000001"]
 --- error_code eval
 [501, 501, 501, 501]
 --- response_body eval
-['{"title": "Not implemented", "description": "The operation queue_stats is not implemented yet."}',
- '{"title": "Not implemented", "description": "The operation queue_purge is not implemented yet."}',
- '{"title": "Not implemented", "description": "The operation message_post is not implemented yet."}',
+['{"title": "Not implemented", "description": "The operation claim_create is not implemented yet."}',
+ '{"title": "Not implemented", "description": "The operation claim_get is not implemented yet."}',
+ '{"title": "Not implemented", "description": "The operation subscription_list is not implemented yet."}',
  '{"title": "Not implemented", "description": "The operation claim_delete is not implemented yet."}']
 --- no_error_log
 [error]
@@ -259,10 +260,10 @@ GET /bus/v3/ping
 --- config
     location / { msgbus; }
 --- request eval
-"POST /v2/queues/q1/messages\n" . ("x" x 100000)
+"POST /v2/queues/q1/claims\n" . ("x" x 100000)
 --- more_headers
 Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
 X-Project-ID: p1
 --- error_code: 501
 --- response_body_like chomp
-"The operation message_post is not implemented yet\."
+"The operation claim_create is not implemented yet\."

@@ -135,7 +135,9 @@ GET /v2/queues/q1/stats
 GET /v2/queues/q1/stats
 --- more_headers eval
 "Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: " . ("p" x 256)
---- error_code: 501
+--- error_code: 200
+--- response_body chomp
+{"messages": {"claimed": 0, "free": 0, "total": 0}}
 
 
 
@@ -165,7 +167,7 @@ X-Project-ID: p1
 --- request eval
 ["HEAD /v2/queues/" . ("a" x 64), "GET /v2/queues/a.b-c_D9/stats"]
 --- error_code eval
-[404, 501]
+[404, 200]
 
 
 
@@ -197,9 +199,9 @@ Invalid queue identification
 --- request eval
 ["GET /v2/queues/q1/stats", "GET /v2/queues/q1/stats"]
 --- error_code eval
-[501, 400]
+[200, 400]
 --- response_body eval
-['{"title": "Not implemented", "description": "The operation queue_stats is not implemented yet."}',
+['{"messages": {"claimed": 0, "free": 0, "total": 0}}',
  '{"title": "Empty project header not allowed", "description": "X-PROJECT-ID cannot be an empty string. Specify the right header X-PROJECT-ID and retry."}']
 
 
