@@ -13,6 +13,7 @@ packages=(
     libtest-base-perl libtext-diff-perl liblist-moreutils-perl
     libtest-longstring-perl libhttp-message-perl liburi-perl
     libipc-run-perl libjson-pp-perl python3-pymongo
+    python3-zaqarclient python3-zaqar
 )
 
 missing=()

@@ -4,24 +4,156 @@
 #
 #   mongo.py URI insert-messages PROJECT QUEUE N   Zaqar-shaped messages
 #   mongo.py URI count-messages PROJECT QUEUE      prints the count
+#   mongo.py URI markers PROJECT QUEUE             prints the messages'
+#                                                  markers (k), oldest first
+#   mongo.py URI counter PROJECT QUEUE             prints the queue's marker
+#                                                  counter (c.v)
+#   mongo.py URI drop-databases                    drops the database of URI
+#                                                  and its _queues and
+#                                                  _messages_p* companions
+#
+# With Zaqar's own MongoDB driver (Debian's python3-zaqar, Zaqar 15), the
+# default "mongodb" data driver on the database of URI, 2 partitions:
+#
+#   mongo.py URI zaqar-create PROJECT QUEUE METADATA
+#       creates the queue (METADATA: a JSON object)
+#   mongo.py URI zaqar-post PROJECT QUEUE CLIENT MESSAGES
+#       posts MESSAGES (a JSON list of {"body": ..., "ttl": ...}) as the
+#       client CLIENT (a UUID); prints the ids, one a line
+#   mongo.py URI zaqar-list PROJECT QUEUE CLIENT
+#       lists every message (echo, claimed and delayed ones too), page by
+#       page; prints one JSON object a line: {"id", "ttl", "body": repr of
+#       the body as the driver returns it, "type": its Python type}
 #
 # The partition is Zaqar's: crc32(project + queue) % 2 (zlib's crc32).
 import datetime
+import json
 import sys
 import zlib
 
 import pymongo
 
+PARTITIONS = 2
 
-def collection(client, db, project, queue, partitions=2):
+
+def collection(client, db, project, queue, partitions=PARTITIONS):
     n = zlib.crc32((project + queue).encode('utf-8')) % partitions
     return client['%s_messages_p%d' % (db, n)]['messages']
 
 
+# ------------------------------------------------------------------ Zaqar
+
+def _ferretdb_shims():
+    """What Zaqar's driver asks and FerretDB 1.24 does not implement.
+
+    - TTL indexes (code 238, NotImplemented): Zaqar's "ttl" index is left
+      out; msgbus filters expired messages itself.
+    - An index that exists with other options (codes 85, 86): msgbus may
+      have created its own (a unique queue_marker) first; it stays.
+    - findAndModify with a projection (238): asked again without one, the
+      driver reads only the fields it projected anyway.
+
+    A store that implements them (MongoDB) never takes these paths.
+    """
+    from pymongo.collection import Collection
+    from pymongo.errors import OperationFailure
+
+    create_index = Collection.create_index
+
+    def create_index_or_skip(self, keys, **kwargs):
+        try:
+            return create_index(self, keys, **kwargs)
+        except OperationFailure as e:
+            if e.code not in (85, 86, 238):
+                raise
+            return kwargs.get('name')
+
+    Collection.create_index = create_index_or_skip
+
+    for name in ('find_one_and_update', 'find_one_and_delete'):
+        def unprojected(method):
+            def call(self, *args, **kwargs):
+                try:
+                    return method(self, *args, **kwargs)
+                except OperationFailure as e:
+                    if e.code != 238 or 'projection' not in kwargs:
+                        raise
+                    del kwargs['projection']
+                    return method(self, *args, **kwargs)
+            return call
+        setattr(Collection, name, unprojected(getattr(Collection, name)))
+
+
+def zaqar_driver(uri, db):
+    """Zaqar's data driver, configured as a zaqar.conf with
+    [drivers:message_store:mongodb] and [drivers:management_store:mongodb]
+    uri and database, unreliable = True (a store without a replica set)."""
+    try:
+        from oslo_config import cfg
+        from osprofiler import opts as profiler_opts
+        from zaqar.common import cache as oslo_cache
+        from zaqar.conf import default
+        from zaqar.conf import drivers_management_store_mongodb as management
+        from zaqar.conf import drivers_message_store_mongodb as message
+        from zaqar.conf import profiler
+        from zaqar.storage.mongodb import driver
+    except ImportError as e:
+        sys.exit('mongo.py: Zaqar\'s driver is missing (%s): make deps '
+                 'installs python3-zaqar' % e)
+
+    _ferretdb_shims()
+
+    conf = cfg.ConfigOpts()
+    conf(args=[], project='zaqar', default_config_files=[])
+    conf.register_opts(default.ALL_OPTS)
+    profiler_opts.set_defaults(conf)
+    conf.register_opts(profiler.ALL_OPTS, group=profiler.GROUP_NAME)
+    oslo_cache.register_config(conf)
+    conf.set_override('unreliable', True)
+
+    for opts in (message, management):
+        conf.register_opts(opts.ALL_OPTS, group=opts.GROUP_NAME)
+        conf.set_override('uri', uri, group=opts.GROUP_NAME)
+        conf.set_override('database', db, group=opts.GROUP_NAME)
+    conf.set_override('partitions', PARTITIONS, group=message.GROUP_NAME)
+
+    cache = oslo_cache.get_cache(conf)
+    control = driver.ControlDriver(conf, cache)
+    return driver.DataDriver(conf, cache, control)
+
+
+def zaqar_list(data, project, queue, client):
+    marker = None
+    while True:
+        pages = data.message_controller.list(
+            queue, project=project, marker=marker, limit=10, echo=True,
+            client_uuid=client, include_claimed=True, include_delayed=True)
+        messages = list(next(pages))
+        if not messages:
+            return
+        for m in messages:
+            print(json.dumps({'id': m['id'], 'ttl': m['ttl'],
+                              'body': repr(m['body']),
+                              'type': type(m['body']).__name__},
+                             ensure_ascii=False))
+        marker = next(pages)
+
+
+# ------------------------------------------------------------------- main
+
 def main():
-    uri, action, project, queue = sys.argv[1:5]
+    uri, action = sys.argv[1:3]
     client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
     db = pymongo.uri_parser.parse_uri(uri)['database'] or 'zaqar'
+
+    if action == 'drop-databases':
+        for name in client.list_database_names():
+            if name == db or name == db + '_queues' \
+                    or name.startswith(db + '_messages_p'):
+                client.drop_database(name)
+        return
+
+    project, queue = sys.argv[3:5]
     col = collection(client, db, project, queue)
     scoped = project + '/' + queue
 
@@ -35,6 +167,23 @@ def main():
         col.insert_many(docs)
     elif action == 'count-messages':
         print(col.count_documents({'p_q': scoped}))
+    elif action == 'markers':
+        print(' '.join(str(d['k']) for d in
+                       col.find({'p_q': scoped}, {'k': 1}).sort('_id', 1)))
+    elif action == 'counter':
+        doc = client[db + '_queues']['queues'].find_one({'p_q': scoped})
+        print(doc['c']['v'] if doc else '')
+    elif action == 'zaqar-create':
+        data = zaqar_driver(uri, db)
+        data.queue_controller.create(queue, metadata=json.loads(sys.argv[5]),
+                                     project=project)
+    elif action == 'zaqar-post':
+        data = zaqar_driver(uri, db)
+        ids = data.message_controller.post(queue, json.loads(sys.argv[6]),
+                                           sys.argv[5], project=project)
+        print('\n'.join(ids))
+    elif action == 'zaqar-list':
+        zaqar_list(zaqar_driver(uri, db), project, queue, sys.argv[5])
     else:
         sys.exit('unknown action ' + action)
 
