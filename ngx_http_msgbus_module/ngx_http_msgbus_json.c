@@ -400,6 +400,26 @@ ngx_http_msgbus_json_body(ngx_http_request_t *r,
 }
 
 
+/* the size of the request body read, also when it came chunked */
+
+size_t
+ngx_http_msgbus_body_length(ngx_http_request_t *r)
+{
+    size_t        len;
+    ngx_chain_t  *cl;
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            len += ngx_buf_size(cl->buf);
+        }
+    }
+
+    return len;
+}
+
+
 static void
 ngx_http_msgbus_json_cleanup(void *data)
 {

@@ -37,6 +37,7 @@ ngx_int_t ngx_http_msgbus_send_error(ngx_http_request_t *r,
     ngx_uint_t status, char *title, char *fmt, ...);
 ngx_int_t ngx_http_msgbus_json_status(ngx_http_request_t *r, ngx_int_t rc);
 void ngx_http_msgbus_finalize(ngx_http_request_t *r, ngx_int_t rc);
+size_t ngx_http_msgbus_body_length(ngx_http_request_t *r);
 json_t *ngx_http_msgbus_json_body(ngx_http_request_t *r,
     ngx_http_msgbus_error_t **err);
 ngx_int_t ngx_http_msgbus_json_to_bson(json_t *json, bson_t *bson);

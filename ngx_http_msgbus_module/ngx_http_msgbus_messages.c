@@ -197,8 +197,11 @@ ngx_int_t
 ngx_http_msgbus_messages_handler(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx)
 {
-    ngx_int_t  rc, pop;
-    ngx_str_t  value;
+    ngx_int_t                    rc, pop;
+    ngx_str_t                    value;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
 
     if (ngx_http_msgbus_messages_db(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -264,12 +267,13 @@ ngx_http_msgbus_messages_handler(ngx_http_request_t *r,
         }
 
         if (pop != NGX_CONF_UNSET) {
-            if (pop < 1 || pop > 20) {
+            if (pop < 1 || (ngx_uint_t) pop > mlcf->max_messages_per_claim) {
                 return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
                                                   "Invalid API request",
                                                   "Pop value must be at "
                                                   "least 1 and may not be "
-                                                  "greater than 20.");
+                                                  "greater than %ui.",
+                                                  mlcf->max_messages_per_claim);
             }
 
             ctx->limit = pop;
@@ -349,6 +353,18 @@ ngx_http_msgbus_post(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     ngx_http_msgbus_loc_conf_t  *mlcf;
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    /* a chunked body had no Content-Length to be judged by */
+
+    ctx->size = ngx_http_msgbus_body_length(r);
+
+    if (ctx->size > mlcf->max_messages_post_size) {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid API request",
+                                          "Message collection size is too "
+                                          "large. Max size %uz",
+                                          mlcf->max_messages_post_size);
+    }
 
     ctx->body = ngx_http_msgbus_json_body(r, &err);
 
@@ -607,7 +623,6 @@ static ngx_int_t
 ngx_http_msgbus_queue_found(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply)
 {
-    size_t                       size;
     int64_t                      ttl, delay, max;
     ngx_uint_t                   i;
     bson_iter_t                  docs, doc;
@@ -656,9 +671,8 @@ ngx_http_msgbus_queue_found(ngx_http_request_t *r,
     }
 
     if (max > 0 && (size_t) max < mlcf->max_messages_post_size) {
-        size = r->headers_in.content_length_n;
 
-        if (size > (size_t) max) {
+        if (ctx->size > (size_t) max) {
             return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
                        "Invalid API request",
                        "Message collection size is too large. The max size "
@@ -1030,9 +1044,12 @@ ngx_http_msgbus_posted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 static ngx_int_t
 ngx_http_msgbus_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    ngx_int_t   rc, limit;
-    ngx_str_t   err;
-    ngx_uint_t  echo, claimed, delayed;
+    ngx_int_t                    rc, limit;
+    ngx_str_t                    err;
+    ngx_uint_t                   echo, claimed, delayed;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
 
     rc = ngx_http_msgbus_int_arg(r, "limit", &limit);
     if (rc != NGX_OK) {
@@ -1042,11 +1059,13 @@ ngx_http_msgbus_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     if (limit == NGX_CONF_UNSET) {
         ctx->limit = 10;
 
-    } else if (limit < 1 || limit > 20) {
+    } else if (limit < 1 || (ngx_uint_t) limit > mlcf->max_messages_per_page)
+    {
         return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
                                           "Invalid API request",
                                           "Limit must be at least 1 and may "
-                                          "not be greater than 20.");
+                                          "not be greater than %ui.",
+                                          mlcf->max_messages_per_page);
     } else {
         ctx->limit = limit;
     }
@@ -1226,11 +1245,16 @@ ngx_http_msgbus_listed(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 static ngx_int_t
 ngx_http_msgbus_get_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    if (ctx->top > 20) {
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    if (ctx->top > (int64_t) mlcf->max_messages_per_page) {
         return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
                                           "Invalid API request",
                                           "Limit must be at least 1 and may "
-                                          "not be greater than 20.");
+                                          "not be greater than %ui.",
+                                          mlcf->max_messages_per_page);
     }
 
     if (ctx->ids->nelts == 0) {
@@ -1453,12 +1477,17 @@ static ngx_int_t
 ngx_http_msgbus_delete_many(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx)
 {
-    if (ctx->top > 20) {
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    if (ctx->top > (int64_t) mlcf->max_messages_per_page) {
         return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
                                           "Invalid API request",
                                           "ids parameter should have at "
-                                          "least 1 and not greater than 20 "
-                                          "values.");
+                                          "least 1 and not greater than %ui "
+                                          "values.",
+                                          mlcf->max_messages_per_page);
     }
 
     if (ctx->ids->nelts == 0) {
@@ -1567,13 +1596,19 @@ static ngx_int_t
 ngx_http_msgbus_pop_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_t *reply)
 {
+    u_char       *lost;
     int32_t       code;
     int64_t       index, k;
-    ngx_uint_t    n, lost[20], nlost, i;
+    ngx_uint_t    n;
     bson_iter_t   it, err, docs, id;
     bson_oid_t   *oid;
 
-    nlost = 0;
+    /* the candidates' places, 1 where another took the message */
+
+    lost = ngx_pcalloc(r->pool, ctx->limit);
+    if (lost == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (reply
         && bson_iter_init_find(&it, reply, "writeErrors")
@@ -1584,18 +1619,19 @@ ngx_http_msgbus_pop_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
             index = ngx_http_msgbus_doc_int(&err, "index", -1);
             code = (int32_t) ngx_http_msgbus_doc_int(&err, "code", 0);
 
-            if (code != 11000 || index < 0 || index >= 20 || nlost == 20) {
+            if (code != 11000 || index < 0 || index >= (int64_t) ctx->limit)
+            {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                               "msgbus: pop of \"%V\": write error %D",
                               &ctx->scoped, code);
                 return NGX_ERROR;
             }
 
-            lost[nlost++] = (ngx_uint_t) index;
+            lost[index] = 1;
         }
     }
 
-    ctx->ids = ngx_array_create(r->pool, 20, sizeof(bson_oid_t));
+    ctx->ids = ngx_array_create(r->pool, ctx->limit, sizeof(bson_oid_t));
     if (ctx->ids == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1604,15 +1640,9 @@ ngx_http_msgbus_pop_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     if (ctx->found && ngx_http_msgbus_batch(ctx->found, &docs) == NGX_OK) {
 
-        for (n = 0; bson_iter_next(&docs); n++) {
+        for (n = 0; n < ctx->limit && bson_iter_next(&docs); n++) {
 
-            for (i = 0; i < nlost; i++) {
-                if (lost[i] == n) {
-                    break;
-                }
-            }
-
-            if (i < nlost
+            if (lost[n]
                 || !bson_iter_recurse(&docs, &id)
                 || !bson_iter_find(&id, "_id")
                 || !BSON_ITER_HOLDS_OID(&id))

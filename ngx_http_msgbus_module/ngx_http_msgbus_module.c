@@ -117,6 +117,20 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       offsetof(ngx_http_msgbus_loc_conf_t, max_queues_per_page),
       NULL },
 
+    { ngx_string("msgbus_max_messages_per_page"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, max_messages_per_page),
+      NULL },
+
+    { ngx_string("msgbus_max_messages_per_claim_or_pop"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, max_messages_per_claim),
+      NULL },
+
     { ngx_string("msgbus_max_messages_post_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -929,6 +943,8 @@ ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
     mlcf->client_id = NGX_CONF_UNSET_UINT;
     mlcf->max_queue_metadata = NGX_CONF_UNSET_SIZE;
     mlcf->max_queues_per_page = NGX_CONF_UNSET_UINT;
+    mlcf->max_messages_per_page = NGX_CONF_UNSET_UINT;
+    mlcf->max_messages_per_claim = NGX_CONF_UNSET_UINT;
     mlcf->max_messages_post_size = NGX_CONF_UNSET_SIZE;
     mlcf->default_message_ttl = NGX_CONF_UNSET;
     mlcf->max_message_ttl = NGX_CONF_UNSET;
@@ -951,6 +967,10 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->max_queue_metadata, 65536);
     ngx_conf_merge_uint_value(conf->max_queues_per_page,
                               prev->max_queues_per_page, 20);
+    ngx_conf_merge_uint_value(conf->max_messages_per_page,
+                              prev->max_messages_per_page, 20);
+    ngx_conf_merge_uint_value(conf->max_messages_per_claim,
+                              prev->max_messages_per_claim, 20);
 
     ngx_conf_merge_size_value(conf->max_messages_post_size,
                               prev->max_messages_post_size, 262144);
@@ -980,6 +1000,25 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->max_queues_per_page < 1 || conf->max_queues_per_page > 1000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "msgbus_max_queues_per_page must be 1 to 1000");
+        return NGX_CONF_ERROR;
+    }
+
+    /* a page or a pop is one reply: up to 1000 messages of 256 KiB */
+
+    if (conf->max_messages_per_page < 1
+        || conf->max_messages_per_page > 1000)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_max_messages_per_page must be 1 to 1000");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_messages_per_claim < 1
+        || conf->max_messages_per_claim > 1000)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_max_messages_per_claim_or_pop must be 1 "
+                           "to 1000");
         return NGX_CONF_ERROR;
     }
     ngx_conf_merge_uint_value(conf->client_id, prev->client_id,

@@ -61,6 +61,8 @@ typedef struct {
 
     size_t                      max_queue_metadata;
     ngx_uint_t                  max_queues_per_page;
+    ngx_uint_t                  max_messages_per_page;
+    ngx_uint_t                  max_messages_per_claim;   /* or pop */
     size_t                      max_messages_post_size;
     time_t                      default_message_ttl;
     time_t                      max_message_ttl;
@@ -96,6 +98,7 @@ typedef struct {
     ngx_uint_t                  index;       /* being created */
     ngx_array_t                *msgs;        /* a post's messages */
     ngx_uint_t                  stored;      /* of them, inserted */
+    size_t                      size;        /* of the post's body */
     int64_t                     next;        /* the marker to insert at */
     int64_t                     top;         /* highest marker to keep */
     int64_t                     after;       /* a listing's marker */
