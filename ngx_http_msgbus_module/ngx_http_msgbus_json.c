@@ -379,7 +379,10 @@ ngx_http_msgbus_json_body(ngx_http_request_t *r,
         switch (json_error_code(&error)) {
 
         case json_error_numeric_overflow:
-            *err = &ngx_http_msgbus_err_body_integer;
+            /* Python reads 1e309 as inf; an integer has no bound there */
+            *err = ngx_strstr(error.text, "real")
+                   ? &ngx_http_msgbus_err_body_parse
+                   : &ngx_http_msgbus_err_body_integer;
             break;
 
         case json_error_out_of_memory:

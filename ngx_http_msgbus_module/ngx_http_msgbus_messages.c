@@ -36,7 +36,7 @@
 #define NGX_HTTP_MSGBUS_BODY_SUBTYPE    0x80
 #define NGX_HTTP_MSGBUS_POST_BUDGET     10000   /* ms of marker collisions */
 #define NGX_HTTP_MSGBUS_MIN_TTL         60
-#define NGX_HTTP_MSGBUS_TTL_INDEX       5
+#define NGX_HTTP_MSGBUS_TTL_INDEX       6
 
 
 #define ngx_http_msgbus_jbuf_literal(jb, s)                                   \
@@ -148,10 +148,16 @@ static ngx_int_t ngx_http_msgbus_message_json(ngx_http_request_t *r,
     bson_iter_t *doc, ngx_uint_t pop);
 static ngx_int_t ngx_http_msgbus_base_path(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_str_t *base);
+static ngx_int_t ngx_http_msgbus_ids_arg(ngx_http_request_t *r,
+    ngx_str_t *value);
+static ngx_int_t ngx_http_msgbus_parse_id(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_parse_ids(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_str_t *value);
 static ngx_int_t ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name,
     ngx_int_t *value);
+static ngx_int_t ngx_http_msgbus_int_arg_error(ngx_http_request_t *r,
+    char *name);
 static int64_t ngx_http_msgbus_doc_int(bson_iter_t *doc, char *path,
     int64_t def);
 static ngx_int_t ngx_http_msgbus_json_int(json_t *value, int64_t *n);
@@ -217,9 +223,11 @@ ngx_http_msgbus_messages_handler(ngx_http_request_t *r,
 
     case ngx_http_msgbus_op_message_list:
 
-        if (ngx_http_arg(r, (u_char *) "ids", 3, &value) == NGX_OK
-            && value.len)
-        {
+        if (ngx_http_msgbus_ids_arg(r, &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (value.len) {
             rc = ngx_http_msgbus_parse_ids(r, ctx, &value);
             if (rc != NGX_OK) {
                 return rc;
@@ -238,15 +246,12 @@ ngx_http_msgbus_messages_handler(ngx_http_request_t *r,
 
     case ngx_http_msgbus_op_message_delete_many:
 
-        rc = ngx_http_msgbus_int_arg(r, "pop", &pop);
-        if (rc != NGX_OK) {
-            return rc;
+        if (ngx_http_msgbus_int_arg(r, "pop", &pop) != NGX_OK) {
+            return ngx_http_msgbus_int_arg_error(r, "pop");
         }
 
-        if (ngx_http_arg(r, (u_char *) "ids", 3, &value) != NGX_OK
-            || value.len == 0)
-        {
-            ngx_str_null(&value);
+        if (ngx_http_msgbus_ids_arg(r, &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         if (pop != NGX_CONF_UNSET && value.len) {
@@ -528,12 +533,14 @@ ngx_http_msgbus_post_start(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
 
 /*
- * Zaqar's FIFO indexes, once per worker and partition, before the first
- * post: the unique queue_marker decides the order.  One per command: a
- * store may take a list badly (FerretDB 1.24 drops the connection when
- * several exist already).  The TTL index is last: a store without TTL
- * indexes (FerretDB) refuses it, and the expiry filter and the purge
- * timer do without.
+ * The indexes, once per worker and partition, before the first post.
+ * msgbus_marker, unique (p_q, k), decides the order: without it no post
+ * is taken.  Zaqar's FIFO indexes follow; one that fails is logged and
+ * skipped: a database of Zaqar's default driver has a queue_marker that
+ * is not unique, and a store without TTL indexes (FerretDB) refuses
+ * "ttl" (the expiry filter and the purge timer do without).  One index
+ * per command: FerretDB 1.24 drops the connection on a list of several
+ * that exist already.
  */
 
 static ngx_int_t
@@ -549,6 +556,7 @@ ngx_http_msgbus_indexes(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         char   *keys[4];
         bool    unique;
     } specs[] = {
+        { "msgbus_marker", { "p_q", "k", NULL, NULL }, true },
         { "queue_marker", { "k", "p_q", NULL, NULL }, true },
         { "active", { "p_q", "k", "c.e", NULL }, false },
         { "claimed", { "p_q", "c.id", "k", "c.e" }, false },
@@ -1051,9 +1059,8 @@ ngx_http_msgbus_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
 
-    rc = ngx_http_msgbus_int_arg(r, "limit", &limit);
-    if (rc != NGX_OK) {
-        return rc;
+    if (ngx_http_msgbus_int_arg(r, "limit", &limit) != NGX_OK) {
+        return ngx_http_msgbus_int_arg_error(r, "limit");
     }
 
     if (limit == NGX_CONF_UNSET) {
@@ -1249,7 +1256,7 @@ ngx_http_msgbus_get_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
 
-    if (ctx->top > (int64_t) mlcf->max_messages_per_page) {
+    if (ctx->top < 1 || ctx->top > (int64_t) mlcf->max_messages_per_page) {
         return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
                                           "Invalid API request",
                                           "Limit must be at least 1 and may "
@@ -1329,7 +1336,7 @@ ngx_http_msgbus_get(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
     ngx_int_t  rc;
 
-    rc = ngx_http_msgbus_parse_ids(r, ctx, &ctx->route.id);
+    rc = ngx_http_msgbus_parse_id(r, ctx);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -1390,7 +1397,7 @@ ngx_http_msgbus_delete(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     ngx_int_t  rc;
     ngx_str_t  claim;
 
-    rc = ngx_http_msgbus_parse_ids(r, ctx, &ctx->route.id);
+    rc = ngx_http_msgbus_parse_id(r, ctx);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -1481,7 +1488,7 @@ ngx_http_msgbus_delete_many(ngx_http_request_t *r,
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
 
-    if (ctx->top > (int64_t) mlcf->max_messages_per_page) {
+    if (ctx->top < 1 || ctx->top > (int64_t) mlcf->max_messages_per_page) {
         return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
                                           "Invalid API request",
                                           "ids parameter should have at "
@@ -2245,6 +2252,26 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
             ngx_http_msgbus_finalize(r, ngx_http_msgbus_queue_doc(r, ctx));
             return;
 
+        case ngx_http_msgbus_step_indexes:
+            if (ctx->index == 0 || op->err != ngx_http_msgbus_mongo_err_server)
+            {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "msgbus: cannot create the unique index "
+                              "msgbus_marker on %V.messages, posts are "
+                              "refused: %s %V", &ctx->db,
+                              ngx_http_msgbus_mongo_strerror(op),
+                              &op->errmsg);
+                break;
+            }
+
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "msgbus: index %ui of %V.messages not created: %V "
+                          "(code %D)", ctx->index, &ctx->db, &op->errmsg,
+                          op->code);
+            ngx_http_msgbus_finalize(r,
+                             ngx_http_msgbus_indexes(r, ctx, ctx->index + 1));
+            return;
+
         case ngx_http_msgbus_step_counter:
             if (ctx->route.op == ngx_http_msgbus_op_message_post) {
                 /* stored: the next post heals the counter */
@@ -2653,16 +2680,95 @@ ngx_http_msgbus_base_path(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
 
 /*
- * ids as Zaqar's get_param_as_list(): comma-separated; those that are
- * not ObjectIds are dropped (as to_oid() does).  ctx->top: how many were
- * given, for the limit.
+ * Every "ids" argument, joined with commas: falcon gathers a repeated
+ * parameter into one list (python3-zaqarclient sends ids=a&ids=b).
+ */
+
+static ngx_int_t
+ngx_http_msgbus_ids_arg(ngx_http_request_t *r, ngx_str_t *value)
+{
+    u_char  *p, *last, *start, *dst;
+
+    ngx_str_null(value);
+
+    if (r->args.len == 0) {
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(r->pool, r->args.len);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = dst;
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    while (p < last) {
+        start = p;
+
+        while (p < last && *p != '&') {
+            p++;
+        }
+
+        if (p - start > 4 && ngx_strncmp(start, "ids=", 4) == 0) {
+            if (dst != value->data) {
+                *dst++ = ',';
+            }
+
+            dst = ngx_cpymem(dst, start + 4, p - start - 4);
+        }
+
+        p++;
+    }
+
+    value->len = dst - value->data;
+
+    return NGX_OK;
+}
+
+
+/* the id of an item path: an ObjectId, or none (as to_oid()) */
+
+static ngx_int_t
+ngx_http_msgbus_parse_id(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    bson_oid_t  *oid;
+
+    ctx->ids = ngx_array_create(r->pool, 1, sizeof(bson_oid_t));
+    if (ctx->ids == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->route.id.len == 24
+        && bson_oid_is_valid((char *) ctx->route.id.data, 24))
+    {
+        oid = ngx_array_push(ctx->ids);
+        if (oid == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        bson_oid_init_from_string(oid, (char *) ctx->route.id.data);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * ids as Zaqar's get_param_as_list() (falcon): split at commas, each
+ * URL-decoded, empty ones dropped; those that are not ObjectIds are
+ * ignored (as to_oid()).  ctx->top: how many were given, for the limit;
+ * ctx->id_list: the list as Python prints it, for the 404 text.
  */
 
 static ngx_int_t
 ngx_http_msgbus_parse_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_str_t *value)
 {
-    u_char      *p, *last, *start, *dst;
+    u_char      *p, *last, *start, *dst, *id, *end, *q, quote;
+    size_t       size;
     bson_oid_t  *oid;
 
     ctx->ids = ngx_array_create(r->pool, 4, sizeof(bson_oid_t));
@@ -2670,9 +2776,14 @@ ngx_http_msgbus_parse_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* the list as Python's repr() would quote it, for 404 texts */
+    /* decoded items are no longer; quoted, at most twice plus quotes */
 
-    dst = ngx_pnalloc(r->pool, 3 * value->len + 4);
+    id = ngx_pnalloc(r->pool, value->len);
+    if (id == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    dst = ngx_pnalloc(r->pool, 2 * value->len + 4 * (value->len + 1) + 1);
     if (dst == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -2683,31 +2794,57 @@ ngx_http_msgbus_parse_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     p = value->data;
     last = p + value->len;
 
-    while (p <= last) {
+    while (p < last) {
         start = p;
 
         while (p < last && *p != ',') {
             p++;
         }
 
+        /* "+" is a space in a query string, then %XX */
+
+        for (q = start, end = id; q < p; q++) {
+            *end++ = (*q == '+') ? ' ' : *q;
+        }
+
+        size = end - id;
+        q = id;
+        end = id;
+        ngx_unescape_uri(&end, &q, size, 0);
+
+        p++;
+
+        if (end == id) {
+            continue;
+        }
+
         if (ctx->top++) {
             dst = ngx_cpymem(dst, ", ", 2);
         }
 
-        *dst++ = '\'';
-        dst = ngx_cpymem(dst, start, p - start);
-        *dst++ = '\'';
+        quote = (ngx_strlchr(id, end, '\'') && !ngx_strlchr(id, end, '"'))
+                ? '"' : '\'';
 
-        if (p - start == 24 && bson_oid_is_valid((char *) start, 24)) {
+        *dst++ = quote;
+
+        for (q = id; q < end; q++) {
+            if (*q == quote || *q == '\\') {
+                *dst++ = '\\';
+            }
+
+            *dst++ = *q;
+        }
+
+        *dst++ = quote;
+
+        if (end - id == 24 && bson_oid_is_valid((char *) id, 24)) {
             oid = ngx_array_push(ctx->ids);
             if (oid == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            bson_oid_init_from_string(oid, (char *) start);
+            bson_oid_init_from_string(oid, (char *) id);
         }
-
-        p++;
     }
 
     ctx->id_list.len = dst - ctx->id_list.data;
@@ -2718,7 +2855,7 @@ ngx_http_msgbus_parse_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
 /*
  * An integer argument as falcon's get_param_as_int(): NGX_CONF_UNSET if
- * absent or empty, a 400 "Invalid parameter" if not an integer.
+ * absent or empty; NGX_DECLINED if not an integer.
  */
 
 static ngx_int_t
@@ -2726,7 +2863,7 @@ ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name, ngx_int_t *value)
 {
     ngx_int_t   n;
     ngx_str_t   v;
-    ngx_uint_t  neg;
+    ngx_uint_t  sign;
 
     *value = NGX_CONF_UNSET;
 
@@ -2736,25 +2873,31 @@ ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name, ngx_int_t *value)
         return NGX_OK;
     }
 
-    neg = (v.data[0] == '-' || v.data[0] == '+');
+    sign = (v.data[0] == '-' || v.data[0] == '+');
 
-    n = ngx_atoi(v.data + neg, v.len - neg);
+    n = ngx_atoi(v.data + sign, v.len - sign);
 
     if (n == NGX_ERROR) {
-        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "Invalid parameter",
-                                          "The \"%s\" parameter is invalid. "
-                                          "The value must be an integer.",
-                                          name);
+        return NGX_DECLINED;
     }
 
     *value = (v.data[0] == '-') ? -n : n;
 
     if (*value == NGX_CONF_UNSET) {
-        *value = -2;
+        *value = -2;                    /* out of every range as well */
     }
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_int_arg_error(ngx_http_request_t *r, char *name)
+{
+    return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                      "Invalid parameter",
+                                      "The \"%s\" parameter is invalid. "
+                                      "The value must be an integer.", name);
 }
 
 
