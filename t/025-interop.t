@@ -1,0 +1,356 @@
+# A store Zaqar wrote: messages posted by Zaqar's own MongoDB driver
+# (Debian's python3-zaqar, Zaqar 15, through t/util/mongo.py) are listed,
+# fetched, deleted, popped and counted by msgbus, their BSON bodies
+# rendered as Zaqar renders them; msgbus's markers continue above Zaqar's
+# and Zaqar's above msgbus's; Zaqar's driver reads what msgbus wrote; and
+# concurrent posts get distinct markers on the indexes Zaqar created.
+#
+# The blocks use a database of their own, which Zaqar's driver creates
+# first (collections and indexes), as in a deployment msgbus takes over
+# from Zaqar.
+#
+# Message ids are only known once Zaqar's driver has posted, so the
+# sections below hold placeholders, filled in just before their block
+# runs: @m0@ ... the ids of the messages Zaqar posted (in order), @z9@ the
+# one it posts later, @project@ the project.  In "response_body_like" the
+# text is matched literally from start to end, with @age@ (a number),
+# @created@ (a date) and @id@ (any message id) as the only patterns.
+
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use Msgbus::Test;
+
+$ENV{TEST_NGINX_PROJECT} = "t025-$$-" . time;
+
+($ENV{TEST_NGINX_ZAQAR_URI} = $ENV{TEST_NGINX_MONGODB_URI})
+    =~ s{^(mongodb(?:\+srv)?://[^/?]+)(?:/([^?]*))?}{"$1/" . ($2 || 'zaqar') . "_t025_$$"}e
+    or die "cannot read the database of $ENV{TEST_NGINX_MONGODB_URI}";
+
+# Zaqar's client; msgbus's requests come from 3381af92-... (Msgbus::Test)
+our $Zaqar = '8f2a7a3e-2b9e-11e3-b191-71861300734c';
+
+# what Zaqar's driver posts; every BSON type a JSON body maps to
+our $Messages = <<'EOF';
+[{"ttl": 300, "body": {"dict": {"nested": [1, 2.5, {"deep": [true, null, "x"]}], "empty": {}, "list": []}, "flag": false}},
+ {"ttl": 300, "body": "ünïcødé ✓ 😀 \"q\" \\ \n\t\u0001 </script>"},
+ {"ttl": 300, "body": 42},
+ {"ttl": 300, "body": 1099511627776},
+ {"ttl": 300, "body": -3.25},
+ {"ttl": 300, "body": 0.1},
+ {"ttl": 300, "body": true},
+ {"ttl": 300, "body": null},
+ {"ttl": 300, "body": [1, "two", {"three": 3.0}]}]
+EOF
+
+our %Id;
+
+sub mongo {
+    my @args = @_;
+    open my $fh, '-|', '/usr/bin/python3', 't/util/mongo.py',
+        $ENV{TEST_NGINX_ZAQAR_URI}, @args
+        or die "cannot run t/util/mongo.py: $!";
+    my $out = do { local $/; <$fh> };
+    close $fh or die "t/util/mongo.py $args[0] failed";
+    chomp $out;
+    return $out;
+}
+
+# $n single-message posts to $queue, all sent before any answer is read;
+# returns {status => count}
+sub post_burst {
+    my ($queue, $n) = @_;
+    my @socks;
+    for my $i (1 .. $n) {
+        my $body = qq({"messages": [{"body": $i, "ttl": 300}]});
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => Test::Nginx::Socket::server_port())
+            or die "cannot connect to nginx: $!";
+        print $s "POST /v2/queues/$queue/messages HTTP/1.0\r\n"
+            . "Host: localhost\r\nClient-ID: $Msgbus::Test::ClientId\r\n"
+            . "X-Project-ID: $ENV{TEST_NGINX_PROJECT}\r\n"
+            . "Content-Type: application/json\r\n"
+            . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+        push @socks, $s;
+    }
+    my %status;
+    for my $s (@socks) {
+        my $answer = do { local $/; <$s> } // '';
+        my ($code) = $answer =~ m{^HTTP/1\.\d (\d+)};
+        $status{$code // 0}++;
+    }
+    return \%status;
+}
+
+sub fill {
+    my ($text, $like) = @_;
+
+    return [map { fill($_, $like) } @$text] if ref $text eq 'ARRAY';
+
+    my %any = (age => '\d+', id => '[0-9a-f]{24}',
+               created => '\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ');
+    my $value = sub {
+        my ($name) = @_;
+        return $ENV{TEST_NGINX_PROJECT} if $name eq 'project';
+        return $Id{$name} // "<no $name>" unless $any{$name};
+        die "\@$name\@ is only for response_body_like" unless $like;
+        return $any{$name};
+    };
+
+    return $text =~ s/\@(\w+)\@/$value->($1)/ger unless $like;
+
+    $text =~ s/\s+\z//;
+    my @parts = split /\@(\w+)\@/, $text, -1;
+    my $re = '';
+    while (@parts) {
+        $re .= quotemeta shift @parts;
+        $re .= $value->(shift @parts) if @parts;
+    }
+    return "\\A$re\\z";
+}
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    for my $section (qw(request more_headers response_body
+                        response_body_like)) {
+        next unless $block->can($section) && defined $block->$section;
+        $block->set_value($section, fill($block->$section,
+                                         $section eq 'response_body_like'));
+    }
+});
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: Zaqar's driver creates a queue with metadata and posts 9 messages
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- init
+main::mongo('drop-databases');
+main::mongo('zaqar-create', $ENV{TEST_NGINX_PROJECT}, 'interop',
+            '{"from": "zaqar", "n": [1, 2]}');
+my @ids = split /\n/, main::mongo('zaqar-post', $ENV{TEST_NGINX_PROJECT},
+                                  'interop', $main::Zaqar, $main::Messages);
+Test::More::is(scalar @ids, 9, 'TEST 1: Zaqar posted 9 messages');
+@main::Id{map { "m$_" } 0 .. $#ids} = @ids;
+Test::More::is(main::mongo('markers', $ENV{TEST_NGINX_PROJECT}, 'interop'),
+               '1 2 3 4 5 6 7 8 9', "TEST 1: Zaqar's markers");
+Test::More::is(main::mongo('counter', $ENV{TEST_NGINX_PROJECT}, 'interop'),
+               10, "TEST 1: Zaqar's counter");
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+GET /v2/queues/interop
+--- error_code: 200
+--- response_body chomp
+{"from": "zaqar", "n": [1, 2], "_max_messages_post_size": 262144, "_default_message_ttl": 3600, "_default_message_delay": 0, "_dead_letter_queue": null, "_dead_letter_queue_messages_ttl": null, "_max_claim_count": null, "_enable_encrypt_messages": false}
+
+
+
+=== TEST 2: GET messages, echo: Zaqar's bodies as Zaqar renders them
+--- more_headers
+Client-ID: 8f2a7a3e-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+GET /v2/queues/interop/messages?echo=true&limit=20
+--- error_code: 200
+--- response_body_like
+{"messages": [{"id": "@m0@", "href": "/v2/queues/interop/messages/@m0@", "ttl": 300, "age": @age@, "body": {"dict": {"nested": [1, 2.5, {"deep": [true, null, "x"]}], "empty": {}, "list": []}, "flag": false}}, {"id": "@m1@", "href": "/v2/queues/interop/messages/@m1@", "ttl": 300, "age": @age@, "body": "ünïcødé ✓ 😀 \"q\" \\ \n\t\u0001 </script>"}, {"id": "@m2@", "href": "/v2/queues/interop/messages/@m2@", "ttl": 300, "age": @age@, "body": 42}, {"id": "@m3@", "href": "/v2/queues/interop/messages/@m3@", "ttl": 300, "age": @age@, "body": 1099511627776}, {"id": "@m4@", "href": "/v2/queues/interop/messages/@m4@", "ttl": 300, "age": @age@, "body": -3.25}, {"id": "@m5@", "href": "/v2/queues/interop/messages/@m5@", "ttl": 300, "age": @age@, "body": 0.1}, {"id": "@m6@", "href": "/v2/queues/interop/messages/@m6@", "ttl": 300, "age": @age@, "body": true}, {"id": "@m7@", "href": "/v2/queues/interop/messages/@m7@", "ttl": 300, "age": @age@, "body": null}, {"id": "@m8@", "href": "/v2/queues/interop/messages/@m8@", "ttl": 300, "age": @age@, "body": [1, "two", {"three": 3.0}]}], "links": [{"rel": "next", "href": "/v2/queues/interop/messages?limit=20&echo=true&marker=9"}]}
+
+
+
+=== TEST 3: without echo, Zaqar's client does not see the messages it posted (u, a UUID)
+--- more_headers
+Client-ID: 8f2a7a3e2b9e11e3b19171861300734c
+X-Project-ID: @project@
+--- request
+GET /v2/queues/interop/messages?limit=4
+--- error_code: 200
+--- response_body chomp
+{"messages": [], "links": []}
+
+
+
+=== TEST 4: another client pages through them on Zaqar's markers
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request eval
+['GET /v2/queues/interop/messages?limit=4',
+ 'GET /v2/queues/interop/messages?limit=4&marker=4',
+ 'GET /v2/queues/interop/messages?limit=4&marker=8',
+ 'GET /v2/queues/interop/messages?limit=4&marker=9']
+--- error_code eval
+[200, 200, 200, 200]
+--- response_body_like eval
+['{"messages": [{"id": "@m0@", "href": "/v2/queues/interop/messages/@m0@", "ttl": 300, "age": @age@, "body": {"dict": {"nested": [1, 2.5, {"deep": [true, null, "x"]}], "empty": {}, "list": []}, "flag": false}}, {"id": "@m1@", "href": "/v2/queues/interop/messages/@m1@", "ttl": 300, "age": @age@, "body": "ünïcødé ✓ 😀 \"q\" \\\\ \n\t\u0001 </script>"}, {"id": "@m2@", "href": "/v2/queues/interop/messages/@m2@", "ttl": 300, "age": @age@, "body": 42}, {"id": "@m3@", "href": "/v2/queues/interop/messages/@m3@", "ttl": 300, "age": @age@, "body": 1099511627776}], "links": [{"rel": "next", "href": "/v2/queues/interop/messages?limit=4&marker=4"}]}',
+ '{"messages": [{"id": "@m4@", "href": "/v2/queues/interop/messages/@m4@", "ttl": 300, "age": @age@, "body": -3.25}, {"id": "@m5@", "href": "/v2/queues/interop/messages/@m5@", "ttl": 300, "age": @age@, "body": 0.1}, {"id": "@m6@", "href": "/v2/queues/interop/messages/@m6@", "ttl": 300, "age": @age@, "body": true}, {"id": "@m7@", "href": "/v2/queues/interop/messages/@m7@", "ttl": 300, "age": @age@, "body": null}], "links": [{"rel": "next", "href": "/v2/queues/interop/messages?marker=8&limit=4"}]}',
+ '{"messages": [{"id": "@m8@", "href": "/v2/queues/interop/messages/@m8@", "ttl": 300, "age": @age@, "body": [1, "two", {"three": 3.0}]}], "links": [{"rel": "next", "href": "/v2/queues/interop/messages?marker=9&limit=4"}]}',
+ '{"messages": [], "links": []}']
+
+
+
+=== TEST 5: GET ?ids= (in marker order) and GET /messages/{id}
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request eval
+['GET /v2/queues/interop/messages?ids=@m5@,@m1@',
+ 'GET /v2/queues/interop/messages/@m0@']
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+['{"messages": [{"id": "@m1@", "href": "/v2/queues/interop/messages/@m1@", "ttl": 300, "age": @age@, "body": "ünïcødé ✓ 😀 \"q\" \\\\ \n\t\u0001 </script>"}, {"id": "@m5@", "href": "/v2/queues/interop/messages/@m5@", "ttl": 300, "age": @age@, "body": 0.1}]}',
+ '{"id": "@m0@", "href": "/v2/queues/interop/messages/@m0@", "ttl": 300, "age": @age@, "body": {"dict": {"nested": [1, 2.5, {"deep": [true, null, "x"]}], "empty": {}, "list": []}, "flag": false}}']
+
+
+
+=== TEST 6: DELETE /messages/{id} removes Zaqar's message
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request eval
+['DELETE /v2/queues/interop/messages/@m0@',
+ 'GET /v2/queues/interop/messages/@m0@']
+--- error_code eval
+[204, 404]
+--- response_body eval
+['',
+ '{"title": "Not found", "description": "Message @m0@ does not exist in queue interop for project @project@"}']
+
+
+
+=== TEST 7: ... it is gone from the store; the stats count the 8 left
+--- init
+Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'interop'),
+               8, 'TEST 7: 8 messages in the store');
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+GET /v2/queues/interop/stats
+--- error_code: 200
+--- response_body_like
+{"messages": {"claimed": 0, "free": 8, "total": 8, "oldest": {"age": @age@, "created": "@created@", "href": "/v2/queues/interop/messages/@m1@"}, "newest": {"age": @age@, "created": "@created@", "href": "/v2/queues/interop/messages/@m8@"}}}
+
+
+
+=== TEST 8: pop takes the oldest two
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+DELETE /v2/queues/interop/messages?pop=2
+--- error_code: 200
+--- response_body_like
+{"messages": [{"id": "@m1@", "age": @age@, "ttl": 300, "claim_count": 0, "body": "ünïcødé ✓ 😀 \"q\" \\ \n\t\u0001 </script>", "claim_id": null}, {"id": "@m2@", "age": @age@, "ttl": 300, "claim_count": 0, "body": 42, "claim_id": null}]}
+
+
+
+=== TEST 9: msgbus posts to Zaqar's queue
+--- init
+Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'interop'),
+               6, 'TEST 9: 6 messages in the store after the pop');
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+Content-Type: application/json
+--- request
+POST /v2/queues/interop/messages
+{"messages": [{"body": {"from": "msgbus"}, "ttl": 300}, {"body": [1, {"two": 2}], "ttl": 300}]}
+--- error_code: 201
+--- response_body_like
+{"resources": ["/v2/queues/interop/messages/@id@", "/v2/queues/interop/messages/@id@"]}
+
+
+
+=== TEST 10: ... above Zaqar's markers; then Zaqar's driver posts above msgbus's
+--- init
+Test::More::is(main::mongo('markers', $ENV{TEST_NGINX_PROJECT}, 'interop'),
+               '4 5 6 7 8 9 10 11', "TEST 10: msgbus's markers follow Zaqar's");
+my $counter = main::mongo('counter', $ENV{TEST_NGINX_PROJECT}, 'interop');
+Test::More::cmp_ok($counter, '>=', 12, "TEST 10: msgbus moved Zaqar's counter above its markers");
+($main::Id{z9}) = split /\n/, main::mongo('zaqar-post', $ENV{TEST_NGINX_PROJECT},
+                                          'interop', $main::Zaqar,
+                                          '[{"ttl": 300, "body": "zaqar again"}]');
+Test::More::is(main::mongo('markers', $ENV{TEST_NGINX_PROJECT}, 'interop'),
+               "4 5 6 7 8 9 10 11 $counter", "TEST 10: Zaqar's next marker follows msgbus's");
+--- more_headers
+Client-ID: 8f2a7a3e-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+GET /v2/queues/interop/messages?marker=9
+--- error_code: 200
+--- response_body_like
+{"messages": [{"id": "@id@", "href": "/v2/queues/interop/messages/@id@", "ttl": 300, "age": @age@, "body": {"from":"msgbus"}}, {"id": "@id@", "href": "/v2/queues/interop/messages/@id@", "ttl": 300, "age": @age@, "body": [1,{"two":2}]}], "links": [{"rel": "next", "href": "/v2/queues/interop/messages?marker=11"}]}
+
+
+
+=== TEST 11: Zaqar's driver reads what msgbus wrote (its bodies are not Zaqar's BSON)
+--- init
+my @lines = split /\n/, main::mongo('zaqar-list', $ENV{TEST_NGINX_PROJECT},
+                                    'interop', $main::Zaqar);
+Test::More::is(scalar @lines, 9, "TEST 11: Zaqar's driver lists the 9 messages");
+Test::More::note("TEST 11: Zaqar's driver reads: $_") for @lines;
+Test::More::like($lines[-1], qr/"id": "\Q$main::Id{z9}\E"/,
+                 "TEST 11: ... in marker order");
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+GET /v2/queues/interop/messages/@z9@
+--- error_code: 200
+--- response_body_like
+{"id": "@z9@", "href": "/v2/queues/interop/messages/@z9@", "ttl": 300, "age": @age@, "body": "zaqar again"}
+
+
+
+=== TEST 12: msgbus deletes Zaqar's queue and all the messages
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+DELETE /v2/queues/interop
+--- error_code: 204
+
+
+
+=== TEST 13: ... none is left
+--- init
+Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'interop'),
+               0, 'TEST 13: no message left');
+--- request
+GET /v2/ping
+--- error_code: 204
+
+
+
+=== TEST 14: concurrent posts to a queue of Zaqar's: every message its own marker
+(the indexes of the partition are Zaqar's: its queue_marker is not unique)
+--- init
+main::mongo('zaqar-create', $ENV{TEST_NGINX_PROJECT}, 'burst', '{}');
+my $status = main::post_burst('burst', 20);
+Test::More::is($status->{201} // 0, 20, 'TEST 14: 20 posts answered 201');
+my @k = split ' ', main::mongo('markers', $ENV{TEST_NGINX_PROJECT}, 'burst');
+my %seen;
+Test::More::is(scalar(grep { !$seen{$_}++ } @k), 20,
+               'TEST 14: 20 distinct markers') or Test::More::diag("markers: @k");
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+DELETE /v2/queues/burst
+--- error_code: 204
+
+
+
+=== TEST 15: the database goes
+--- init
+main::mongo('drop-databases');
+--- request
+GET /v2/ping
+--- error_code: 204

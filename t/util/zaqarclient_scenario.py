@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+# A scenario driven by the real Zaqar client (Debian's python3-zaqarclient,
+# API v2, noauth) against a running msgbus:
+#
+#   zaqarclient_scenario.py URL PROJECT        prints OK, or a traceback
+#
+# It creates a queue with metadata (PUT, then the client's JSON-Patch),
+# posts a message and a batch, walks the messages page by page through the
+# "next" links, reads them by ids and one by one, deletes one, deletes two
+# by ids, pops, reads the stats, and deletes the queue.  Nothing in it knows
+# msgbus, and it passed against Zaqar 15 itself (python3-zaqar's server,
+# noauth, on FerretDB: there with the one body FerretDB cannot store as
+# BSON, an array directly inside an array, changed).
+import sys
+import traceback
+import uuid
+
+from zaqarclient.queues import client
+from zaqarclient.transport import errors
+
+QUEUE = 'zaqarclient-scenario'
+TTL = 600
+
+# every JSON type, nested, and text that json.dumps escapes (\u, surrogates)
+BODIES = [
+    {'event': 'single', 'n': 0},
+    {'event': 'batch', 'n': 1, 'tags': ['a', ['b', {'c': None}]]},
+    'une cha\u00eene \u00e0 \u00e9chapper \u2713 \U0001f600 "quoted" \\ \n',
+    42,
+    -3.25,
+    True,
+    None,
+    [1, 2.5, 'three', False, {}],
+    {'empty': [], 'nested': {'deep': {'deeper': [None, True, 1e+20]}}},
+    '',
+]
+
+
+def check(cond, what, *got):
+    if not cond:
+        raise AssertionError(what + (': %r' % (got,) if got else ''))
+
+
+def equal(got, expected, what):
+    check(got == expected, what + ': got %r, expected %r' % (got, expected))
+
+
+def new_client(url, project, client_uuid=None):
+    conf = {'auth_opts': {'backend': 'noauth',
+                          'options': {'os_project_id': project}}}
+    if client_uuid:
+        conf['client_uuid'] = client_uuid
+    return client.Client(url, version=2, conf=conf)
+
+
+def count_pages(cli):
+    """Counts the pages the client fetches through links (follow)."""
+    pages = []
+    follow = cli.follow
+
+    def counted(ref):
+        pages.append(ref)
+        return follow(ref)
+
+    cli.follow = counted
+    return pages
+
+
+def listed(queue, **params):
+    return list(queue.messages(**params).stream())
+
+
+def scenario(url, project):
+    cli = new_client(url, project)
+    pages = count_pages(cli)
+    href = '/v2/queues/%s/messages/' % QUEUE
+
+    # ------------------------------------------------------------ queue
+    queue = cli.queue(QUEUE, force_create=True)          # PUT
+    meta = {'description': 'zaqarclient scenario', 'owner': 'msgbus',
+            'limits': {'tags': ['a', 'b'], 'n': 3}}
+    got = queue.metadata(new_meta=meta)                   # GET + PATCH
+    for key, value in meta.items():
+        equal(got.get(key), value, 'metadata %s after the patch' % key)
+    equal(got.get('_default_message_ttl'), 3600, 'reserved default ttl')
+
+    meta = {'description': 'changed', 'extra': 1}         # replace, add, remove
+    got = queue.metadata(new_meta=meta)
+    equal(got.get('description'), 'changed', 'replaced metadata')
+    equal(got.get('extra'), 1, 'added metadata')
+    check('owner' not in got and 'limits' not in got,
+          'removed metadata is gone', got)
+
+    got = queue.metadata(force_reload=True)
+    equal({k: v for k, v in got.items() if not k.startswith('_')}, meta,
+          'metadata read back')
+
+    queues, _ = cli.queues(detailed=True)
+    mine = [q for q in queues if q.name == QUEUE]
+    equal(len(mine), 1, 'the queue is listed once')
+    equal({k: v for k, v in mine[0].metadata().items()
+           if not k.startswith('_')}, meta, 'listed metadata')
+
+    # ------------------------------------------------------------- post
+    res = queue.post({'body': BODIES[0], 'ttl': TTL})
+    equal(len(res['resources']), 1, 'one resource for one message')
+    ids = [h.rsplit('/', 1)[1] for h in res['resources']]
+    check(res['resources'][0].startswith(href), 'resource href', res)
+
+    res = queue.post([{'body': b, 'ttl': TTL} for b in BODIES[1:]])
+    equal(len(res['resources']), len(BODIES) - 1, 'resources of the batch')
+    ids += [h.rsplit('/', 1)[1] for h in res['resources']]
+    equal(len(set(ids)), len(BODIES), 'distinct ids')
+
+    # ----------------------------------------------- listing, paginated
+    del pages[:]
+    msgs = listed(queue, echo=True, limit=3)
+    equal([m.id for m in msgs], ids, 'ids in posting order, each once')
+    equal([m.body for m in msgs], BODIES, 'bodies in posting order')
+    for m in msgs:
+        equal(m.ttl, TTL, 'ttl of %s' % m.id)
+        check(0 <= m.age < 120, 'age of %s' % m.id, m.age)
+        equal(m.href, href + m.id, 'href of %s' % m.id)
+    # 10 messages, 3 a page: 3 more pages with messages, one empty
+    equal(len(pages), 4, 'pages fetched through "next" links')
+
+    msgs = listed(queue, echo=True)                     # the default limit
+    equal([m.id for m in msgs], ids, 'a listing with the default limit')
+
+    # without echo a client does not see its own messages; others do
+    equal(listed(queue, limit=3), [], 'no echo: own messages hidden')
+    other = new_client(url, project, str(uuid.uuid4()))
+    oq = other.queue(QUEUE)
+    equal([m.id for m in listed(oq, limit=4)], ids,
+          'another client sees them without echo')
+
+    # another project does not see the queue or its messages
+    stranger = new_client(url, project + '-other').queue(QUEUE)
+    equal(listed(stranger, echo=True), [], 'another project sees nothing')
+
+    # ---------------------------------------------------- get by ids
+    some = [ids[7], ids[1], ids[4]]
+    got = {m.id: m.body for m in queue.messages(*some)}
+    equal(got, {i: BODIES[ids.index(i)] for i in some}, 'messages by ids')
+
+    # ------------------------------------------------------- get one
+    m = queue.message(ids[2])
+    equal((m.id, m.body, m.ttl), (ids[2], BODIES[2], TTL), 'one message')
+    equal(m.href, href + ids[2], 'href of one message')
+
+    # ---------------------------------------------------- delete one
+    m.delete()
+    try:
+        queue.message(ids[2])
+        raise AssertionError('a deleted message is still there')
+    except errors.ResourceNotFound:
+        pass
+    queue.delete_messages(ids[3], ids[5])
+    left = [i for i in ids if i not in (ids[2], ids[3], ids[5])]
+    equal([m.id for m in listed(queue, echo=True, limit=3)], left,
+          'listing after the deletes')
+
+    # ---------------------------------------------------------- stats
+    stats = queue.stats['messages']
+    equal((stats['total'], stats['free'], stats['claimed']),
+          (len(left), len(left), 0), 'stats counts')
+    equal(stats['oldest']['href'], href + left[0], 'oldest message')
+    equal(stats['newest']['href'], href + left[-1], 'newest message')
+
+    # ------------------------------------------------------------ pop
+    popped = list(queue.pop(3))
+    equal(len(popped), 3, 'popped messages')
+    equal(sorted((m.id, repr(m.body)) for m in popped),
+          sorted((i, repr(BODIES[ids.index(i)])) for i in left[:3]),
+          'pop takes the oldest')
+    left = left[3:]
+    equal([m.id for m in listed(queue, echo=True, limit=3)], left,
+          'listing after the pop')
+    stats = queue.stats['messages']
+    equal(stats['total'], len(left), 'stats after the pop')
+
+    # ----------------------------------------------------- queue delete
+    queue.delete()
+    queues, _ = cli.queues()
+    check(QUEUE not in [q.name for q in queues], 'the deleted queue is listed')
+    equal(queue.stats['messages']['total'], 0, 'stats of the deleted queue')
+    equal(listed(queue, echo=True), [], 'messages of the deleted queue')
+    try:
+        queue.message(left[0])
+        raise AssertionError('a message of the deleted queue is still there')
+    except errors.ResourceNotFound:
+        pass
+
+
+def main():
+    url, project = sys.argv[1:3]
+    try:
+        scenario(url, project)
+    except Exception:
+        traceback.print_exc(file=sys.stdout)
+        return 1
+    print('OK')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
