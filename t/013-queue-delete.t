@@ -8,14 +8,6 @@ use Msgbus::Test;
 
 $ENV{TEST_NGINX_PROJECT} = "t013-$$-" . time;
 
-sub mongo {
-    my @args = @_;
-    my $out = `/usr/bin/python3 t/util/mongo.py '$ENV{TEST_NGINX_MONGODB_URI}' @args`;
-    die "t/util/mongo.py @args failed" if $?;
-    chomp $out;
-    return $out;
-}
-
 no_shuffle();
 run_tests();
 
@@ -25,10 +17,10 @@ __DATA__
 --- config
     location / { msgbus; }
 --- init
-main::mongo('insert-messages', $ENV{TEST_NGINX_PROJECT}, 'doomed', 3);
-main::mongo('insert-messages', $ENV{TEST_NGINX_PROJECT}, 'neighbour', 2);
-main::mongo('insert-messages', "other-$ENV{TEST_NGINX_PROJECT}", 'doomed', 1);
-Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'doomed'), 3, 'TEST 1: 3 messages stored');
+Msgbus::Test::mongo('insert-messages', $ENV{TEST_NGINX_PROJECT}, 'doomed', 3);
+Msgbus::Test::mongo('insert-messages', $ENV{TEST_NGINX_PROJECT}, 'neighbour', 2);
+Msgbus::Test::mongo('insert-messages', "other-$ENV{TEST_NGINX_PROJECT}", 'doomed', 1);
+Test::More::is(Msgbus::Test::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'doomed'), 3, 'TEST 1: 3 messages stored');
 --- more_headers eval
 "Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
 --- request eval
@@ -42,9 +34,9 @@ Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'doomed')
 --- config
     location / { msgbus; }
 --- init
-Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'doomed'), 0, 'TEST 2: the queue has no messages left');
-Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'neighbour'), 2, 'TEST 2: its neighbour keeps its messages');
-Test::More::is(main::mongo('count-messages', "other-$ENV{TEST_NGINX_PROJECT}", 'doomed'), 1, 'TEST 2: the other project keeps its messages');
+Test::More::is(Msgbus::Test::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'doomed'), 0, 'TEST 2: the queue has no messages left');
+Test::More::is(Msgbus::Test::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'neighbour'), 2, 'TEST 2: its neighbour keeps its messages');
+Test::More::is(Msgbus::Test::mongo('count-messages', "other-$ENV{TEST_NGINX_PROJECT}", 'doomed'), 1, 'TEST 2: the other project keeps its messages');
 --- request
 GET /
 --- error_code: 300

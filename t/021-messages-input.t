@@ -12,13 +12,7 @@ use Msgbus::Test;
 $ENV{TEST_NGINX_PROJECT} = "t021-$$-" . time;
 
 # the number of messages of a queue of ours in the store
-sub count {
-    my ($queue) = @_;
-    my $out = `/usr/bin/python3 t/util/mongo.py '$ENV{TEST_NGINX_MONGODB_URI}' count-messages '$ENV{TEST_NGINX_PROJECT}' '$queue'`;
-    die "t/util/mongo.py count-messages $queue failed" if $?;
-    chomp $out;
-    return $out;
-}
+sub count { Msgbus::Test::count_messages($ENV{TEST_NGINX_PROJECT}, $_[0]) }
 
 sub err {
     my ($title, $description) = @_;

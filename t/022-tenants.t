@@ -46,13 +46,7 @@ PY
         or die "seeding $project failed";
 }
 
-sub count {
-    my ($project, $queue) = @_;
-    my $out = `/usr/bin/python3 t/util/mongo.py '$ENV{TEST_NGINX_MONGODB_URI}' count-messages '$project' '$queue'`;
-    die "counting failed" if $?;
-    chomp $out;
-    return $out;
-}
+sub count { Msgbus::Test::count_messages(@_) }
 
 seed($ENV{TEST_NGINX_A}, 'shared', @A);
 seed($ENV{TEST_NGINX_B}, 'shared', @B);

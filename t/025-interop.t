@@ -44,16 +44,7 @@ EOF
 
 our %Id;
 
-sub mongo {
-    my @args = @_;
-    open my $fh, '-|', '/usr/bin/python3', 't/util/mongo.py',
-        $ENV{TEST_NGINX_ZAQAR_URI}, @args
-        or die "cannot run t/util/mongo.py: $!";
-    my $out = do { local $/; <$fh> };
-    close $fh or die "t/util/mongo.py $args[0] failed";
-    chomp $out;
-    return $out;
-}
+sub mongo { Msgbus::Test::mongo($ENV{TEST_NGINX_ZAQAR_URI}, @_) }
 
 # $n single-message posts to $queue, all sent before any answer is read;
 # returns {status => count}

@@ -34,13 +34,7 @@ PY
         or die "storing messages failed";
 }
 
-sub count {
-    my ($queue) = @_;
-    my $out = `/usr/bin/python3 t/util/mongo.py '$ENV{TEST_NGINX_MONGODB_URI}' count-messages '$ENV{TEST_NGINX_PROJECT}' '$queue'`;
-    die "counting failed" if $?;
-    chomp $out;
-    return $out;
-}
+sub count { Msgbus::Test::count_messages($ENV{TEST_NGINX_PROJECT}, $_[0]) }
 
 no_shuffle();
 run_tests();

@@ -36,6 +36,25 @@ sub fixture {
     return scalar <$fh>;
 }
 
+# t/util/mongo.py with the suite's store (or $uri): its output, chomped
+sub mongo {
+    my @args = @_;
+    my $uri = $ENV{TEST_NGINX_MONGODB_URI};
+    $uri = shift @args if @args && $args[0] =~ m{^mongodb://};
+    open my $fh, '-|', '/usr/bin/python3', 't/util/mongo.py', $uri, @args
+        or die "cannot run t/util/mongo.py: $!";
+    my $out = do { local $/; <$fh> };
+    close $fh or die "t/util/mongo.py @args failed";
+    chomp $out;
+    return $out;
+}
+
+# how many messages of PROJECT/QUEUE the store holds, expired or not
+sub count_messages {
+    my ($project, $queue) = @_;
+    return mongo('count-messages', $project, $queue);
+}
+
 # the blocks define "location /" themselves
 Test::Nginx::Socket::no_root_location();
 
