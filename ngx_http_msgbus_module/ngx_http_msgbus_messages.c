@@ -25,9 +25,10 @@
  * msgbus stores a body as its compact JSON text in a BSON binary of
  * subtype 0x80 and splices it into answers; a body Zaqar wrote (BSON)
  * is converted.  Markers: a post inserts at the queue's counter (a
- * hint), the unique (k, p_q) index decides between concurrent writers,
+ * hint), the unique (p_q, k) index decides between concurrent writers,
  * a loser continues above the highest marker; the counter only moves up
- * ($max), also before a message is deleted, so a marker is not reused.
+ * ($max).  A deleted message stays a while as a tombstone (tx "d"), so
+ * its marker is not given again while a post may hold an old hint.
  */
 
 
@@ -37,6 +38,7 @@
 #define NGX_HTTP_MSGBUS_POST_BUDGET     10000   /* ms of marker collisions */
 #define NGX_HTTP_MSGBUS_MIN_TTL         60
 #define NGX_HTTP_MSGBUS_TTL_INDEX       6
+#define NGX_HTTP_MSGBUS_TOMBSTONE       "d"     /* tx of a deleted message */
 
 
 #define ngx_http_msgbus_jbuf_literal(jb, s)                                   \
@@ -1471,10 +1473,9 @@ ngx_http_msgbus_delete_found(ngx_http_request_t *r,
                                           "claimed.");
     }
 
-    ctx->top = ngx_http_msgbus_doc_int(&docs, "k", 0);
-    ctx->step = ngx_http_msgbus_step_counter;
+    ctx->step = ngx_http_msgbus_step_delete;
 
-    return ngx_http_msgbus_counter(r, ctx);
+    return ngx_http_msgbus_remove(r, ctx);
 }
 
 
@@ -1501,9 +1502,9 @@ ngx_http_msgbus_delete_many(ngx_http_request_t *r,
         return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
     }
 
-    ctx->step = ngx_http_msgbus_step_find;
+    ctx->step = ngx_http_msgbus_step_delete;
 
-    return ngx_http_msgbus_find(r, ctx, NULL, 1, 0, 1);
+    return ngx_http_msgbus_remove(r, ctx);
 }
 
 
@@ -1673,9 +1674,9 @@ ngx_http_msgbus_pop_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         return ngx_http_msgbus_deleted(r, ctx);
     }
 
-    ctx->step = ngx_http_msgbus_step_counter;
+    ctx->step = ngx_http_msgbus_step_delete;
 
-    return ngx_http_msgbus_counter(r, ctx);
+    return ngx_http_msgbus_remove(r, ctx);
 }
 
 
@@ -1919,9 +1920,9 @@ ngx_http_msgbus_purge(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
     }
 
-    ctx->step = ngx_http_msgbus_step_top;
+    ctx->step = ngx_http_msgbus_step_delete;
 
-    return ngx_http_msgbus_top(r, ctx);
+    return ngx_http_msgbus_remove(r, ctx);
 }
 
 
@@ -1979,8 +1980,13 @@ ngx_http_msgbus_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
             ngx_http_msgbus_filter(ctx, &filter, 1);
             break;
 
+        case ngx_http_msgbus_op_queue_stats:
+            /* oldest, newest */
+            ngx_http_msgbus_filter(ctx, &filter, 0);
+            break;
+
         default:
-            /* top, oldest, newest */
+            /* the highest marker: of any message, tombstones too */
             bson_append_utf8(&filter, "p_q", 3, (char *) ctx->scoped.data,
                              ctx->scoped.len);
         }
@@ -2024,6 +2030,7 @@ ngx_http_msgbus_count(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     BSON_APPEND_DOCUMENT_BEGIN(&cmd, "query", &query);
     bson_append_utf8(&query, "p_q", 3, (char *) ctx->scoped.data,
                      ctx->scoped.len);
+    BSON_APPEND_NULL(&query, "tx");
     BSON_APPEND_DOCUMENT_BEGIN(&query, "e", &lte);
     BSON_APPEND_DATE_TIME(&lte, "$gt", (int64_t) ctx->now * 1000);
     bson_append_document_end(&query, &lte);
@@ -2044,19 +2051,39 @@ ngx_http_msgbus_count(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 }
 
 
-/* delete the messages in ctx->ids, or the unclaimed ones (purge) */
+/*
+ * Delete the messages in ctx->ids, or the unclaimed ones (purge), as
+ * tombstones: the document stays, hidden from every read (tx "d"), its
+ * body dropped, until the expiry purge (or the TTL index) removes it
+ * (25 s later with the default timeouts).  Its marker slot stays taken
+ * meanwhile: a post that read the counter before it moved can only
+ * collide there, never land below markers readers have passed.
+ */
 
 static ngx_int_t
 ngx_http_msgbus_remove(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    bson_t     cmd, deletes, del, q, lte;
-    ngx_int_t  rc;
+    bson_t                        cmd, updates, update, q, lte, u, set;
+    time_t                        ttl;
+    ngx_int_t                     rc;
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    /*
+     * as long as a post may still insert on a hint it read before: the
+     * read's reply within socketTimeoutMS, a wait for a connection within
+     * waitQueueTimeoutMS, the insert within socketTimeoutMS, and a margin
+     * for clocks
+     */
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
+
+    ttl = (2 * mmcf->socket_timeout + mmcf->wait_timeout) / 1000 + 5;
 
     bson_init(&cmd);
-    BSON_APPEND_UTF8(&cmd, "delete", NGX_HTTP_MSGBUS_MESSAGES);
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "deletes", &deletes);
-    BSON_APPEND_DOCUMENT_BEGIN(&deletes, "0", &del);
-    BSON_APPEND_DOCUMENT_BEGIN(&del, "q", &q);
+    BSON_APPEND_UTF8(&cmd, "update", NGX_HTTP_MSGBUS_MESSAGES);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "updates", &updates);
+    BSON_APPEND_DOCUMENT_BEGIN(&updates, "0", &update);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "q", &q);
 
     if (ctx->ids) {
         ngx_http_msgbus_filter_ids(ctx, &q);
@@ -2064,6 +2091,7 @@ ngx_http_msgbus_remove(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     bson_append_utf8(&q, "p_q", 3, (char *) ctx->scoped.data,
                      ctx->scoped.len);
+    BSON_APPEND_NULL(&q, "tx");
 
     if (ctx->route.op == ngx_http_msgbus_op_queue_purge) {
         BSON_APPEND_DOCUMENT_BEGIN(&q, "c.e", &lte);
@@ -2071,10 +2099,17 @@ ngx_http_msgbus_remove(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         bson_append_document_end(&q, &lte);
     }
 
-    bson_append_document_end(&del, &q);
-    BSON_APPEND_INT32(&del, "limit", 0);
-    bson_append_document_end(&deletes, &del);
-    bson_append_array_end(&cmd, &deletes);
+    bson_append_document_end(&update, &q);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "u", &u);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
+    BSON_APPEND_UTF8(&set, "tx", NGX_HTTP_MSGBUS_TOMBSTONE);
+    BSON_APPEND_DATE_TIME(&set, "e", (int64_t) (ctx->now + ttl) * 1000);
+    BSON_APPEND_NULL(&set, "b");
+    bson_append_document_end(&u, &set);
+    bson_append_document_end(&update, &u);
+    BSON_APPEND_BOOL(&update, "multi", true);
+    bson_append_document_end(&updates, &update);
+    bson_append_array_end(&cmd, &updates);
 
     rc = ngx_http_msgbus_run(r, ctx, &cmd, &ctx->db, 1);
 
@@ -2168,6 +2203,12 @@ ngx_http_msgbus_filter_ids(ngx_http_msgbus_ctx_t *ctx, bson_t *filter)
     char         buf[16];
 
     oid = ctx->ids->elts;
+
+    if (ctx->ids->nelts == 1) {
+        /* an equality: stores that use no index for $in use one here */
+        BSON_APPEND_OID(filter, "_id", &oid[0]);
+        return;
+    }
 
     BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &in);
     BSON_APPEND_ARRAY_BEGIN(&in, "$in", &list);
@@ -2352,18 +2393,6 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
     case ngx_http_msgbus_step_top:
         top = ngx_http_msgbus_batch_top(op->reply);
 
-        if (ctx->route.op == ngx_http_msgbus_op_queue_purge) {
-            if (top <= 0) {
-                rc = ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
-                break;
-            }
-
-            ctx->top = top;
-            ctx->step = ngx_http_msgbus_step_counter;
-            rc = ngx_http_msgbus_counter(r, ctx);
-            break;
-        }
-
         /* a post: above the highest marker and the one lost */
 
         ctx->next = ngx_max(top, ctx->top) + 1;
@@ -2372,13 +2401,7 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
         break;
 
     case ngx_http_msgbus_step_counter:
-        if (ctx->route.op == ngx_http_msgbus_op_message_post) {
-            rc = ngx_http_msgbus_posted(r, ctx);
-            break;
-        }
-
-        ctx->step = ngx_http_msgbus_step_delete;
-        rc = ngx_http_msgbus_remove(r, ctx);
+        rc = ngx_http_msgbus_posted(r, ctx);
         break;
 
     case ngx_http_msgbus_step_find:
@@ -2399,22 +2422,6 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
             break;
 
         default:
-            if (ctx->ids) {
-                /* DELETE ?ids=: the counter above the highest found */
-                top = ngx_http_msgbus_batch_top(op->reply);
-
-                if (top <= 0) {
-                    rc = ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL,
-                                              NULL);
-                    break;
-                }
-
-                ctx->top = top;
-                ctx->step = ngx_http_msgbus_step_counter;
-                rc = ngx_http_msgbus_counter(r, ctx);
-                break;
-            }
-
             rc = ngx_http_msgbus_pop_found(r, ctx, op->reply);
         }
 
@@ -3054,7 +3061,7 @@ ngx_http_msgbus_expiry_round(ngx_event_t *ev)
 static ngx_int_t
 ngx_http_msgbus_expiry_next(ngx_http_msgbus_expiry_t *ex, bson_t *reply)
 {
-    bson_t       cmd, filter, cond, projection, deletes, del, in, list;
+    bson_t       cmd, filter, cond, projection, deletes, del;
     ngx_int_t    rc;
     ngx_uint_t   n;
     bson_iter_t  docs, id;
@@ -3084,40 +3091,43 @@ ngx_http_msgbus_expiry_next(ngx_http_msgbus_expiry_t *ex, bson_t *reply)
         break;
 
     case 1:
+        /* one statement per _id, which any store finds by its index */
+
         BSON_APPEND_UTF8(&cmd, "delete", NGX_HTTP_MSGBUS_MESSAGES);
         BSON_APPEND_ARRAY_BEGIN(&cmd, "deletes", &deletes);
-        BSON_APPEND_DOCUMENT_BEGIN(&deletes, "0", &del);
-        BSON_APPEND_DOCUMENT_BEGIN(&del, "q", &filter);
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
-        BSON_APPEND_ARRAY_BEGIN(&in, "$in", &list);
 
         n = 0;
 
         if (ngx_http_msgbus_batch(reply, &docs) == NGX_OK) {
             while (bson_iter_next(&docs)) {
-                if (bson_iter_recurse(&docs, &id)
-                    && bson_iter_find(&id, "_id")
-                    && BSON_ITER_HOLDS_OID(&id))
+                if (!bson_iter_recurse(&docs, &id)
+                    || !bson_iter_find(&id, "_id")
+                    || !BSON_ITER_HOLDS_OID(&id))
                 {
-                    (void) bson_uint32_to_string((uint32_t) n++, &key, buf,
-                                                 sizeof(buf));
-                    BSON_APPEND_OID(&list, key, bson_iter_oid(&id));
+                    continue;
                 }
+
+                (void) bson_uint32_to_string((uint32_t) n++, &key, buf,
+                                             sizeof(buf));
+
+                BSON_APPEND_DOCUMENT_BEGIN(&deletes, key, &del);
+                BSON_APPEND_DOCUMENT_BEGIN(&del, "q", &filter);
+                BSON_APPEND_OID(&filter, "_id", bson_iter_oid(&id));
+
+                /* expired still: a message is never taken back to life */
+                BSON_APPEND_DOCUMENT_BEGIN(&filter, "e", &cond);
+                BSON_APPEND_DATE_TIME(&cond, "$lte",
+                                      (int64_t) ex->now * 1000);
+                bson_append_document_end(&filter, &cond);
+
+                bson_append_document_end(&del, &filter);
+                BSON_APPEND_INT32(&del, "limit", 1);
+                bson_append_document_end(&deletes, &del);
             }
         }
 
-        bson_append_array_end(&in, &list);
-        bson_append_document_end(&filter, &in);
-
-        /* expired still: a message is never taken back to life */
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "e", &cond);
-        BSON_APPEND_DATE_TIME(&cond, "$lte", (int64_t) ex->now * 1000);
-        bson_append_document_end(&filter, &cond);
-
-        bson_append_document_end(&del, &filter);
-        BSON_APPEND_INT32(&del, "limit", 0);
-        bson_append_document_end(&deletes, &del);
         bson_append_array_end(&cmd, &deletes);
+        BSON_APPEND_BOOL(&cmd, "ordered", false);
 
         if (n == 0) {
             ex->step = 2;

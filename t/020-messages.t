@@ -17,7 +17,8 @@ $ENV{TEST_NGINX_PROJECT} = "t020-$$-" . time;
 
 our $Other = '5ac05a0a-2b9e-11e3-b191-71861300734c';   # another client
 
-# the ids of a queue's messages in marker order, from the store
+# the ids of a queue's messages in marker order, from the store (not the
+# tombstones deleted messages leave)
 sub store_ids {
     my ($project, $queue) = @_;
     my $py = <<'_PY_';
@@ -27,7 +28,7 @@ db = pymongo.uri_parser.parse_uri(uri)['database']
 n = zlib.crc32((project + queue).encode('utf-8')) % 2
 col = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)[
     '%s_messages_p%d' % (db, n)]['messages']
-for doc in col.find({'p_q': project + '/' + queue}).sort('k', 1):
+for doc in col.find({'p_q': project + '/' + queue, 'tx': None}).sort('k', 1):
     print(doc['_id'])
 _PY_
     open my $out, '-|', '/usr/bin/python3', '-c', $py,

@@ -3,7 +3,7 @@
 # writing documents the way Zaqar's MongoDB driver does and counting them.
 #
 #   mongo.py URI insert-messages PROJECT QUEUE N   Zaqar-shaped messages
-#   mongo.py URI count-messages PROJECT QUEUE      prints the count
+#   mongo.py URI count-messages PROJECT QUEUE      prints the live count
 #   mongo.py URI markers PROJECT QUEUE             prints the messages'
 #                                                  markers (k), oldest first
 #   mongo.py URI counter PROJECT QUEUE             prints the queue's marker
@@ -166,10 +166,11 @@ def main():
                 for i in range(int(sys.argv[5]))]
         col.insert_many(docs)
     elif action == 'count-messages':
-        print(col.count_documents({'p_q': scoped}))
+        print(col.count_documents({'p_q': scoped, 'tx': None}))
     elif action == 'markers':
         print(' '.join(str(d['k']) for d in
-                       col.find({'p_q': scoped}, {'k': 1}).sort('_id', 1)))
+                       col.find({'p_q': scoped, 'tx': None},
+                                {'k': 1}).sort('_id', 1)))
     elif action == 'counter':
         doc = client[db + '_queues']['queues'].find_one({'p_q': scoped})
         print(doc['c']['v'] if doc else '')
