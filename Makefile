@@ -8,7 +8,7 @@ RUN := $(CURDIR)/.run
 NGINX ?= /usr/sbin/nginx
 VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
 
-.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter
+.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages
 
 all: build
 
@@ -63,3 +63,7 @@ clean:
 # Store round trips/s through the adapter next to libmongoc (bench/adapter/README.md).
 bench-adapter: deps build
 	@bench/adapter/run.sh
+
+# A page of messages next to static nginx, and the ordering run at scale (bench/messages/README.md).
+bench-messages: deps build
+	@bench/messages/run.sh

@@ -1,0 +1,68 @@
+# The ordering invariant of a queue under concurrency, on 2 workers:
+# t/util/ordering.py posts ORDERING_MESSAGES (default 5000) messages from
+# 4 producers (singles and batches), pops and deletes some with a consumer,
+# and pages through the queue by marker with 2 observers meanwhile; then
+# checks that each observer saw every message not removed exactly once, in
+# each producer's posting order, under strictly increasing markers, and
+# that the store holds no marker twice (see the script).  Every POST is to
+# be answered 201 too (a separate check: that is not ordering).
+
+use lib 't/lib';
+use Test::Nginx::Socket;
+use Msgbus::Test;
+
+# concurrent load means nothing under valgrind's slowdown
+if ($ENV{TEST_NGINX_USE_VALGRIND}) {
+    plan(skip_all => 'concurrent load, not run under valgrind');
+}
+
+plan('no_plan');
+
+$ENV{TEST_NGINX_PROJECT} = "t024-$$-" . time;
+
+# The queue gets partitions of its own (database <db>_t024): FerretDB reads
+# every document of a partition for each query, other suites' messages
+# too.  A shorter socketTimeoutMS keeps deleted messages' tombstones short
+# (2 x socketTimeoutMS + waitQueueTimeoutMS + 5 s), and the purge takes
+# them at once.
+{
+    my ($base, $opts) = split /\?/, $ENV{TEST_NGINX_MONGODB_URI}, 2;
+    $base =~ s{/([^/]*)$}{'/' . ($1 eq '' ? 'msgbus' : $1) . '_t024'}e;
+    $ENV{TEST_NGINX_ORDERING_URI} = $base . '?'
+        . join '&', grep { defined && length }
+              $opts, 'socketTimeoutMS=5000';
+}
+
+sub ordering {
+    my $out = `/usr/bin/python3 t/util/ordering.py --port ${\ Test::Nginx::Socket::server_port()} --mongodb '$ENV{TEST_NGINX_ORDERING_URI}' --project '$ENV{TEST_NGINX_PROJECT}' --queue ordering --deadline 600 2>&1`;
+    return ($? >> 8, $out);
+}
+
+workers(2);
+worker_connections(1024);
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: 4 producers, a consumer, 2 observers: every message once, in order, markers unique
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ORDERING_URI";
+    msgbus_expiry_purge_interval 1s;
+--- config
+    location / { msgbus; }
+--- log_level: warn
+--- init
+my ($rc, $out) = main::ordering();
+my ($summary) = $out =~ /^(ordering: .*)$/m;
+Test::More::note($summary // $out);
+Test::More::ok($rc != 1 && $out =~ /^OK$/m, 'TEST 1: the ordering invariant holds')
+    or Test::More::diag($out);
+Test::More::ok(defined $summary && $summary =~ / 0 posts refused/, 'TEST 1: every post answered 201')
+    or Test::More::diag($out);
+--- request
+GET /v2/ping
+--- error_code: 204
+--- no_error_log
+[error]
+[warn]
