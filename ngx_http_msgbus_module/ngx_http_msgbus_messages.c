@@ -50,6 +50,7 @@ typedef enum {
     ngx_http_msgbus_step_ttl_index,
     ngx_http_msgbus_step_queue,         /* the queue document */
     ngx_http_msgbus_step_queue_index,   /* queues.p_q, before creating */
+    ngx_http_msgbus_step_queue_counter, /* where a deleted one left it */
     ngx_http_msgbus_step_queue_create,
     ngx_http_msgbus_step_insert,
     ngx_http_msgbus_step_top,           /* highest marker, after a loss */
@@ -662,8 +663,9 @@ ngx_http_msgbus_queue_found(ngx_http_request_t *r,
             return ngx_http_msgbus_queue_index(r, ctx);
         }
 
-        ctx->step = ngx_http_msgbus_step_queue_create;
-        return ngx_http_msgbus_queue_insert(r, ctx);
+        ctx->step = ngx_http_msgbus_step_queue_counter;
+        return ngx_http_msgbus_counter_find(r, ctx,
+                                            ngx_http_msgbus_messages_done);
     }
 
     if (!bson_iter_recurse(&docs, &doc)) {
@@ -769,7 +771,7 @@ ngx_http_msgbus_queue_insert(ngx_http_request_t *r,
     BSON_APPEND_DOCUMENT_BEGIN(&doc, "m", &m);
     bson_append_document_end(&doc, &m);
     BSON_APPEND_DOCUMENT_BEGIN(&doc, "c", &c);
-    BSON_APPEND_INT32(&c, "v", 1);
+    BSON_APPEND_INT64(&c, "v", ngx_max(ctx->next, 1));
     BSON_APPEND_INT32(&c, "t", 0);
     bson_append_document_end(&doc, &c);
     bson_append_document_end(&docs, &doc);
@@ -2331,9 +2333,10 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
                 ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                               "msgbus: cannot create the unique index on "
                               "queues.p_q: %V (%D)", &op->errmsg, op->code);
-                ctx->step = ngx_http_msgbus_step_queue_create;
+                ctx->step = ngx_http_msgbus_step_queue_counter;
                 ngx_http_msgbus_finalize(r,
-                                      ngx_http_msgbus_queue_insert(r, ctx));
+                    ngx_http_msgbus_counter_find(r, ctx,
+                                             ngx_http_msgbus_messages_done));
                 return;
             }
 
@@ -2376,6 +2379,13 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
 
     case ngx_http_msgbus_step_queue_index:
         ngx_http_msgbus_indexed[mmcf->partitions] = 1;
+        ctx->step = ngx_http_msgbus_step_queue_counter;
+        rc = ngx_http_msgbus_counter_find(r, ctx,
+                                          ngx_http_msgbus_messages_done);
+        break;
+
+    case ngx_http_msgbus_step_queue_counter:
+        ctx->next = ngx_http_msgbus_counter_found(op->reply);
         ctx->step = ngx_http_msgbus_step_queue_create;
         rc = ngx_http_msgbus_queue_insert(r, ctx);
         break;

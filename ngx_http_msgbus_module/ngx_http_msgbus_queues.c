@@ -40,6 +40,8 @@ static ngx_int_t ngx_http_msgbus_queues_run(ngx_http_request_t *r,
 static ngx_int_t ngx_http_msgbus_queues_run_db(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_str_t *db,
     ngx_uint_t idempotent);
+static ngx_int_t ngx_http_msgbus_counter_keep(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
 static ngx_int_t ngx_http_msgbus_queue_delete_doc(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_queue_delete_run(ngx_http_request_t *r,
@@ -78,6 +80,7 @@ static u_char *ngx_http_msgbus_regex_escape(u_char *dst, ngx_str_t *src);
 
 
 #define NGX_HTTP_MSGBUS_QUEUES  "queues"
+#define NGX_HTTP_MSGBUS_COUNTERS  "counters"
 
 
 /* Zaqar's reserved metadata and their defaults, in Zaqar's order */
@@ -184,6 +187,7 @@ ngx_http_msgbus_queues_handler(ngx_http_request_t *r,
 
     case ngx_http_msgbus_op_queue_get:
     case ngx_http_msgbus_op_queue_exists:
+        ctx->step = 0;
         return ngx_http_msgbus_queue_find(r, ctx);
 
     case ngx_http_msgbus_op_queue_delete:
@@ -297,7 +301,7 @@ ngx_http_msgbus_queue_insert(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     bson_append_document_end(&doc, &m);
     BSON_APPEND_DOCUMENT_BEGIN(&doc, "c", &c);
-    BSON_APPEND_INT32(&c, "v", 1);
+    BSON_APPEND_INT64(&c, "v", ngx_max(ctx->next, 1));
     BSON_APPEND_INT32(&c, "t", 0);
     bson_append_document_end(&doc, &c);
     bson_append_document_end(&docs, &doc);
@@ -322,8 +326,6 @@ ngx_http_msgbus_queue_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     bson_t     cmd, filter, projection;
     ngx_int_t  rc;
 
-    ctx->step = 0;
-
     bson_init(&cmd);
     BSON_APPEND_UTF8(&cmd, "find", NGX_HTTP_MSGBUS_QUEUES);
     BSON_APPEND_DOCUMENT_BEGIN(&cmd, "filter", &filter);
@@ -332,6 +334,7 @@ ngx_http_msgbus_queue_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     bson_append_document_end(&cmd, &filter);
     BSON_APPEND_DOCUMENT_BEGIN(&cmd, "projection", &projection);
     BSON_APPEND_INT32(&projection, "m", 1);
+    BSON_APPEND_INT32(&projection, "c", 1);
     BSON_APPEND_INT32(&projection, "_id", 0);
     bson_append_document_end(&cmd, &projection);
     BSON_APPEND_INT32(&cmd, "limit", 1);
@@ -359,9 +362,110 @@ ngx_http_msgbus_queue_delete(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->step = 0;
+    ctx->step = 3;
 
-    return ngx_http_msgbus_queue_delete_run(r, ctx, "messages", &ctx->db, 0);
+    return ngx_http_msgbus_queue_find(r, ctx);
+}
+
+
+/*
+ * A queue's marker counter outlives it, in the collection "counters" of
+ * the queues' database ({_id: "project/queue", v: next marker}): a queue
+ * created again under the name goes on above its markers, so a reader
+ * paging by marker across the deletion misses nothing.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_counter_keep(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply)
+{
+    bson_t       cmd, updates, update, q, u, max;
+    int64_t      v;
+    ngx_int_t    rc;
+    bson_iter_t  it;
+
+    v = 0;
+
+    if (bson_iter_init(&it, reply)
+        && bson_iter_find_descendant(&it, "cursor.firstBatch.0.c.v", &it)
+        && BSON_ITER_HOLDS_NUMBER(&it))
+    {
+        v = bson_iter_as_int64(&it);
+    }
+
+    if (v <= 1) {
+        ctx->step = 0;
+        return ngx_http_msgbus_queue_delete_run(r, ctx, "messages", &ctx->db,
+                                                0);
+    }
+
+    ctx->step = 4;
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "update", NGX_HTTP_MSGBUS_COUNTERS);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "updates", &updates);
+    BSON_APPEND_DOCUMENT_BEGIN(&updates, "0", &update);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "q", &q);
+    bson_append_utf8(&q, "_id", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+    bson_append_document_end(&update, &q);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "u", &u);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$max", &max);
+    BSON_APPEND_INT64(&max, "v", v);
+    bson_append_document_end(&u, &max);
+    bson_append_document_end(&update, &u);
+    BSON_APPEND_BOOL(&update, "upsert", true);
+    bson_append_document_end(&updates, &update);
+    bson_append_array_end(&cmd, &updates);
+
+    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+/* a new queue's counter: where the queue of that name left it, or 1 */
+
+ngx_int_t
+ngx_http_msgbus_counter_find(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_done_pt handler)
+{
+    bson_t     cmd, filter;
+    ngx_int_t  rc;
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "find", NGX_HTTP_MSGBUS_COUNTERS);
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "filter", &filter);
+    bson_append_utf8(&filter, "_id", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+    bson_append_document_end(&cmd, &filter);
+    BSON_APPEND_INT32(&cmd, "limit", 1);
+    BSON_APPEND_BOOL(&cmd, "singleBatch", true);
+
+    rc = ngx_http_msgbus_command(r, ctx, &cmd, NULL, 1, handler);
+
+    bson_destroy(&cmd);
+
+    return rc;
+}
+
+
+int64_t
+ngx_http_msgbus_counter_found(bson_t *reply)
+{
+    bson_iter_t  it;
+
+    if (reply
+        && bson_iter_init(&it, reply)
+        && bson_iter_find_descendant(&it, "cursor.firstBatch.0.v", &it)
+        && BSON_ITER_HOLDS_NUMBER(&it))
+    {
+        return ngx_max(bson_iter_as_int64(&it), 1);
+    }
+
+    return 1;
 }
 
 
@@ -465,6 +569,14 @@ ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
                               "queues.p_q: %V (%D)", &op->errmsg, op->code);
             }
 
+            ctx->step = 2;
+            rc = ngx_http_msgbus_counter_find(r, ctx,
+                                              ngx_http_msgbus_queues_done);
+            break;
+        }
+
+        if (ctx->step == 2) {
+            ctx->next = ngx_http_msgbus_counter_found(op->reply);
             rc = ngx_http_msgbus_queue_insert(r, ctx);
             break;
         }
@@ -490,9 +602,27 @@ ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
         break;
 
     case ngx_http_msgbus_op_queue_delete:
-        rc = (ctx->step == 0)
-             ? ngx_http_msgbus_queue_delete_doc(r, ctx)
-             : ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+
+        switch (ctx->step) {
+
+        case 3:
+            rc = ngx_http_msgbus_counter_keep(r, ctx, op->reply);
+            break;
+
+        case 4:
+            ctx->step = 0;
+            rc = ngx_http_msgbus_queue_delete_run(r, ctx, "messages",
+                                                  &ctx->db, 0);
+            break;
+
+        case 0:
+            rc = ngx_http_msgbus_queue_delete_doc(r, ctx);
+            break;
+
+        default:
+            rc = ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+        }
+
         break;
 
     default:

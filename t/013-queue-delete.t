@@ -52,3 +52,29 @@ GET /
 --- must_die
 --- error_log
 msgbus_message_partitions must be 1 to 1024
+
+
+
+=== TEST 4: a queue created again goes on above the markers of the one deleted
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}\nContent-Type: application/json"
+--- request eval
+["POST /v2/queues/again/messages\n{\"messages\": [{\"body\": 1}, {\"body\": 2}, {\"body\": 3}]}",
+ "DELETE /v2/queues/again",
+ "POST /v2/queues/again/messages\n{\"messages\": [{\"body\": 4}]}",
+ "GET /v2/queues/again/messages?echo=true",
+ "DELETE /v2/queues/again",
+ "PUT /v2/queues/again",
+ "POST /v2/queues/again/messages\n{\"messages\": [{\"body\": 5}]}",
+ "GET /v2/queues/again/messages?echo=true"]
+--- error_code eval
+[201, 204, 201, 200, 204, 201, 201, 200]
+--- response_body_like eval
+[qr/resources/, qr/^$/, qr/resources/,
+ qr/^\{"messages": \[\{[^\]]*"body": 4\}\], "links": \[\{"rel": "next", "href": "\/v2\/queues\/again\/messages\?echo=true&marker=4"\}\]\}$/,
+ qr/^$/, qr/^$/, qr/resources/,
+ qr/^\{"messages": \[\{[^\]]*"body": 5\}\], "links": \[\{"rel": "next", "href": "\/v2\/queues\/again\/messages\?echo=true&marker=5"\}\]\}$/]
+--- no_error_log
+[error]
