@@ -85,8 +85,6 @@ static ngx_int_t ngx_http_msgbus_queue_found(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
 static ngx_int_t ngx_http_msgbus_queue_index(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
-static ngx_int_t ngx_http_msgbus_queue_insert(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_insert(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_inserted(ngx_http_request_t *r,
@@ -744,38 +742,6 @@ ngx_http_msgbus_queue_index(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     BSON_APPEND_BOOL(&index, "unique", true);
     bson_append_document_end(&indexes, &index);
     bson_append_array_end(&cmd, &indexes);
-
-    rc = ngx_http_msgbus_run(r, ctx, &cmd, NULL, 1);
-
-    bson_destroy(&cmd);
-
-    return rc;
-}
-
-
-/* {p_q, m: {}, c: {v: 1, t: 0}}; a duplicate means another post did it */
-
-static ngx_int_t
-ngx_http_msgbus_queue_insert(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx)
-{
-    bson_t     cmd, docs, doc, m, c;
-    ngx_int_t  rc;
-
-    bson_init(&cmd);
-    BSON_APPEND_UTF8(&cmd, "insert", "queues");
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "documents", &docs);
-    BSON_APPEND_DOCUMENT_BEGIN(&docs, "0", &doc);
-    bson_append_utf8(&doc, "p_q", 3, (char *) ctx->scoped.data,
-                     ctx->scoped.len);
-    BSON_APPEND_DOCUMENT_BEGIN(&doc, "m", &m);
-    bson_append_document_end(&doc, &m);
-    BSON_APPEND_DOCUMENT_BEGIN(&doc, "c", &c);
-    BSON_APPEND_INT64(&c, "v", ngx_max(ctx->next, 1));
-    BSON_APPEND_INT32(&c, "t", 0);
-    bson_append_document_end(&doc, &c);
-    bson_append_document_end(&docs, &doc);
-    bson_append_array_end(&cmd, &docs);
 
     rc = ngx_http_msgbus_run(r, ctx, &cmd, NULL, 1);
 
@@ -2387,7 +2353,8 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
     case ngx_http_msgbus_step_queue_counter:
         ctx->next = ngx_http_msgbus_counter_found(op->reply);
         ctx->step = ngx_http_msgbus_step_queue_create;
-        rc = ngx_http_msgbus_queue_insert(r, ctx);
+        rc = ngx_http_msgbus_queue_insert(r, ctx, NULL,
+                                          ngx_http_msgbus_messages_done);
         break;
 
     case ngx_http_msgbus_step_queue_create:

@@ -29,8 +29,6 @@ typedef struct ngx_http_msgbus_reserved_s  ngx_http_msgbus_reserved_t;
 
 static ngx_int_t ngx_http_msgbus_queue_create(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
-static ngx_int_t ngx_http_msgbus_queue_insert(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_queue_find(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_queue_delete(ngx_http_request_t *r,
@@ -273,13 +271,17 @@ ngx_http_msgbus_queue_create(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 }
 
 
-static ngx_int_t
-ngx_http_msgbus_queue_insert(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+/*
+ * The queue document {p_q, m: metadata, c: {v: ctx->next or 1, t: 0}};
+ * also for a post's lazy creation (no metadata, its own handler).
+ */
+
+ngx_int_t
+ngx_http_msgbus_queue_insert(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    json_t *metadata, ngx_http_msgbus_mongo_done_pt handler)
 {
     bson_t     cmd, docs, doc, m, c;
     ngx_int_t  rc;
-
-    ctx->step = 1;
 
     bson_init(&cmd);
     BSON_APPEND_UTF8(&cmd, "insert", NGX_HTTP_MSGBUS_QUEUES);
@@ -289,8 +291,8 @@ ngx_http_msgbus_queue_insert(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
                      ctx->scoped.len);
     BSON_APPEND_DOCUMENT_BEGIN(&doc, "m", &m);
 
-    if (ctx->body
-        && ngx_http_msgbus_json_to_bson(ctx->body, &m) != NGX_OK)
+    if (metadata
+        && ngx_http_msgbus_json_to_bson(metadata, &m) != NGX_OK)
     {
         bson_destroy(&cmd);
         return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
@@ -310,7 +312,7 @@ ngx_http_msgbus_queue_insert(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     /* not idempotent as such, but a repeat only finds the duplicate */
 
-    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+    rc = ngx_http_msgbus_command(r, ctx, &cmd, NULL, 1, handler);
 
     bson_destroy(&cmd);
 
@@ -577,7 +579,9 @@ ngx_http_msgbus_queues_done(ngx_http_msgbus_mongo_op_t *op)
 
         if (ctx->step == 2) {
             ctx->next = ngx_http_msgbus_counter_found(op->reply);
-            rc = ngx_http_msgbus_queue_insert(r, ctx);
+            ctx->step = 1;
+            rc = ngx_http_msgbus_queue_insert(r, ctx, ctx->body,
+                                              ngx_http_msgbus_queues_done);
             break;
         }
 
