@@ -83,8 +83,6 @@ static ngx_int_t ngx_http_msgbus_queue_doc(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_queue_found(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
-static ngx_int_t ngx_http_msgbus_queue_index(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_insert(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_inserted(ngx_http_request_t *r,
@@ -133,6 +131,8 @@ static ngx_int_t ngx_http_msgbus_count(ngx_http_request_t *r,
 static ngx_int_t ngx_http_msgbus_remove(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static void ngx_http_msgbus_filter(ngx_http_msgbus_ctx_t *ctx,
+    bson_t *filter, ngx_uint_t unclaimed);
+static void ngx_http_msgbus_filter_live(ngx_http_msgbus_ctx_t *ctx,
     bson_t *filter, ngx_uint_t unclaimed);
 static void ngx_http_msgbus_filter_ids(ngx_http_msgbus_ctx_t *ctx,
     bson_t *filter);
@@ -658,7 +658,8 @@ ngx_http_msgbus_queue_found(ngx_http_request_t *r,
 
         if (!ngx_http_msgbus_indexed[mmcf->partitions]) {
             ctx->step = ngx_http_msgbus_step_queue_index;
-            return ngx_http_msgbus_queue_index(r, ctx);
+            return ngx_http_msgbus_queue_index(r, ctx,
+                                   ngx_http_msgbus_messages_done);
         }
 
         ctx->step = ngx_http_msgbus_step_queue_counter;
@@ -722,32 +723,6 @@ ngx_http_msgbus_queue_found(ngx_http_request_t *r,
     ctx->step = ngx_http_msgbus_step_insert;
 
     return ngx_http_msgbus_insert(r, ctx);
-}
-
-
-static ngx_int_t
-ngx_http_msgbus_queue_index(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
-{
-    bson_t     cmd, indexes, index, key;
-    ngx_int_t  rc;
-
-    bson_init(&cmd);
-    BSON_APPEND_UTF8(&cmd, "createIndexes", "queues");
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &indexes);
-    BSON_APPEND_DOCUMENT_BEGIN(&indexes, "0", &index);
-    BSON_APPEND_DOCUMENT_BEGIN(&index, "key", &key);
-    BSON_APPEND_INT32(&key, "p_q", 1);
-    bson_append_document_end(&index, &key);
-    BSON_APPEND_UTF8(&index, "name", "p_q_1");
-    BSON_APPEND_BOOL(&index, "unique", true);
-    bson_append_document_end(&indexes, &index);
-    bson_append_array_end(&cmd, &indexes);
-
-    rc = ngx_http_msgbus_run(r, ctx, &cmd, NULL, 1);
-
-    bson_destroy(&cmd);
-
-    return rc;
 }
 
 
@@ -1990,25 +1965,13 @@ static ngx_int_t
 ngx_http_msgbus_count(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_uint_t free)
 {
-    bson_t     cmd, query, lte;
+    bson_t     cmd, query;
     ngx_int_t  rc;
 
     bson_init(&cmd);
     BSON_APPEND_UTF8(&cmd, "count", NGX_HTTP_MSGBUS_MESSAGES);
     BSON_APPEND_DOCUMENT_BEGIN(&cmd, "query", &query);
-    bson_append_utf8(&query, "p_q", 3, (char *) ctx->scoped.data,
-                     ctx->scoped.len);
-    BSON_APPEND_NULL(&query, "tx");
-    BSON_APPEND_DOCUMENT_BEGIN(&query, "e", &lte);
-    BSON_APPEND_DATE_TIME(&lte, "$gt", (int64_t) ctx->now * 1000);
-    bson_append_document_end(&query, &lte);
-
-    if (free) {
-        BSON_APPEND_DOCUMENT_BEGIN(&query, "c.e", &lte);
-        BSON_APPEND_INT64(&lte, "$lte", ctx->now);
-        bson_append_document_end(&query, &lte);
-    }
-
+    ngx_http_msgbus_filter_live(ctx, &query, free);
     bson_append_document_end(&cmd, &query);
 
     rc = ngx_http_msgbus_run(r, ctx, &cmd, &ctx->db, 1);
@@ -2023,7 +1986,7 @@ ngx_http_msgbus_count(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
  * Delete the messages in ctx->ids, or the unclaimed ones (purge), as
  * tombstones: the document stays, hidden from every read (tx "d"), its
  * body dropped, until the expiry purge (or the TTL index) removes it
- * (25 s later with the default timeouts).  Its marker slot stays taken
+ * (26 s later with the default timeouts).  Its marker slot stays taken
  * meanwhile: a post that read the counter before it moved can only
  * collide there, never land below markers readers have passed.
  */
@@ -2099,20 +2062,7 @@ ngx_http_msgbus_filter(ngx_http_msgbus_ctx_t *ctx, bson_t *filter,
 {
     bson_t  cond, or, alt;
 
-    bson_append_utf8(filter, "p_q", 3, (char *) ctx->scoped.data,
-                     ctx->scoped.len);
-
-    BSON_APPEND_DOCUMENT_BEGIN(filter, "e", &cond);
-    BSON_APPEND_DATE_TIME(&cond, "$gt", (int64_t) ctx->now * 1000);
-    bson_append_document_end(filter, &cond);
-
-    BSON_APPEND_NULL(filter, "tx");
-
-    if (unclaimed) {
-        BSON_APPEND_DOCUMENT_BEGIN(filter, "c.e", &cond);
-        BSON_APPEND_INT64(&cond, "$lte", ctx->now);
-        bson_append_document_end(filter, &cond);
-    }
+    ngx_http_msgbus_filter_live(ctx, filter, unclaimed);
 
     if (ctx->ids) {
         return;
@@ -2158,6 +2108,31 @@ ngx_http_msgbus_filter(ngx_http_msgbus_ctx_t *ctx, bson_t *filter,
     bson_append_document_end(&alt, &cond);
     bson_append_document_end(&or, &alt);
     bson_append_array_end(filter, &or);
+}
+
+
+/* the queue's messages, not expired, not deleted; unclaimed too */
+
+static void
+ngx_http_msgbus_filter_live(ngx_http_msgbus_ctx_t *ctx, bson_t *filter,
+    ngx_uint_t unclaimed)
+{
+    bson_t  cond;
+
+    bson_append_utf8(filter, "p_q", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+
+    BSON_APPEND_DOCUMENT_BEGIN(filter, "e", &cond);
+    BSON_APPEND_DATE_TIME(&cond, "$gt", (int64_t) ctx->now * 1000);
+    bson_append_document_end(filter, &cond);
+
+    BSON_APPEND_NULL(filter, "tx");
+
+    if (unclaimed) {
+        BSON_APPEND_DOCUMENT_BEGIN(filter, "c.e", &cond);
+        BSON_APPEND_INT64(&cond, "$lte", ctx->now);
+        bson_append_document_end(filter, &cond);
+    }
 }
 
 

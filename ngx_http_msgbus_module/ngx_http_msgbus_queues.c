@@ -209,8 +209,6 @@ static ngx_int_t
 ngx_http_msgbus_queue_create(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
     char                        *msg;
-    bson_t                       cmd, indexes, index, key;
-    ngx_int_t                    rc;
     ngx_http_msgbus_error_t     *err;
     ngx_http_msgbus_loc_conf_t  *mlcf;
 
@@ -251,6 +249,19 @@ ngx_http_msgbus_queue_create(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     ctx->step = 0;
 
+    return ngx_http_msgbus_queue_index(r, ctx, ngx_http_msgbus_queues_done);
+}
+
+
+/* the unique index on queues.p_q: before a queue is created (idempotent) */
+
+ngx_int_t
+ngx_http_msgbus_queue_index(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    ngx_http_msgbus_mongo_done_pt handler)
+{
+    bson_t     cmd, indexes, index, key;
+    ngx_int_t  rc;
+
     bson_init(&cmd);
     BSON_APPEND_UTF8(&cmd, "createIndexes", NGX_HTTP_MSGBUS_QUEUES);
     BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &indexes);
@@ -263,7 +274,7 @@ ngx_http_msgbus_queue_create(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     bson_append_document_end(&indexes, &index);
     bson_append_array_end(&cmd, &indexes);
 
-    rc = ngx_http_msgbus_queues_run(r, ctx, &cmd, 1);
+    rc = ngx_http_msgbus_command(r, ctx, &cmd, NULL, 1, handler);
 
     bson_destroy(&cmd);
 

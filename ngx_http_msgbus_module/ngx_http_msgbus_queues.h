@@ -17,6 +17,8 @@
 
 ngx_int_t ngx_http_msgbus_queues_handler(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+ngx_int_t ngx_http_msgbus_queue_index(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_done_pt handler);
 ngx_int_t ngx_http_msgbus_queue_insert(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, json_t *metadata,
     ngx_http_msgbus_mongo_done_pt handler);
