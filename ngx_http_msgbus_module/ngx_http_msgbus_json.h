@@ -31,6 +31,10 @@ typedef struct {
 } ngx_http_msgbus_jbuf_t;
 
 
+#define ngx_http_msgbus_jbuf_literal(jb, s)                                   \
+    ngx_http_msgbus_jbuf_raw(jb, (u_char *) s, sizeof(s) - 1)
+
+
 ngx_int_t ngx_http_msgbus_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, ngx_str_t *body);
 ngx_int_t ngx_http_msgbus_send_error(ngx_http_request_t *r,

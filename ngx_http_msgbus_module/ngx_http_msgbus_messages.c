@@ -12,6 +12,7 @@
 #include "ngx_http_msgbus_json.h"
 #include "ngx_http_msgbus_queues.h"
 #include "ngx_http_msgbus_messages.h"
+#include "ngx_http_msgbus_claims.h"
 
 
 /*
@@ -39,30 +40,7 @@
 #define NGX_HTTP_MSGBUS_MIN_TTL         60
 #define NGX_HTTP_MSGBUS_TTL_INDEX       6
 #define NGX_HTTP_MSGBUS_TOMBSTONE       "d"     /* tx of a deleted message */
-
-
-#define ngx_http_msgbus_jbuf_literal(jb, s)                                   \
-    ngx_http_msgbus_jbuf_raw(jb, (u_char *) s, sizeof(s) - 1)
-
-
-typedef enum {
-    ngx_http_msgbus_step_indexes = 0,   /* the partition's indexes */
-    ngx_http_msgbus_step_ttl_index,
-    ngx_http_msgbus_step_queue,         /* the queue document */
-    ngx_http_msgbus_step_queue_index,   /* queues.p_q, before creating */
-    ngx_http_msgbus_step_queue_counter, /* where a deleted one left it */
-    ngx_http_msgbus_step_queue_create,
-    ngx_http_msgbus_step_insert,
-    ngx_http_msgbus_step_top,           /* highest marker, after a loss */
-    ngx_http_msgbus_step_counter,       /* the queue's counter moves up */
-    ngx_http_msgbus_step_find,          /* the messages an answer needs */
-    ngx_http_msgbus_step_arbiter,       /* pop: which of them are ours */
-    ngx_http_msgbus_step_delete,
-    ngx_http_msgbus_step_count_total,
-    ngx_http_msgbus_step_count_free,
-    ngx_http_msgbus_step_oldest,
-    ngx_http_msgbus_step_newest
-} ngx_http_msgbus_step_e;
+#define NGX_HTTP_MSGBUS_ARBITER_ATTEMPTS  4     /* finds when all are lost */
 
 
 typedef struct {
@@ -111,10 +89,15 @@ static ngx_int_t ngx_http_msgbus_delete_found(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
 static ngx_int_t ngx_http_msgbus_delete_many(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
-static ngx_int_t ngx_http_msgbus_pop_found(ngx_http_request_t *r,
+static ngx_int_t ngx_http_msgbus_arbitrate(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
-static ngx_int_t ngx_http_msgbus_pop_won(ngx_http_request_t *r,
+static ngx_int_t ngx_http_msgbus_arbiter_round(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_arbiter_lost(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
+static ngx_int_t ngx_http_msgbus_arbitrated(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static time_t ngx_http_msgbus_stale_window(ngx_http_request_t *r);
 static ngx_int_t ngx_http_msgbus_deleted(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_stats(ngx_http_request_t *r,
@@ -123,16 +106,11 @@ static ngx_int_t ngx_http_msgbus_stats_end(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply, ngx_uint_t newest);
 static ngx_int_t ngx_http_msgbus_purge(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
-static ngx_int_t ngx_http_msgbus_find(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx, bson_t *filter, int32_t sort,
-    ngx_uint_t limit, ngx_uint_t small);
 static ngx_int_t ngx_http_msgbus_count(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_uint_t free);
 static ngx_int_t ngx_http_msgbus_remove(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static void ngx_http_msgbus_filter(ngx_http_msgbus_ctx_t *ctx,
-    bson_t *filter, ngx_uint_t unclaimed);
-static void ngx_http_msgbus_filter_live(ngx_http_msgbus_ctx_t *ctx,
     bson_t *filter, ngx_uint_t unclaimed);
 static void ngx_http_msgbus_filter_ids(ngx_http_msgbus_ctx_t *ctx,
     bson_t *filter);
@@ -140,13 +118,11 @@ static ngx_int_t ngx_http_msgbus_run(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_str_t *db,
     ngx_uint_t idempotent);
 static void ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op);
-static ngx_int_t ngx_http_msgbus_batch(bson_t *reply, bson_iter_t *docs);
 static int64_t ngx_http_msgbus_batch_top(bson_t *reply);
-static int64_t ngx_http_msgbus_reply_n(bson_t *reply);
 static void ngx_http_msgbus_bson_cleanup(void *data);
 static ngx_int_t ngx_http_msgbus_message_json(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb,
-    bson_iter_t *doc, ngx_uint_t pop);
+    bson_iter_t *doc, ngx_uint_t how);
 static ngx_int_t ngx_http_msgbus_base_path(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_str_t *base);
 static ngx_int_t ngx_http_msgbus_ids_arg(ngx_http_request_t *r,
@@ -155,17 +131,6 @@ static ngx_int_t ngx_http_msgbus_parse_id(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_parse_ids(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_str_t *value);
-static ngx_int_t ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name,
-    ngx_int_t *value);
-static ngx_int_t ngx_http_msgbus_int_arg_error(ngx_http_request_t *r,
-    char *name);
-static int64_t ngx_http_msgbus_doc_int(bson_iter_t *doc, char *path,
-    int64_t def);
-static ngx_int_t ngx_http_msgbus_json_int(json_t *value, int64_t *n);
-static ngx_int_t ngx_http_msgbus_send_json(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_http_msgbus_jbuf_t *jb);
-
-
 /*
  * The expiry purge: one worker's timer deletes expired messages (and
  * arbiter keys), at most NGX_HTTP_MSGBUS_PURGE_BATCH per partition and
@@ -213,9 +178,6 @@ ngx_http_msgbus_messages_handler(ngx_http_request_t *r,
     if (ngx_http_msgbus_messages_db(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    ctx->now = ngx_time();
-    ctx->started = ngx_current_msec;
 
     switch (ctx->route.op) {
 
@@ -285,7 +247,7 @@ ngx_http_msgbus_messages_handler(ngx_http_request_t *r,
             ctx->limit = pop;
             ctx->step = ngx_http_msgbus_step_find;
 
-            return ngx_http_msgbus_find(r, ctx, NULL, 1, pop, 0);
+            return ngx_http_msgbus_find(r, ctx, NULL, 1, 2 * pop, 0);
         }
 
         rc = ngx_http_msgbus_parse_ids(r, ctx, &value);
@@ -308,7 +270,10 @@ ngx_http_msgbus_messages_handler(ngx_http_request_t *r,
 }
 
 
-/* <database>_messages_p<crc32(project + queue) % partitions>, Zaqar's */
+/*
+ * <database>_messages_p<crc32(project + queue) % partitions>, Zaqar's;
+ * the operation's clock starts
+ */
 
 ngx_int_t
 ngx_http_msgbus_messages_db(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
@@ -336,6 +301,9 @@ ngx_http_msgbus_messages_db(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     ctx->db.len = ngx_sprintf(p, "%V_messages_p%uD", &mmcf->database,
                               (uint32_t) ctx->partition)
                   - p;
+
+    ctx->now = ngx_time();
+    ctx->started = ngx_current_msec;
 
     return NGX_OK;
 }
@@ -1452,49 +1420,124 @@ ngx_http_msgbus_delete_many(ngx_http_request_t *r,
 
 
 /*
- * Pop: the first unclaimed messages, then, for each, an insert of the
- * key "<id>.<claim count>" into the arbiter collection: its unique _id
- * lets one popper (or claimer) win a message, even on a store whose
- * conditional updates are not atomic.  Then the winner deletes.
+ * Pop and claim: the first unclaimed messages are candidates (twice as
+ * many as wanted); for each, in rounds of as many as are still wanted, an
+ * insert of the key "<id>.<claim count>" into the arbiter collection.
+ * Its unique _id lets one popper or claimer win a message per claim
+ * generation, even on a store whose conditional updates are not atomic:
+ * a claim moves the count on, so the next generation has a new key.
  */
 
 static ngx_int_t
-ngx_http_msgbus_pop_found(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+ngx_http_msgbus_arbitrate(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_t *reply)
 {
-    bson_t               cmd, docs, doc;
-    int64_t              gen, e;
-    ngx_int_t            rc;
-    ngx_uint_t           n;
-    bson_iter_t          it, id;
-    ngx_pool_cleanup_t  *cln;
-    const char  *key;
-    char         buf[16], hex[25], name[64];
+    bson_iter_t              it, id;
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_msgbus_cand_t  *cand;
 
     if (ngx_http_msgbus_batch(reply, &it) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    bson_init(&cmd);
-    BSON_APPEND_UTF8(&cmd, "insert", NGX_HTTP_MSGBUS_ARBITER);
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "documents", &docs);
+    /* keep the candidates: the answer is made from them */
 
-    for (n = 0; bson_iter_next(&it); n++) {
+    if (ctx->cands == NULL) {
+        ctx->cands = ngx_array_create(r->pool, 2 * ctx->limit,
+                                      sizeof(ngx_http_msgbus_cand_t));
+        ctx->ids = ngx_array_create(r->pool, ctx->limit, sizeof(bson_oid_t));
+
+        if (ctx->cands == NULL || ctx->ids == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->found = bson_copy(reply);
+    if (ctx->found == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_msgbus_bson_cleanup;
+    cln->data = ctx->found;
+
+    ctx->cands->nelts = 0;
+    ctx->tried = 0;
+
+    (void) ngx_http_msgbus_batch(ctx->found, &it);
+
+    while (bson_iter_next(&it)) {
         if (!BSON_ITER_HOLDS_DOCUMENT(&it)
             || !bson_iter_recurse(&it, &id)
             || !bson_iter_find(&id, "_id")
             || !BSON_ITER_HOLDS_OID(&id))
         {
-            bson_destroy(&cmd);
             return NGX_ERROR;
         }
 
-        bson_oid_to_string(bson_iter_oid(&id), hex);
-        gen = ngx_http_msgbus_doc_int(&it, "c.c", 0);
-        e = ngx_http_msgbus_doc_int(&it, "e", (ctx->now + 3600) * 1000);
+        cand = ngx_array_push(ctx->cands);
+        if (cand == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
-        (void) bson_uint32_to_string((uint32_t) n, &key, buf, sizeof(buf));
-        (void) ngx_sprintf((u_char *) name, "%s.%L%Z", hex, gen);
+        bson_oid_copy(bson_iter_oid(&id), &cand->id);
+        cand->gen = ngx_http_msgbus_doc_int(&it, "c.c", 0);
+        cand->expires = ngx_http_msgbus_doc_int(&it, "e", 0);
+        cand->marker = ngx_http_msgbus_doc_int(&it, "k", 0);
+        cand->won = 0;
+    }
+
+    return ngx_http_msgbus_arbiter_round(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_arbiter_round(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx)
+{
+    bson_t                   cmd, docs, doc;
+    int64_t                  e, keep;
+    ngx_int_t                rc;
+    ngx_uint_t               i, n;
+    const char              *key;
+    ngx_http_msgbus_cand_t  *cand;
+    char                     buf[16], hex[25], name[64];
+
+    n = ngx_min(ctx->limit - ctx->ids->nelts, ctx->cands->nelts - ctx->tried);
+
+    if (n == 0) {
+        return ngx_http_msgbus_arbitrated(r, ctx);
+    }
+
+    /*
+     * a key lasts as long as its message may, and at least while a
+     * stale read of it may still come: a claim extends the message
+     */
+
+    keep = (int64_t) (ctx->now + ngx_http_msgbus_stale_window(r)) * 1000;
+
+    if (ctx->route.op == ngx_http_msgbus_op_claim_create) {
+        keep = ngx_max(keep, (ctx->now + ctx->claim_ttl + ctx->claim_grace)
+                             * 1000);
+    }
+
+    cand = ctx->cands->elts;
+    cand += ctx->tried;
+
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "insert", NGX_HTTP_MSGBUS_ARBITER);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "documents", &docs);
+
+    for (i = 0; i < n; i++) {
+        bson_oid_to_string(&cand[i].id, hex);
+        (void) bson_uint32_to_string((uint32_t) i, &key, buf, sizeof(buf));
+        (void) ngx_sprintf((u_char *) name, "%s.%L%Z", hex, cand[i].gen);
+
+        e = ngx_max(cand[i].expires, keep);
 
         BSON_APPEND_DOCUMENT_BEGIN(&docs, key, &doc);
         BSON_APPEND_UTF8(&doc, "_id", name);
@@ -1505,28 +1548,7 @@ ngx_http_msgbus_pop_found(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_append_array_end(&cmd, &docs);
     BSON_APPEND_BOOL(&cmd, "ordered", false);
 
-    if (n == 0) {
-        bson_destroy(&cmd);
-        return ngx_http_msgbus_pop_won(r, ctx, NULL);
-    }
-
-    /* keep the candidates: the answer is made from them */
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        bson_destroy(&cmd);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->found = bson_copy(reply);
-    if (ctx->found == NULL) {
-        bson_destroy(&cmd);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_msgbus_bson_cleanup;
-    cln->data = ctx->found;
-
+    ctx->round = n;
     ctx->step = ngx_http_msgbus_step_arbiter;
 
     rc = ngx_http_msgbus_run(r, ctx, &cmd, &ctx->db, 0);
@@ -1538,31 +1560,29 @@ ngx_http_msgbus_pop_found(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
 
 /*
- * The arbiter's answer: writeErrors name the keys others had.  The
- * won messages stay in ctx->ids; the counter moves above them, then
- * they are deleted.
+ * The arbiter's answer: writeErrors name the keys others had; the won
+ * messages go to ctx->ids, then another round if some are still wanted.
  */
 
 static ngx_int_t
-ngx_http_msgbus_pop_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
-    bson_t *reply)
+ngx_http_msgbus_arbiter_lost(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply)
 {
-    u_char       *lost;
-    int32_t       code;
-    int64_t       index, k;
-    ngx_uint_t    n;
-    bson_iter_t   it, err, docs, id;
-    bson_oid_t   *oid;
+    int32_t                  code;
+    int64_t                  index;
+    ngx_uint_t               i;
+    bson_iter_t              it, err;
+    bson_oid_t              *oid;
+    ngx_http_msgbus_cand_t  *cand;
 
-    /* the candidates' places, 1 where another took the message */
+    cand = ctx->cands->elts;
+    cand += ctx->tried;
 
-    lost = ngx_pcalloc(r->pool, ctx->limit);
-    if (lost == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    for (i = 0; i < ctx->round; i++) {
+        cand[i].won = 1;
     }
 
-    if (reply
-        && bson_iter_init_find(&it, reply, "writeErrors")
+    if (bson_iter_init_find(&it, reply, "writeErrors")
         && BSON_ITER_HOLDS_ARRAY(&it)
         && bson_iter_recurse(&it, &err))
     {
@@ -1570,47 +1590,54 @@ ngx_http_msgbus_pop_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
             index = ngx_http_msgbus_doc_int(&err, "index", -1);
             code = (int32_t) ngx_http_msgbus_doc_int(&err, "code", 0);
 
-            if (code != 11000 || index < 0 || index >= (int64_t) ctx->limit)
+            if (code != 11000 || index < 0 || index >= (int64_t) ctx->round)
             {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "msgbus: pop of \"%V\": write error %D",
+                              "msgbus: %V of \"%V\": arbiter write error %D",
+                              ngx_http_msgbus_op_name(ctx->route.op),
                               &ctx->scoped, code);
                 return NGX_ERROR;
             }
 
-            lost[index] = 1;
+            cand[index].won = 0;
         }
     }
 
-    ctx->ids = ngx_array_create(r->pool, ctx->limit, sizeof(bson_oid_t));
-    if (ctx->ids == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->top = 0;
-
-    if (ctx->found && ngx_http_msgbus_batch(ctx->found, &docs) == NGX_OK) {
-
-        for (n = 0; n < ctx->limit && bson_iter_next(&docs); n++) {
-
-            if (lost[n]
-                || !bson_iter_recurse(&docs, &id)
-                || !bson_iter_find(&id, "_id")
-                || !BSON_ITER_HOLDS_OID(&id))
-            {
-                continue;
-            }
-
+    for (i = 0; i < ctx->round; i++) {
+        if (cand[i].won) {
             oid = ngx_array_push(ctx->ids);
             if (oid == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            bson_oid_copy(bson_iter_oid(&id), oid);
-
-            k = ngx_http_msgbus_doc_int(&docs, "k", 0);
-            ctx->top = ngx_max(ctx->top, k);
+            bson_oid_copy(&cand[i].id, oid);
         }
+    }
+
+    ctx->tried += ctx->round;
+
+    return ngx_http_msgbus_arbiter_round(r, ctx);
+}
+
+
+/*
+ * Every candidate lost to others: there may be more behind them, so
+ * find again, a few times.  Then the pop deletes, the claim claims.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_arbitrated(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    if (ctx->ids->nelts == 0
+        && ctx->cands->nelts == 2 * ctx->limit
+        && ++ctx->attempts < NGX_HTTP_MSGBUS_ARBITER_ATTEMPTS)
+    {
+        ctx->step = ngx_http_msgbus_step_find;
+        return ngx_http_msgbus_find(r, ctx, NULL, 1, 2 * ctx->limit, 0);
+    }
+
+    if (ctx->route.op == ngx_http_msgbus_op_claim_create) {
+        return ngx_http_msgbus_claim_won(r, ctx);
     }
 
     if (ctx->ids->nelts == 0) {
@@ -1628,11 +1655,6 @@ ngx_http_msgbus_pop_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 static ngx_int_t
 ngx_http_msgbus_deleted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    bson_oid_t              *oid;
-    ngx_uint_t               i, n;
-    bson_iter_t              docs, id;
-    ngx_http_msgbus_jbuf_t   jb;
-
     if (ctx->route.op != ngx_http_msgbus_op_message_delete_many
         || ctx->limit == 0)
     {
@@ -1641,54 +1663,32 @@ ngx_http_msgbus_deleted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     /* pop: 200 {"messages": [...]} with the won ones */
 
+    return ngx_http_msgbus_send_messages(r, ctx, NGX_HTTP_OK, ctx->found, 1,
+                                         NGX_HTTP_MSGBUS_MESSAGE_POP);
+}
+
+
+/* {"messages": [...]}: those of the reply (won: those in ctx->ids) */
+
+ngx_int_t
+ngx_http_msgbus_send_messages(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_uint_t status, bson_t *reply,
+    ngx_uint_t won, ngx_uint_t how)
+{
+    ngx_http_msgbus_jbuf_t  jb;
+
     ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
     jb.pool = r->pool;
 
-    if (ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [")
-        != NGX_OK)
+    if (ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK
+        || ngx_http_msgbus_messages_json(r, ctx, &jb, reply, won, how)
+           != NGX_OK
+        || ngx_http_msgbus_jbuf_literal(&jb, "]}") != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    n = 0;
-    oid = ctx->ids ? ctx->ids->elts : NULL;
-
-    if (ctx->found && ngx_http_msgbus_batch(ctx->found, &docs) == NGX_OK) {
-
-        while (bson_iter_next(&docs)) {
-
-            if (!bson_iter_recurse(&docs, &id)
-                || !bson_iter_find(&id, "_id")
-                || !BSON_ITER_HOLDS_OID(&id))
-            {
-                continue;
-            }
-
-            for (i = 0; i < ctx->ids->nelts; i++) {
-                if (bson_oid_equal(&oid[i], bson_iter_oid(&id))) {
-                    break;
-                }
-            }
-
-            if (i == ctx->ids->nelts) {
-                continue;
-            }
-
-            if ((n++ && ngx_http_msgbus_jbuf_literal(&jb, ", ")
-                        != NGX_OK)
-                || ngx_http_msgbus_message_json(r, ctx, &jb, &docs, 1)
-                   != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
-    }
-
-    if (ngx_http_msgbus_jbuf_literal(&jb, "]}") != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_msgbus_send_json(r, NGX_HTTP_OK, &jb);
+    return ngx_http_msgbus_send_json(r, status, &jb);
 }
 
 
@@ -1875,7 +1875,7 @@ ngx_http_msgbus_purge(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
  * and the fields a decision needs.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_t *given, int32_t sort, ngx_uint_t limit, ngx_uint_t small)
 {
@@ -1920,6 +1920,10 @@ ngx_http_msgbus_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
             }
 
             /* pop */
+            ngx_http_msgbus_filter(ctx, &filter, 1);
+            break;
+
+        case ngx_http_msgbus_op_claim_create:
             ngx_http_msgbus_filter(ctx, &filter, 1);
             break;
 
@@ -1994,21 +1998,11 @@ ngx_http_msgbus_count(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 static ngx_int_t
 ngx_http_msgbus_remove(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    bson_t                        cmd, updates, update, q, lte, u, set;
-    time_t                        ttl;
-    ngx_int_t                     rc;
-    ngx_http_msgbus_main_conf_t  *mmcf;
+    bson_t     cmd, updates, update, q, lte, u, set;
+    time_t     ttl;
+    ngx_int_t  rc;
 
-    /*
-     * as long as a post may still insert on a hint it read before: the
-     * read's reply within socketTimeoutMS, a wait for a connection within
-     * waitQueueTimeoutMS, the insert within socketTimeoutMS, and a margin
-     * for clocks
-     */
-
-    mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
-
-    ttl = (2 * mmcf->socket_timeout + mmcf->wait_timeout) / 1000 + 5;
+    ttl = ngx_http_msgbus_stale_window(r);
 
     bson_init(&cmd);
     BSON_APPEND_UTF8(&cmd, "update", NGX_HTTP_MSGBUS_MESSAGES);
@@ -2047,6 +2041,25 @@ ngx_http_msgbus_remove(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     bson_destroy(&cmd);
 
     return rc;
+}
+
+
+/*
+ * How long a reply read from the store may still be acted on: a post
+ * inserts on a counter hint, an arbiter key on a candidate it read.  The
+ * read's reply within socketTimeoutMS, a wait for a connection within
+ * waitQueueTimeoutMS, the write within socketTimeoutMS, and a margin for
+ * clocks.
+ */
+
+static time_t
+ngx_http_msgbus_stale_window(ngx_http_request_t *r)
+{
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
+
+    return (2 * mmcf->socket_timeout + mmcf->wait_timeout) / 1000 + 5;
 }
 
 
@@ -2113,7 +2126,7 @@ ngx_http_msgbus_filter(ngx_http_msgbus_ctx_t *ctx, bson_t *filter,
 
 /* the queue's messages, not expired, not deleted; unclaimed too */
 
-static void
+void
 ngx_http_msgbus_filter_live(ngx_http_msgbus_ctx_t *ctx, bson_t *filter,
     ngx_uint_t unclaimed)
 {
@@ -2175,6 +2188,14 @@ ngx_http_msgbus_run(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 }
 
 
+ngx_int_t
+ngx_http_msgbus_messages_run(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_uint_t idempotent)
+{
+    return ngx_http_msgbus_run(r, ctx, cmd, &ctx->db, idempotent);
+}
+
+
 static char *
 ngx_http_msgbus_messages_failure(ngx_http_msgbus_ctx_t *ctx)
 {
@@ -2199,6 +2220,18 @@ ngx_http_msgbus_messages_failure(ngx_http_msgbus_ctx_t *ctx)
 
     case ngx_http_msgbus_op_queue_stats:
         return "Queue stats could not be read.";
+
+    case ngx_http_msgbus_op_claim_create:
+        return "Claim could not be created.";
+
+    case ngx_http_msgbus_op_claim_get:
+        return "Claim could not be queried.";
+
+    case ngx_http_msgbus_op_claim_update:
+        return "Claim could not be updated.";
+
+    case ngx_http_msgbus_op_claim_delete:
+        return "Claim could not be deleted.";
 
     default:
         return "Queue could not be purged.";
@@ -2374,13 +2407,13 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
             break;
 
         default:
-            rc = ngx_http_msgbus_pop_found(r, ctx, op->reply);
+            rc = ngx_http_msgbus_arbitrate(r, ctx, op->reply);
         }
 
         break;
 
     case ngx_http_msgbus_step_arbiter:
-        rc = ngx_http_msgbus_pop_won(r, ctx, op->reply);
+        rc = ngx_http_msgbus_arbiter_lost(r, ctx, op->reply);
         break;
 
     case ngx_http_msgbus_step_delete:
@@ -2414,6 +2447,13 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
         rc = ngx_http_msgbus_stats_end(r, ctx, op->reply, 1);
         break;
 
+    case ngx_http_msgbus_step_claim:
+    case ngx_http_msgbus_step_claimed:
+    case ngx_http_msgbus_step_renew:
+    case ngx_http_msgbus_step_release:
+        rc = ngx_http_msgbus_claims_next(r, ctx, op->reply);
+        break;
+
     default:
         rc = NGX_ERROR;
     }
@@ -2435,7 +2475,7 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
 
 /* a find reply's documents (cursor.firstBatch) */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_batch(bson_t *reply, bson_iter_t *docs)
 {
     bson_iter_t  it;
@@ -2455,7 +2495,7 @@ ngx_http_msgbus_batch(bson_t *reply, bson_iter_t *docs)
 
 /* "n" of a count, insert or delete reply */
 
-static int64_t
+int64_t
 ngx_http_msgbus_reply_n(bson_t *reply)
 {
     bson_iter_t  it;
@@ -2502,14 +2542,70 @@ ngx_http_msgbus_batch_top(bson_t *reply)
 
 
 /*
- * One message as Zaqar writes it: {"id", "href", "ttl", "age", "body"};
- * a pop's: {"id", "age", "ttl", "claim_count", "body", "claim_id"}.
+ * The messages of a find reply (with "won": those in ctx->ids), comma
+ * separated, as ngx_http_msgbus_message_json() writes each.
+ */
+
+ngx_int_t
+ngx_http_msgbus_messages_json(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb, bson_t *reply,
+    ngx_uint_t won, ngx_uint_t how)
+{
+    ngx_uint_t    i, n;
+    bson_iter_t   docs, id;
+    bson_oid_t   *oid;
+
+    if (ngx_http_msgbus_batch(reply, &docs) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    while (bson_iter_next(&docs)) {
+
+        if (won) {
+            if (!bson_iter_recurse(&docs, &id)
+                || !bson_iter_find(&id, "_id")
+                || !BSON_ITER_HOLDS_OID(&id))
+            {
+                continue;
+            }
+
+            oid = ctx->ids->elts;
+
+            for (i = 0; i < ctx->ids->nelts; i++) {
+                if (bson_oid_equal(&oid[i], bson_iter_oid(&id))) {
+                    break;
+                }
+            }
+
+            if (i == ctx->ids->nelts) {
+                continue;
+            }
+        }
+
+        if ((n++ && ngx_http_msgbus_jbuf_literal(jb, ", ") != NGX_OK)
+            || ngx_http_msgbus_message_json(r, ctx, jb, &docs, how) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One message as Zaqar writes it: {"id", "href", "ttl", "age", "body"},
+ * "href" with the claim's id while it is claimed (as just claimed: the
+ * claim's ttl and grace, if that extended the message's life); a pop's:
+ * {"id", "age", "ttl", "claim_count", "body", "claim_id"}.
  */
 
 static ngx_int_t
 ngx_http_msgbus_message_json(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
-    ngx_uint_t pop)
+    ngx_uint_t how)
 {
     u_char         *p;
     int64_t         ttl, count, expires;
@@ -2518,7 +2614,7 @@ ngx_http_msgbus_message_json(ngx_http_request_t *r,
     bson_iter_t     it, body, cid;
     bson_subtype_t  subtype;
     const uint8_t  *data;
-    ngx_uint_t      claimed;
+    ngx_uint_t      claimed, pop;
     char            hex[25], claim[25];
 
     if (!bson_iter_recurse(doc, &it)
@@ -2535,8 +2631,19 @@ ngx_http_msgbus_message_json(ngx_http_request_t *r,
     expires = ngx_http_msgbus_doc_int(doc, "c.e", 0);
 
     claimed = 0;
+    pop = (how == NGX_HTTP_MSGBUS_MESSAGE_POP);
 
-    if (bson_iter_recurse(doc, &cid)
+    if (how == NGX_HTTP_MSGBUS_MESSAGE_CLAIM) {
+        bson_oid_to_string(&ctx->claim, claim);
+        claimed = 1;
+
+        if (ngx_http_msgbus_doc_int(doc, "e", 0)
+            < (ctx->now + ctx->claim_ttl + ctx->claim_grace) * 1000)
+        {
+            ttl = ctx->claim_ttl + ctx->claim_grace;
+        }
+
+    } else if (bson_iter_recurse(doc, &cid)
         && bson_iter_find_descendant(&cid, "c.id", &cid)
         && BSON_ITER_HOLDS_OID(&cid))
     {
@@ -2817,7 +2924,7 @@ ngx_http_msgbus_parse_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
  * absent or empty; NGX_DECLINED if not an integer.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name, ngx_int_t *value)
 {
     ngx_int_t   n;
@@ -2850,7 +2957,7 @@ ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name, ngx_int_t *value)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_int_arg_error(ngx_http_request_t *r, char *name)
 {
     return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
@@ -2862,7 +2969,7 @@ ngx_http_msgbus_int_arg_error(ngx_http_request_t *r, char *name)
 
 /* a number (or date, as milliseconds) at a dotted path of a document */
 
-static int64_t
+int64_t
 ngx_http_msgbus_doc_int(bson_iter_t *doc, char *path, int64_t def)
 {
     bson_iter_t  it;
@@ -2889,7 +2996,7 @@ ngx_http_msgbus_doc_int(bson_iter_t *doc, char *path, int64_t def)
 
 /* an "int" as Python's isinstance(v, int) sees it: bools are too */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_json_int(json_t *value, int64_t *n)
 {
     if (json_is_integer(value)) {
@@ -2912,7 +3019,7 @@ ngx_http_msgbus_json_int(json_t *value, int64_t *n)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_http_msgbus_jbuf_t *jb)
 {

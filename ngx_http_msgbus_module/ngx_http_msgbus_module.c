@@ -15,6 +15,7 @@
 #include "ngx_http_msgbus_mongo.h"
 #include "ngx_http_msgbus_queues.h"
 #include "ngx_http_msgbus_messages.h"
+#include "ngx_http_msgbus_claims.h"
 
 
 #define NGX_HTTP_MSGBUS_MAX_PROJECT  256
@@ -159,6 +160,48 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       offsetof(ngx_http_msgbus_loc_conf_t, max_message_delay),
       NULL },
 
+    { ngx_string("msgbus_default_claim_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, default_claim_ttl),
+      NULL },
+
+    { ngx_string("msgbus_min_claim_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, min_claim_ttl),
+      NULL },
+
+    { ngx_string("msgbus_max_claim_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, max_claim_ttl),
+      NULL },
+
+    { ngx_string("msgbus_default_claim_grace"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, default_claim_grace),
+      NULL },
+
+    { ngx_string("msgbus_min_claim_grace"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, min_claim_grace),
+      NULL },
+
+    { ngx_string("msgbus_max_claim_grace"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, max_claim_grace),
+      NULL },
+
     { ngx_string("msgbus_admin"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -289,7 +332,9 @@ ngx_http_msgbus_dispatch(ngx_http_request_t *r)
                   && (route.op == ngx_http_msgbus_op_queue_create
                       || route.op == ngx_http_msgbus_op_queue_update
                       || route.op == ngx_http_msgbus_op_queue_purge
-                      || route.op == ngx_http_msgbus_op_message_post));
+                      || route.op == ngx_http_msgbus_op_message_post
+                      || route.op == ngx_http_msgbus_op_claim_create
+                      || route.op == ngx_http_msgbus_op_claim_update));
 
     if (!reads_body) {
         rc = ngx_http_discard_request_body(r);
@@ -425,6 +470,10 @@ ngx_http_msgbus_dispatch(ngx_http_request_t *r)
     case ngx_http_msgbus_op_message_delete_many:
     case ngx_http_msgbus_op_message_get:
     case ngx_http_msgbus_op_message_delete:
+    case ngx_http_msgbus_op_claim_create:
+    case ngx_http_msgbus_op_claim_get:
+    case ngx_http_msgbus_op_claim_update:
+    case ngx_http_msgbus_op_claim_delete:
         return ngx_http_msgbus_start(r, &route, &project);
 
     default:
@@ -481,7 +530,9 @@ ngx_http_msgbus_start(ngx_http_request_t *r, ngx_http_msgbus_route_t *route,
     if (route->op != ngx_http_msgbus_op_queue_create
         && route->op != ngx_http_msgbus_op_queue_update
         && route->op != ngx_http_msgbus_op_queue_purge
-        && route->op != ngx_http_msgbus_op_message_post)
+        && route->op != ngx_http_msgbus_op_message_post
+        && route->op != ngx_http_msgbus_op_claim_create
+        && route->op != ngx_http_msgbus_op_claim_update)
     {
         return ngx_http_msgbus_operation(r, ctx);
     }
@@ -500,6 +551,15 @@ ngx_http_msgbus_start(ngx_http_request_t *r, ngx_http_msgbus_route_t *route,
 
         if (rc != NGX_OK) {
             return rc;
+        }
+
+        if (route->op == ngx_http_msgbus_op_claim_create
+            || route->op == ngx_http_msgbus_op_claim_update)
+        {
+            return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "Invalid request body",
+                                              "Claim metadata is too large. "
+                                              "Max size: %uz", max);
         }
 
         if (route->op == ngx_http_msgbus_op_message_post) {
@@ -555,6 +615,12 @@ ngx_http_msgbus_operation(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     case ngx_http_msgbus_op_message_get:
     case ngx_http_msgbus_op_message_delete:
         return ngx_http_msgbus_messages_handler(r, ctx);
+
+    case ngx_http_msgbus_op_claim_create:
+    case ngx_http_msgbus_op_claim_get:
+    case ngx_http_msgbus_op_claim_update:
+    case ngx_http_msgbus_op_claim_delete:
+        return ngx_http_msgbus_claims_handler(r, ctx);
 
     default:
         return ngx_http_msgbus_queues_handler(r, ctx);
@@ -949,6 +1015,12 @@ ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
     mlcf->default_message_ttl = NGX_CONF_UNSET;
     mlcf->max_message_ttl = NGX_CONF_UNSET;
     mlcf->max_message_delay = NGX_CONF_UNSET;
+    mlcf->default_claim_ttl = NGX_CONF_UNSET;
+    mlcf->min_claim_ttl = NGX_CONF_UNSET;
+    mlcf->max_claim_ttl = NGX_CONF_UNSET;
+    mlcf->default_claim_grace = NGX_CONF_UNSET;
+    mlcf->min_claim_grace = NGX_CONF_UNSET;
+    mlcf->max_claim_grace = NGX_CONF_UNSET;
 
     return mlcf;
 }
@@ -988,6 +1060,39 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "msgbus_default_message_ttl must be at least 60 "
                            "seconds and at most msgbus_max_message_ttl");
+        return NGX_CONF_ERROR;
+    }
+
+    /* Zaqar's claim limits; the minimums go lower for tests */
+
+    ngx_conf_merge_sec_value(conf->min_claim_ttl, prev->min_claim_ttl, 60);
+    ngx_conf_merge_sec_value(conf->max_claim_ttl, prev->max_claim_ttl, 43200);
+    ngx_conf_merge_sec_value(conf->default_claim_ttl,
+                             prev->default_claim_ttl, 300);
+    ngx_conf_merge_sec_value(conf->min_claim_grace, prev->min_claim_grace,
+                             60);
+    ngx_conf_merge_sec_value(conf->max_claim_grace, prev->max_claim_grace,
+                             43200);
+    ngx_conf_merge_sec_value(conf->default_claim_grace,
+                             prev->default_claim_grace, 60);
+
+    if (conf->min_claim_ttl < 1
+        || conf->default_claim_ttl < conf->min_claim_ttl
+        || conf->default_claim_ttl > conf->max_claim_ttl)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_default_claim_ttl must be within "
+                           "msgbus_min_claim_ttl (at least 1 second) and "
+                           "msgbus_max_claim_ttl");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->default_claim_grace < conf->min_claim_grace
+        || conf->default_claim_grace > conf->max_claim_grace)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_default_claim_grace must be within "
+                           "msgbus_min_claim_grace and msgbus_max_claim_grace");
         return NGX_CONF_ERROR;
     }
 

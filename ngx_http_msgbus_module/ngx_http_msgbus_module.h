@@ -67,6 +67,12 @@ typedef struct {
     time_t                      default_message_ttl;
     time_t                      max_message_ttl;
     time_t                      max_message_delay;
+    time_t                      default_claim_ttl;
+    time_t                      min_claim_ttl;
+    time_t                      max_claim_ttl;
+    time_t                      default_claim_grace;
+    time_t                      min_claim_grace;
+    time_t                      max_claim_grace;
 
     ngx_str_t                   base;        /* href prefix before "/v2" */
     ngx_str_t                   versions;    /* GET / document */
@@ -107,7 +113,13 @@ typedef struct {
     ngx_array_t                *ids;         /* bson_oid_t */
     ngx_str_t                   id_list;     /* "ids" as given */
     bson_oid_t                  claim;
+    int64_t                     claim_ttl;
+    int64_t                     claim_grace;
     bson_t                     *found;       /* a reply kept for later */
+    ngx_array_t                *cands;       /* of a pop or claim */
+    ngx_uint_t                  tried;       /* of them, arbitrated */
+    ngx_uint_t                  round;       /* of them, being arbitrated */
+    ngx_uint_t                  attempts;    /* finds of candidates */
     int64_t                     total;
     int64_t                     nfree;
     ngx_str_t                   out;         /* JSON built so far */
