@@ -194,16 +194,17 @@ Allow: DELETE, GET, POST
 Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
 X-Project-ID: p1
 --- request eval
-["POST /v2/queues/q1/claims\n{}", "GET /v2/queues/q1/claims/5b0d3b0f8b1a4e0001000001",
+["POST /v2/queues/q1/subscriptions\n{}",
+ "GET /v2/queues/q1/subscriptions/5b0d3b0f8b1a4e0001000001",
  "GET /v2/queues/q1/subscriptions",
- "DELETE /v2/queues/q1/claims/5b0d3b0f8b1a4e0001000001"]
+ "DELETE /v2/queues/q1/subscriptions/5b0d3b0f8b1a4e0001000001"]
 --- error_code eval
 [501, 501, 501, 501]
 --- response_body eval
-['{"title": "Not implemented", "description": "The operation claim_create is not implemented yet."}',
- '{"title": "Not implemented", "description": "The operation claim_get is not implemented yet."}',
+['{"title": "Not implemented", "description": "The operation subscription_create is not implemented yet."}',
+ '{"title": "Not implemented", "description": "The operation subscription_get is not implemented yet."}',
  '{"title": "Not implemented", "description": "The operation subscription_list is not implemented yet."}',
- '{"title": "Not implemented", "description": "The operation claim_delete is not implemented yet."}']
+ '{"title": "Not implemented", "description": "The operation subscription_delete is not implemented yet."}']
 --- no_error_log
 [error]
 
@@ -260,10 +261,10 @@ GET /bus/v3/ping
 --- config
     location / { msgbus; }
 --- request eval
-"POST /v2/queues/q1/claims\n" . ("x" x 100000)
+"POST /v2/queues/q1/subscriptions\n" . ("x" x 100000)
 --- more_headers
 Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
 X-Project-ID: p1
 --- error_code: 501
 --- response_body_like chomp
-"The operation claim_create is not implemented yet\."
+"The operation subscription_create is not implemented yet\."

@@ -3,78 +3,17 @@
 # each, as zaqar/transport/wsgi/v2_0/messages.py answers.
 #
 # Message ids are random: a block that needs the ids of messages posted
-# by an earlier block writes <ID:queue:n>: the id of the nth (from 0)
-# message the queue has in the store when the block starts, in marker
-# order (a block preprocessor reads them).  Answers with ids or ages
-# are matched by re(): literal text but for <N> (an integer), <HEX> (an
-# ObjectId), <DATE> (ISO 8601, UTC) and <ID:q:n>.
+# by an earlier block writes <ID:queue:n>, and answers with ids or ages
+# are matched by re() (t/lib/Msgbus/Store.pm).
 
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Msgbus::Test;
+use Msgbus::Store;
 
 $ENV{TEST_NGINX_PROJECT} = "t020-$$-" . time;
 
 our $Other = '5ac05a0a-2b9e-11e3-b191-71861300734c';   # another client
-
-# the ids of a queue's messages in marker order, from the store (not the
-# tombstones deleted messages leave)
-sub store_ids {
-    my ($project, $queue) = @_;
-    my $py = <<'_PY_';
-import sys, zlib, pymongo
-uri, project, queue = sys.argv[1:4]
-db = pymongo.uri_parser.parse_uri(uri)['database']
-n = zlib.crc32((project + queue).encode('utf-8')) % 2
-col = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)[
-    '%s_messages_p%d' % (db, n)]['messages']
-for doc in col.find({'p_q': project + '/' + queue, 'tx': None}).sort('k', 1):
-    print(doc['_id'])
-_PY_
-    open my $out, '-|', '/usr/bin/python3', '-c', $py,
-         $ENV{TEST_NGINX_MONGODB_URI}, $project, $queue
-        or die "python3: $!";
-    my @ids = map { chomp; $_ } <$out>;
-    close $out or die "reading the ids of $queue failed";
-    return @ids;
-}
-
-# <ID:queue:n> in requests and expectations: the id from the store
-add_block_preprocessor(sub {
-    my $block = shift;
-    my %ids;
-    my $subst = sub {
-        my ($s) = @_;
-        return $s unless defined $s && $s =~ /<ID:/;
-        $s =~ s{<ID:([^:>]+):(\d+)>}{
-            $ids{$1} //= [store_ids($ENV{TEST_NGINX_PROJECT}, $1)];
-            $ids{$1}[$2] // do {
-                Test::More::fail($block->name . ": no message $2 in $1");
-                'missing-id';
-            }
-        }ge;
-        return $s;
-    };
-    for my $sec (qw(request more_headers response_body response_body_like
-                    response_headers response_headers_like))
-    {
-        next unless exists $block->{$sec};
-        my $v = $block->{$sec}[0];
-        $block->set_value($sec, ref $v eq 'ARRAY' ? [map { $subst->($_) } @$v]
-                                                  : $subst->($v));
-    }
-    return $block;
-});
-
-# a regex for a whole answer (see above)
-sub re {
-    my ($t) = @_;
-    my %tok = (N => '\d+', HEX => '[0-9a-f]{24}',
-               DATE => '\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ');
-    return '^' . join('', map {
-        /^<(N|HEX|DATE)>$/ ? $tok{$1} : /^<ID:/ ? $_ : quotemeta
-    } split /(<(?:N|HEX|DATE)>|<ID:[^>]+>)/, $t) . '\z';
-}
 
 # a message as listed or got: id "<ID:q:n>" (n given) or any
 sub msg {
@@ -97,11 +36,6 @@ sub page {
     return '{"messages": [], "links": []}' unless @msgs;
     return '{"messages": [' . join(', ', @msgs) . '], "links": '
            . qq([{"rel": "next", "href": "$next"}]});
-}
-
-sub err {
-    my ($title, $description) = @_;
-    return qq({"title": "$title", "description": "$description"});
 }
 
 # the 201 answer to a post of $n messages, and its Location

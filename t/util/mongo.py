@@ -8,6 +8,12 @@
 #                                                  markers (k), oldest first
 #   mongo.py URI counter PROJECT QUEUE             prints the queue's marker
 #                                                  counter (c.v)
+#   mongo.py URI claim-counts PROJECT QUEUE        prints the live messages'
+#                                                  claim counts (c.c), by
+#                                                  marker
+#   mongo.py URI claim-doc PROJECT QUEUE           prints the first live
+#                                                  message's ttl, seconds
+#                                                  to expiry and claim
 #   mongo.py URI drop-databases                    drops the database of URI
 #                                                  and its _queues and
 #                                                  _messages_p* companions
@@ -171,6 +177,16 @@ def main():
         print(' '.join(str(d['k']) for d in
                        col.find({'p_q': scoped, 'tx': None},
                                 {'k': 1}).sort('_id', 1)))
+    elif action == 'claim-counts':
+        print(' '.join(str(d['c'].get('c', 0)) for d in
+                       col.find({'p_q': scoped, 'tx': None},
+                                {'c': 1}).sort('k', 1)))
+    elif action == 'claim-doc':
+        d = col.find({'p_q': scoped, 'tx': None}).sort('k', 1).limit(1)[0]
+        now = datetime.datetime.utcnow()
+        print('ttl %d expires-in %d claim-ttl %d claim-expires-in %d count %d'
+              % (d['t'], round((d['e'] - now).total_seconds()), d['c']['t'],
+                 d['c']['e'] - int(now.timestamp()), d['c']['c']))
     elif action == 'counter':
         doc = client[db + '_queues']['queues'].find_one({'p_q': scoped})
         print(doc['c']['v'] if doc else '')
