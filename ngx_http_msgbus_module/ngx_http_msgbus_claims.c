@@ -56,10 +56,11 @@ static ngx_int_t ngx_http_msgbus_claim_renew(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_claim_release(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+static int64_t ngx_http_msgbus_claim_matched(ngx_http_msgbus_ctx_t *ctx);
 static void ngx_http_msgbus_claim_query(ngx_http_msgbus_ctx_t *ctx,
     bson_t *q);
 static void ngx_http_msgbus_claim_extend(ngx_http_msgbus_ctx_t *ctx,
-    bson_t *set);
+    bson_t *updates, ngx_uint_t won);
 
 
 ngx_int_t
@@ -163,79 +164,60 @@ ngx_http_msgbus_claim_create(ngx_http_request_t *r,
 
     bson_oid_init(&ctx->claim, NULL);
 
-    ctx->step = ngx_http_msgbus_step_find;
-
-    return ngx_http_msgbus_find(r, ctx, NULL, 1, 2 * ctx->limit, 0);
+    return ngx_http_msgbus_candidates(r, ctx);
 }
 
 
 /*
- * The arbitration is over: the won messages take the claim, each with
- * its own count, in one update command.
+ * The arbitration is over: the won messages take the claim, their count
+ * one up ($inc: no other writer has their generation), and live at
+ * least until the claim's end plus its grace; one update command.
  */
 
 ngx_int_t
 ngx_http_msgbus_claim_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    bson_t                   cmd, updates, update, q, u, set, c;
-    ngx_int_t                rc;
-    ngx_uint_t               i, n;
-    const char              *key;
-    ngx_http_msgbus_cand_t  *cand;
-    char                     buf[16];
+    bson_t     cmd, updates, update, q, u, set, inc;
+    ngx_int_t  rc;
 
     if (ctx->ids->nelts == 0) {
         return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
     }
 
-    cand = ctx->cands->elts;
-
     bson_init(&cmd);
     BSON_APPEND_UTF8(&cmd, "update", "messages");
     BSON_APPEND_ARRAY_BEGIN(&cmd, "updates", &updates);
 
-    for (i = 0, n = 0; i < ctx->cands->nelts; i++) {
+    BSON_APPEND_DOCUMENT_BEGIN(&updates, "0", &update);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "q", &q);
+    ngx_http_msgbus_filter_ids(ctx, &q);
+    bson_append_utf8(&q, "p_q", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+    BSON_APPEND_NULL(&q, "tx");
+    bson_append_document_end(&update, &q);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "u", &u);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
+    BSON_APPEND_OID(&set, "c.id", &ctx->claim);
+    BSON_APPEND_INT64(&set, "c.t", ctx->claim_ttl);
+    BSON_APPEND_INT64(&set, "c.e", ctx->now + ctx->claim_ttl);
+    bson_append_document_end(&u, &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$inc", &inc);
+    BSON_APPEND_INT32(&inc, "c.c", 1);
+    bson_append_document_end(&u, &inc);
+    bson_append_document_end(&update, &u);
+    BSON_APPEND_BOOL(&update, "multi", true);
+    bson_append_document_end(&updates, &update);
 
-        if (!cand[i].won) {
-            continue;
-        }
-
-        (void) bson_uint32_to_string((uint32_t) n++, &key, buf, sizeof(buf));
-
-        BSON_APPEND_DOCUMENT_BEGIN(&updates, key, &update);
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "q", &q);
-        BSON_APPEND_OID(&q, "_id", &cand[i].id);
-        bson_append_utf8(&q, "p_q", 3, (char *) ctx->scoped.data,
-                         ctx->scoped.len);
-        BSON_APPEND_NULL(&q, "tx");
-        bson_append_document_end(&update, &q);
-
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "u", &u);
-        BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
-        BSON_APPEND_DOCUMENT_BEGIN(&set, "c", &c);
-        BSON_APPEND_OID(&c, "id", &ctx->claim);
-        BSON_APPEND_INT64(&c, "t", ctx->claim_ttl);
-        BSON_APPEND_INT64(&c, "e", ctx->now + ctx->claim_ttl);
-        BSON_APPEND_INT64(&c, "c", cand[i].gen + 1);
-        bson_append_document_end(&set, &c);
-
-        if (cand[i].expires
-            < (ctx->now + ctx->claim_ttl + ctx->claim_grace) * 1000)
-        {
-            ngx_http_msgbus_claim_extend(ctx, &set);
-        }
-
-        bson_append_document_end(&u, &set);
-        bson_append_document_end(&update, &u);
-        bson_append_document_end(&updates, &update);
-    }
+    ngx_http_msgbus_claim_extend(ctx, &updates, 1);
 
     bson_append_array_end(&cmd, &updates);
-    BSON_APPEND_BOOL(&cmd, "ordered", false);
+    BSON_APPEND_BOOL(&cmd, "ordered", true);
 
     ctx->step = ngx_http_msgbus_step_claim;
 
-    rc = ngx_http_msgbus_messages_run(r, ctx, &cmd, 1);
+    /* not repeated: a second $inc would count the claim twice */
+
+    rc = ngx_http_msgbus_messages_run(r, ctx, &cmd, 0);
 
     bson_destroy(&cmd);
 
@@ -254,11 +236,14 @@ ngx_http_msgbus_claims_next(ngx_http_request_t *r,
     case ngx_http_msgbus_step_claim:
 
         /*
-         * all claimed: the answer is made from the candidates; else
-         * some were deleted meanwhile, and the claim is read back
+         * all claimed (and extended, those that needed it): the answer
+         * is made from the candidates; else some were deleted meanwhile,
+         * and the claim is read back
          */
 
-        if (ngx_http_msgbus_reply_n(reply) == (int64_t) ctx->ids->nelts) {
+        if (ngx_http_msgbus_reply_n(reply)
+            == ngx_http_msgbus_claim_matched(ctx))
+        {
             return ngx_http_msgbus_claim_created(r, ctx, ctx->found,
                                                  NGX_HTTP_MSGBUS_MESSAGE_CLAIM);
         }
@@ -583,7 +568,7 @@ static ngx_int_t
 ngx_http_msgbus_claim_renew(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx)
 {
-    bson_t     cmd, updates, update, q, u, set, cond;
+    bson_t     cmd, updates, update, q, u, set;
     ngx_int_t  rc;
 
     bson_init(&cmd);
@@ -603,22 +588,7 @@ ngx_http_msgbus_claim_renew(ngx_http_request_t *r,
     BSON_APPEND_BOOL(&update, "multi", true);
     bson_append_document_end(&updates, &update);
 
-    BSON_APPEND_DOCUMENT_BEGIN(&updates, "1", &update);
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "q", &q);
-    ngx_http_msgbus_claim_query(ctx, &q);
-    BSON_APPEND_DOCUMENT_BEGIN(&q, "e", &cond);
-    BSON_APPEND_DATE_TIME(&cond, "$lt",
-                          (ctx->now + ctx->claim_ttl + ctx->claim_grace)
-                          * 1000);
-    bson_append_document_end(&q, &cond);
-    bson_append_document_end(&update, &q);
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "u", &u);
-    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
-    ngx_http_msgbus_claim_extend(ctx, &set);
-    bson_append_document_end(&u, &set);
-    bson_append_document_end(&update, &u);
-    BSON_APPEND_BOOL(&update, "multi", true);
-    bson_append_document_end(&updates, &update);
+    ngx_http_msgbus_claim_extend(ctx, &updates, 0);
 
     bson_append_array_end(&cmd, &updates);
     BSON_APPEND_BOOL(&cmd, "ordered", true);
@@ -669,6 +639,30 @@ ngx_http_msgbus_claim_release(ngx_http_request_t *r,
 }
 
 
+/* what the claim's update matches: the won messages, the extended ones */
+
+static int64_t
+ngx_http_msgbus_claim_matched(ngx_http_msgbus_ctx_t *ctx)
+{
+    int64_t                  n;
+    ngx_uint_t               i;
+    ngx_http_msgbus_cand_t  *cand;
+
+    n = 0;
+    cand = ctx->cands->elts;
+
+    for (i = 0; i < ctx->cands->nelts; i++) {
+        if (cand[i].won) {
+            n += 1 + (cand[i].expires
+                      < (ctx->now + ctx->claim_ttl + ctx->claim_grace)
+                        * 1000);
+        }
+    }
+
+    return n;
+}
+
+
 /* the claim's live messages, in force or not */
 
 static void
@@ -681,13 +675,44 @@ ngx_http_msgbus_claim_query(ngx_http_msgbus_ctx_t *ctx, bson_t *q)
 }
 
 
-/* a claimed message lives at least until the claim's end and grace */
+/*
+ * The update statement (the second) by which claimed messages live at
+ * least until the claim's end plus its grace: the won ones, or the
+ * claim's.
+ */
 
 static void
-ngx_http_msgbus_claim_extend(ngx_http_msgbus_ctx_t *ctx, bson_t *set)
+ngx_http_msgbus_claim_extend(ngx_http_msgbus_ctx_t *ctx, bson_t *updates,
+    ngx_uint_t won)
 {
-    BSON_APPEND_DATE_TIME(set, "e",
-                          (ctx->now + ctx->claim_ttl + ctx->claim_grace)
-                          * 1000);
-    BSON_APPEND_INT64(set, "t", ctx->claim_ttl + ctx->claim_grace);
+    bson_t   update, q, u, set, cond;
+    int64_t  end;
+
+    end = (ctx->now + ctx->claim_ttl + ctx->claim_grace) * 1000;
+
+    BSON_APPEND_DOCUMENT_BEGIN(updates, "1", &update);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "q", &q);
+
+    if (won) {
+        ngx_http_msgbus_filter_ids(ctx, &q);
+        bson_append_utf8(&q, "p_q", 3, (char *) ctx->scoped.data,
+                         ctx->scoped.len);
+        BSON_APPEND_NULL(&q, "tx");
+
+    } else {
+        ngx_http_msgbus_claim_query(ctx, &q);
+    }
+
+    BSON_APPEND_DOCUMENT_BEGIN(&q, "e", &cond);
+    BSON_APPEND_DATE_TIME(&cond, "$lt", end);
+    bson_append_document_end(&q, &cond);
+    bson_append_document_end(&update, &q);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "u", &u);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
+    BSON_APPEND_DATE_TIME(&set, "e", end);
+    BSON_APPEND_INT64(&set, "t", ctx->claim_ttl + ctx->claim_grace);
+    bson_append_document_end(&u, &set);
+    bson_append_document_end(&update, &u);
+    BSON_APPEND_BOOL(&update, "multi", true);
+    bson_append_document_end(updates, &update);
 }

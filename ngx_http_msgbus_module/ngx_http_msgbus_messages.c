@@ -97,6 +97,8 @@ static ngx_int_t ngx_http_msgbus_arbiter_lost(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
 static ngx_int_t ngx_http_msgbus_arbitrated(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+static ngx_uint_t ngx_http_msgbus_window(ngx_http_msgbus_ctx_t *ctx);
+static void ngx_http_msgbus_rotate(ngx_array_t *a, ngx_uint_t n);
 static time_t ngx_http_msgbus_stale_window(ngx_http_request_t *r);
 static ngx_int_t ngx_http_msgbus_deleted(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
@@ -112,8 +114,6 @@ static ngx_int_t ngx_http_msgbus_remove(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static void ngx_http_msgbus_filter(ngx_http_msgbus_ctx_t *ctx,
     bson_t *filter, ngx_uint_t unclaimed);
-static void ngx_http_msgbus_filter_ids(ngx_http_msgbus_ctx_t *ctx,
-    bson_t *filter);
 static ngx_int_t ngx_http_msgbus_run(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_str_t *db,
     ngx_uint_t idempotent);
@@ -245,9 +245,8 @@ ngx_http_msgbus_messages_handler(ngx_http_request_t *r,
             }
 
             ctx->limit = pop;
-            ctx->step = ngx_http_msgbus_step_find;
 
-            return ngx_http_msgbus_find(r, ctx, NULL, 1, 2 * pop, 0);
+            return ngx_http_msgbus_candidates(r, ctx);
         }
 
         rc = ngx_http_msgbus_parse_ids(r, ctx, &value);
@@ -1426,7 +1425,27 @@ ngx_http_msgbus_delete_many(ngx_http_request_t *r,
  * Its unique _id lets one popper or claimer win a message per claim
  * generation, even on a store whose conditional updates are not atomic:
  * a claim moves the count on, so the next generation has a new key.
+ * Who lost every candidate to others finds again, a window eight times
+ * as wide entered at a random place, so that competing consumers spread
+ * out instead of fighting over the same few messages again.
  */
+
+ngx_int_t
+ngx_http_msgbus_candidates(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    ctx->step = ngx_http_msgbus_step_find;
+
+    return ngx_http_msgbus_find(r, ctx, NULL, 1, ngx_http_msgbus_window(ctx),
+                                0);
+}
+
+
+static ngx_uint_t
+ngx_http_msgbus_window(ngx_http_msgbus_ctx_t *ctx)
+{
+    return ctx->limit * (ctx->attempts ? 8 : 2);
+}
+
 
 static ngx_int_t
 ngx_http_msgbus_arbitrate(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
@@ -1443,7 +1462,7 @@ ngx_http_msgbus_arbitrate(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     /* keep the candidates: the answer is made from them */
 
     if (ctx->cands == NULL) {
-        ctx->cands = ngx_array_create(r->pool, 2 * ctx->limit,
+        ctx->cands = ngx_array_create(r->pool, ctx->limit,
                                       sizeof(ngx_http_msgbus_cand_t));
         ctx->ids = ngx_array_create(r->pool, ctx->limit, sizeof(bson_oid_t));
 
@@ -1491,7 +1510,38 @@ ngx_http_msgbus_arbitrate(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         cand->won = 0;
     }
 
+    if (ctx->attempts && ctx->cands->nelts > 1) {
+        ngx_http_msgbus_rotate(ctx->cands, ngx_random() % ctx->cands->nelts);
+    }
+
     return ngx_http_msgbus_arbiter_round(r, ctx);
+}
+
+
+/* the candidates from the nth on, then the ones before it */
+
+static void
+ngx_http_msgbus_rotate(ngx_array_t *a, ngx_uint_t n)
+{
+    ngx_uint_t               i, j, k;
+    ngx_http_msgbus_cand_t  *c, t;
+
+    c = a->elts;
+
+    /* three reversals: [0, n), [n, nelts), then all */
+
+    for (k = 0; k < 3; k++) {
+        i = (k == 1) ? n : 0;
+        j = (k == 0) ? n : a->nelts;
+
+        while (j > i + 1) {
+            j--;
+            t = c[i];
+            c[i] = c[j];
+            c[j] = t;
+            i++;
+        }
+    }
 }
 
 
@@ -1629,11 +1679,10 @@ static ngx_int_t
 ngx_http_msgbus_arbitrated(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
     if (ctx->ids->nelts == 0
-        && ctx->cands->nelts == 2 * ctx->limit
+        && ctx->cands->nelts == ngx_http_msgbus_window(ctx)
         && ++ctx->attempts < NGX_HTTP_MSGBUS_ARBITER_ATTEMPTS)
     {
-        ctx->step = ngx_http_msgbus_step_find;
-        return ngx_http_msgbus_find(r, ctx, NULL, 1, 2 * ctx->limit, 0);
+        return ngx_http_msgbus_candidates(r, ctx);
     }
 
     if (ctx->route.op == ngx_http_msgbus_op_claim_create) {
@@ -2149,7 +2198,7 @@ ngx_http_msgbus_filter_live(ngx_http_msgbus_ctx_t *ctx, bson_t *filter,
 }
 
 
-static void
+void
 ngx_http_msgbus_filter_ids(ngx_http_msgbus_ctx_t *ctx, bson_t *filter)
 {
     bson_t       in, list;

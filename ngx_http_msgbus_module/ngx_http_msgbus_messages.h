@@ -64,6 +64,8 @@ ngx_int_t ngx_http_msgbus_messages_db(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 
 /* for the claims */
+ngx_int_t ngx_http_msgbus_candidates(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
 ngx_int_t ngx_http_msgbus_messages_run(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_uint_t idempotent);
 ngx_int_t ngx_http_msgbus_find(ngx_http_request_t *r,
@@ -71,6 +73,8 @@ ngx_int_t ngx_http_msgbus_find(ngx_http_request_t *r,
     ngx_uint_t limit, ngx_uint_t small);
 void ngx_http_msgbus_filter_live(ngx_http_msgbus_ctx_t *ctx, bson_t *filter,
     ngx_uint_t unclaimed);
+void ngx_http_msgbus_filter_ids(ngx_http_msgbus_ctx_t *ctx,
+    bson_t *filter);
 ngx_int_t ngx_http_msgbus_batch(bson_t *reply, bson_iter_t *docs);
 int64_t ngx_http_msgbus_reply_n(bson_t *reply);
 int64_t ngx_http_msgbus_doc_int(bson_iter_t *doc, char *path, int64_t def);
