@@ -1,8 +1,10 @@
 # The real Zaqar client, Debian's python3-zaqarclient (API v2, noauth),
 # runs a whole scenario against msgbus: a queue with metadata, a message
 # and a batch, a listing walked page by page through its "next" links,
-# messages by ids and one by one, deletes, pop, stats and the queue's
-# deletion (t/util/zaqarclient_scenario.py, which prints OK or the
+# messages by ids and one by one, deletes, pop, stats, claims (claim,
+# read, renew, delete with the claim id and refused without, release)
+# and the queue's deletion (t/util/zaqarclient_scenario.py, which prints
+# OK or the
 # traceback of the first thing that went wrong).
 #
 # "--- init" runs once nginx has started (both runners), so the script is

@@ -7,7 +7,9 @@
 # It creates a queue with metadata (PUT, then the client's JSON-Patch),
 # posts a message and a batch, walks the messages page by page through the
 # "next" links, reads them by ids and one by one, deletes one, deletes two
-# by ids, pops, reads the stats, and deletes the queue.  Nothing in it knows
+# by ids, pops, reads the stats, claims (read back, renewed, a message
+# deleted with its claim id and refused without, released and claimed
+# again), and deletes the queue.  Nothing in it knows
 # msgbus, and it passed against Zaqar 15 itself (python3-zaqar's server,
 # noauth, on FerretDB: there with the one body FerretDB cannot store as
 # BSON, an array directly inside an array, changed).
@@ -16,6 +18,7 @@ import traceback
 import uuid
 
 from zaqarclient.queues import client
+from zaqarclient.queues.v2 import message
 from zaqarclient.transport import errors
 
 QUEUE = 'zaqarclient-scenario'
@@ -64,6 +67,12 @@ def count_pages(cli):
 
     cli.follow = counted
     return pages
+
+
+def mid(m):
+    """A message's id: a claim read back (GET) gives the client's v1
+    messages, which keep it in _id."""
+    return getattr(m, 'id', None) or m._id
 
 
 def listed(queue, **params):
@@ -178,6 +187,63 @@ def scenario(url, project):
           'listing after the pop')
     stats = queue.stats['messages']
     equal(stats['total'], len(left), 'stats after the pop')
+
+    # --------------------------------------------------------- claims
+    equal(len(left), 4, 'messages left to claim')
+    cl = queue.claim(ttl=120, grace=60, limit=2)
+    got = list(cl)
+    equal([m.id for m in got], left[:2], 'a claim takes the oldest')
+    for m in got:
+        equal(m.claim_id, cl.id, 'the claim id in the href of %s' % m.id)
+        equal(m.body, BODIES[ids.index(m.id)], 'claimed body of %s' % m.id)
+    same = queue.claim(id=cl.id)
+    equal(sorted(mid(m) for m in same), sorted(left[:2]), 'the claim read')
+    equal(same.ttl, 120, 'the claim\'s ttl')
+    check(0 <= same.age < 60, 'the claim\'s age', same.age)
+    equal([m.id for m in listed(queue, echo=True)], left[2:],
+          'claimed messages are not listed')
+    equal([m.id for m in listed(queue, echo=True, include_claimed=True)],
+          left, 'include_claimed lists them')
+    stats = queue.stats['messages']
+    equal((stats['claimed'], stats['free']), (2, 2), 'stats of a claim')
+
+    rest = queue.claim(ttl=60, grace=60, limit=10)
+    equal([m.id for m in rest], left[2:], 'a second claim takes the rest')
+    empty = queue.claim(ttl=60, grace=60)
+    equal((empty.id, list(empty)), (None, []), 'nothing left to claim')
+
+    # renew (PATCH)
+    cl.update(ttl=300, grace=60)
+    equal(queue.claim(id=cl.id).ttl, 300, 'the renewed claim\'s ttl')
+
+    # a claimed message is deleted with its claim id only
+    m = got[0]
+    bare = message.Message(queue, m.ttl, m.age, m.body, href=href + m.id)
+    try:
+        bare.delete()
+        raise AssertionError('a claimed message deleted without its claim')
+    except errors.ForbiddenError:
+        pass
+    m.delete()
+    try:
+        queue.message(m.id)
+        raise AssertionError('a message deleted with its claim is there')
+    except errors.ResourceNotFound:
+        pass
+    equal([mid(x) for x in queue.claim(id=cl.id)], [left[1]],
+          'the claim after one of its messages was deleted')
+
+    # release (DELETE): its message is claimable at once
+    cl.delete()
+    try:
+        queue.claim(id=cl.id).ttl
+        raise AssertionError('a released claim is still there')
+    except errors.ResourceNotFound:
+        pass
+    again = queue.claim(ttl=60, grace=60)
+    equal([x.id for x in again], [left[1]], 'a released message, claimed')
+    rest.delete()
+    left = left[1:]
 
     # ----------------------------------------------------- queue delete
     queue.delete()

@@ -1,0 +1,107 @@
+# Claims under concurrency and over time, on 2 workers (t/util/claims.py,
+# which prints a summary and OK or the failures):
+# - exclusive: 8 claimers on 2000 messages, 50 a claim (FerretDB reads the
+#   whole partition for each claim: 10 a claim takes several minutes),
+#   claims longer than the test: each message in exactly one claim's
+#   answer, and the store agrees;
+# - delivery: 8 consumers that delete after processing, 1 claim in 100
+#   left to expire: every message deleted once, delivered once but for
+#   the abandoned claims' messages, delivered again after their end and
+#   not before;
+# - lifecycle: counts 1, 2, 3 across expiries, release and renew.
+# msgbus_min_claim_ttl 1s lets claims end in seconds.
+
+use lib 't/lib';
+use Test::Nginx::Socket;
+use Msgbus::Test;
+
+# concurrent load means nothing under valgrind's slowdown
+if ($ENV{TEST_NGINX_USE_VALGRIND}) {
+    plan(skip_all => 'concurrent load, not run under valgrind');
+}
+
+plan('no_plan');
+
+$ENV{TEST_NGINX_PROJECT} = "t031-$$-" . time;
+
+# Each scenario's queue gets partitions of its own (database
+# <db>_t031<scenario>), as in t/024: FerretDB reads every document of a
+# partition for each query, the other scenarios' messages too.  Under 8
+# claimers FerretDB takes seconds a query; socketTimeoutMS=120000 keeps
+# slow answers from being cut off (a claim cut off may still be stored:
+# its messages are held until it ends, which the scenarios count as a
+# failure).
+for my $s (qw(exclusive delivery lifecycle)) {
+    my ($base, $opts) = split /\?/, $ENV{TEST_NGINX_MONGODB_URI}, 2;
+    $base =~ s{/([^/]*)$}{'/' . ($1 eq '' ? 'msgbus' : $1) . "_t031$s"}e;
+    $ENV{'TEST_NGINX_' . uc($s) . '_URI'} = $base . '?'
+        . join '&', grep { defined && length }
+              $opts, 'socketTimeoutMS=120000';
+}
+
+sub scenario {
+    my ($name, @args) = @_;
+    my $uri = $ENV{'TEST_NGINX_' . uc($name) . '_URI'};
+    my $out = `/usr/bin/python3 t/util/claims.py --port ${\ Test::Nginx::Socket::server_port()} --mongodb '$uri' --project '$ENV{TEST_NGINX_PROJECT}' --deadline 400 @args $name 2>&1`;
+    my ($summary) = $out =~ /^($name: .*)$/m;
+    Test::More::note($summary // $out);
+    Test::More::ok($? == 0 && $out =~ /^OK$/m, "$name: the claims hold")
+        or Test::More::diag($out);
+}
+
+workers(2);
+worker_connections(1024);
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: exclusive: 8 claimers, 2000 messages, no message in two claims
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_EXCLUSIVE_URI";
+--- config
+    location / { msgbus; msgbus_max_messages_per_claim_or_pop 50; }
+--- log_level: warn
+--- init
+main::scenario('exclusive', '--limit 50');
+--- request
+GET /v2/ping
+--- error_code: 204
+--- no_error_log
+[error]
+[warn]
+
+
+
+=== TEST 2: delivery: at least once, again only after an abandoned claim's end
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_DELIVERY_URI";
+    msgbus_expiry_purge_interval 1s;
+--- config
+    location / { msgbus; msgbus_min_claim_ttl 1s; msgbus_min_claim_grace 0; }
+--- log_level: warn
+--- init
+main::scenario('delivery');
+--- request
+GET /v2/ping
+--- error_code: 204
+--- no_error_log
+[error]
+[warn]
+
+
+
+=== TEST 3: lifecycle: counts across expiries, release, renew
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_LIFECYCLE_URI";
+--- config
+    location / { msgbus; msgbus_min_claim_ttl 1s; msgbus_min_claim_grace 0; }
+--- log_level: warn
+--- init
+main::scenario('lifecycle');
+--- request
+GET /v2/ping
+--- error_code: 204
+--- no_error_log
+[error]
+[warn]
