@@ -8,7 +8,7 @@ RUN := $(CURDIR)/.run
 NGINX ?= /usr/sbin/nginx
 VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
 
-.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages
+.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims
 
 all: build
 
@@ -67,3 +67,7 @@ bench-adapter: deps build
 # A page of messages next to static nginx, and the ordering run at scale (bench/messages/README.md).
 bench-messages: deps build
 	@bench/messages/run.sh
+
+# Claim-and-delete throughput with 8 consumers next to post throughput (bench/claims/README.md).
+bench-claims: deps build
+	@bench/claims/run.sh
