@@ -35,6 +35,7 @@ import time
 import uuid
 import zlib
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from ordering import Client             # noqa: E402
