@@ -1550,7 +1550,7 @@ ngx_http_msgbus_arbiter_round(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx)
 {
     bson_t                   cmd, docs, doc;
-    int64_t                  e, keep;
+    int64_t                  keep;
     ngx_int_t                rc;
     ngx_uint_t               i, n;
     const char              *key;
@@ -1564,16 +1564,13 @@ ngx_http_msgbus_arbiter_round(ngx_http_request_t *r,
     }
 
     /*
-     * a key lasts as long as its message may, and at least while a
-     * stale read of it may still come: a claim extends the message
+     * A key lasts while a stale read of its generation may still come
+     * (twice the window: the winner's write may be late too), no longer:
+     * a winner that failed before its write leaves the message at that
+     * generation, unclaimed, and it must become claimable again.
      */
 
-    keep = (int64_t) (ctx->now + ngx_http_msgbus_stale_window(r)) * 1000;
-
-    if (ctx->route.op == ngx_http_msgbus_op_claim_create) {
-        keep = ngx_max(keep, (ctx->now + ctx->claim_ttl + ctx->claim_grace)
-                             * 1000);
-    }
+    keep = (int64_t) (ctx->now + 2 * ngx_http_msgbus_stale_window(r)) * 1000;
 
     cand = ctx->cands->elts;
     cand += ctx->tried;
@@ -1587,11 +1584,9 @@ ngx_http_msgbus_arbiter_round(ngx_http_request_t *r,
         (void) bson_uint32_to_string((uint32_t) i, &key, buf, sizeof(buf));
         (void) ngx_sprintf((u_char *) name, "%s.%L%Z", hex, cand[i].gen);
 
-        e = ngx_max(cand[i].expires, keep);
-
         BSON_APPEND_DOCUMENT_BEGIN(&docs, key, &doc);
         BSON_APPEND_UTF8(&doc, "_id", name);
-        BSON_APPEND_DATE_TIME(&doc, "e", e);
+        BSON_APPEND_DATE_TIME(&doc, "e", keep);
         bson_append_document_end(&docs, &doc);
     }
 

@@ -132,33 +132,54 @@ def exclusive(o, failures):
                     failures.append('message %s in claims %s and %s'
                                     % (i, holder[i], cid))
                 holder[i] = cid
-    missing = set(posted) - set(holder)
-    if missing:
-        failures.append('%d messages in no claim, e.g. %s'
-                        % (len(missing), sorted(missing)[0]))
     if set(holder) - set(posted):
         failures.append('claims hold messages never posted')
-    bad = {k: v for k, v in statuses.items() if k not in (201, 204)}
+    # a store error (5xx) may come after the claim was stored: its
+    # messages are then held by a claim nobody was told of (an orphan,
+    # as Zaqar's driver notes), never by two
+    failed = sum(v for k, v in statuses.items() if k >= 500)
+    bad = {k: v for k, v in statuses.items()
+           if k not in (201, 204) and k < 500}
     if bad:
-        failures.append('answers other than 201 and 204: %s' % bad)
+        failures.append('answers other than 201, 204 and 5xx: %s' % bad)
 
     docs = store(o)
     if len(docs) != len(posted):
         failures.append('the store has %d messages, not %d'
                         % (len(docs), len(posted)))
-    wrong = [i for i in posted if i in docs
-             and (str(docs[i]['c'].get('id')) != holder.get(i)
-                  or docs[i]['c'].get('c') != 1)]
+    answered = set(holder.values())
+    orphans = {i for i in posted if i not in holder and i in docs
+               and docs[i]['c'].get('id') is not None
+               and str(docs[i]['c']['id']) not in answered}
+    orphan_claims = {str(docs[i]['c']['id']) for i in orphans}
+    # a store error may also come after the keys were taken and before
+    # the claim was written: those messages wait until the keys expire
+    missing = set(posted) - set(holder) - orphans
+    if len(missing) > failed * o.limit:
+        failures.append('%d messages in no claim, e.g. %s'
+                        % (len(missing), sorted(missing)[0]))
+    held = [i for i in missing if docs.get(i, {}).get('c', {}).get('id')]
+    if held:
+        failures.append('%d messages held by a claim whose answer left '
+                        'them out, e.g. %s' % (len(held), held[0]))
+    if len(orphan_claims) > failed:
+        failures.append('%d claims nobody was answered, after %d store '
+                        'errors' % (len(orphan_claims), failed))
+    wrong = [i for i in posted if i in holder
+             and (str(docs.get(i, {}).get('c', {}).get('id')) != holder[i]
+                  or docs.get(i, {}).get('c', {}).get('c') != 1)]
     if wrong:
-        d = docs[wrong[0]]['c']
+        d = docs.get(wrong[0], {}).get('c')
         failures.append('%d messages whose claim in the store is not the '
                         'one answered, or whose count is not 1, e.g. %s: %s'
                         ' (answered %s)' % (len(wrong), wrong[0], d,
                                             holder.get(wrong[0])))
     print('exclusive: %d messages, %d claimers, limit %d, %d claims in '
-          '%.1f s (%.0f messages/s), answers %s'
+          '%.1f s (%.0f messages/s), answers %s; after store errors, %d '
+          'messages held by %d claims nobody was answered, %d waiting'
           % (len(posted), o.claimers, o.limit, nclaims, took,
-             len(posted) / took if took else 0, statuses))
+             len(posted) / took if took else 0, statuses, len(orphans),
+             len(orphan_claims), len(missing)))
 
 
 # ------------------------------------------------------------- delivery
@@ -187,9 +208,13 @@ def consumer(o, seq, done, out):
         if abandon:
             continue
         for i in ids:
-            st, _ = c.request('DELETE', '%s/messages/%s?claim_id=%s'
-                              % (o.path, i, cid))
-            deletes[st] = deletes.get(st, 0) + 1
+            for _ in range(5):          # a consumer retries a store error
+                st, _ = c.request('DELETE', '%s/messages/%s?claim_id=%s'
+                                  % (o.path, i, cid))
+                deletes[st] = deletes.get(st, 0) + 1
+                if st < 500:
+                    break
+                time.sleep(0.5)
             if st == 204:
                 log.append(('deleted', i))
                 with done.get_lock():
@@ -214,9 +239,9 @@ def delivery(o, failures):
             else:
                 deliveries.setdefault(e[0], []).append(e[1:])
 
-    if errors:
+    if [e for e in errors if e < 500]:
         failures.append('claims answered %s' % sorted(set(errors)))
-    if set(deletes) - {204}:
+    if set(k for k in deletes if k < 500) - {204}:
         failures.append('deletes answered %s' % deletes)
     if set(deleted) != set(posted) or set(deleted.values()) != {1}:
         failures.append('%d of %d messages deleted (%d more than once)'
@@ -249,9 +274,11 @@ def delivery(o, failures):
         failures.append('%d messages left in the store' % len(left))
     print('delivery: %d messages, %d consumers, limit %d, deleted in %.1f s '
           '(%.0f messages/s claimed and deleted), %d deliveries in '
-          'abandoned claims, %d messages delivered again'
+          'abandoned claims, %d messages delivered again; store errors: '
+          '%d claims, %d deletes (retried)'
           % (len(posted), o.claimers, o.limit, took,
-             len(posted) / took if took else 0, abandoned, redelivered))
+             len(posted) / took if took else 0, abandoned, redelivered,
+             len(errors), sum(v for k, v in deletes.items() if k >= 500)))
 
 
 # ------------------------------------------------------------ lifecycle
