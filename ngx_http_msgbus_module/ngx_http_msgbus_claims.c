@@ -52,10 +52,8 @@ static ngx_int_t ngx_http_msgbus_claim_created(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply, ngx_uint_t how);
 static ngx_int_t ngx_http_msgbus_claim_got(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
-static ngx_int_t ngx_http_msgbus_claim_renew(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx);
-static ngx_int_t ngx_http_msgbus_claim_release(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_claim_set(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_uint_t renew);
 static int64_t ngx_http_msgbus_claim_matched(ngx_http_msgbus_ctx_t *ctx);
 static void ngx_http_msgbus_claim_query(ngx_http_msgbus_ctx_t *ctx,
     bson_t *q);
@@ -67,8 +65,6 @@ ngx_int_t
 ngx_http_msgbus_claims_handler(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx)
 {
-    ngx_int_t  rc;
-
     if (ngx_http_msgbus_messages_db(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -99,13 +95,11 @@ ngx_http_msgbus_claims_handler(ngx_http_request_t *r,
             return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
         }
 
-        return ngx_http_msgbus_claim_release(r, ctx);
+        return ngx_http_msgbus_claim_set(r, ctx, 0);
 
     default:
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    return rc;
 }
 
 
@@ -275,7 +269,7 @@ ngx_http_msgbus_claims_next(ngx_http_request_t *r,
                                                  NGX_HTTP_MSGBUS_MESSAGE_ITEM);
 
         case ngx_http_msgbus_op_claim_update:
-            return ngx_http_msgbus_claim_renew(r, ctx);
+            return ngx_http_msgbus_claim_set(r, ctx, 1);
 
         default:
             return ngx_http_msgbus_claim_got(r, ctx, reply);
@@ -328,10 +322,9 @@ static ngx_int_t
 ngx_http_msgbus_claim_got(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_t *reply)
 {
-    u_char                  *p;
-    int64_t                  ttl, expires;
-    bson_iter_t              docs;
-    ngx_http_msgbus_jbuf_t   jb;
+    int64_t                 ttl, expires;
+    bson_iter_t             docs;
+    ngx_http_msgbus_jbuf_t  jb;
 
     if (ngx_http_msgbus_batch(reply, &docs) != NGX_OK
         || !bson_iter_next(&docs))
@@ -358,14 +351,10 @@ ngx_http_msgbus_claim_got(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         || ngx_http_msgbus_jbuf_literal(&jb, "], \"href\": ") != NGX_OK
         || ngx_http_msgbus_jbuf_string(&jb, r->uri.data, r->uri.len)
            != NGX_OK
-        || ngx_http_msgbus_jbuf_reserve(&jb, 1) != NGX_OK)
+        || ngx_http_msgbus_jbuf_literal(&jb, "}") != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    p = jb.pos;
-    *p++ = '}';
-    jb.pos = p;
 
     return ngx_http_msgbus_send_json(r, NGX_HTTP_OK, &jb);
 }
@@ -560,13 +549,14 @@ ngx_http_msgbus_claim_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
 
 /*
- * Renew: the claim's end and ttl move, its messages live at least
- * until the new end plus the grace; the count stays.
+ * Renew: the claim's end and ttl move, its messages live at least until
+ * the new end plus the grace.  Release: its messages are claimable at
+ * once (204 in any case).  Both keep the count.
  */
 
 static ngx_int_t
-ngx_http_msgbus_claim_renew(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx)
+ngx_http_msgbus_claim_set(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    ngx_uint_t renew)
 {
     bson_t     cmd, updates, update, q, u, set;
     ngx_int_t  rc;
@@ -581,55 +571,30 @@ ngx_http_msgbus_claim_renew(ngx_http_request_t *r,
     bson_append_document_end(&update, &q);
     BSON_APPEND_DOCUMENT_BEGIN(&update, "u", &u);
     BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
-    BSON_APPEND_INT64(&set, "c.t", ctx->claim_ttl);
-    BSON_APPEND_INT64(&set, "c.e", ctx->now + ctx->claim_ttl);
+
+    if (renew) {
+        BSON_APPEND_INT64(&set, "c.t", ctx->claim_ttl);
+        BSON_APPEND_INT64(&set, "c.e", ctx->now + ctx->claim_ttl);
+
+    } else {
+        BSON_APPEND_NULL(&set, "c.id");
+        BSON_APPEND_INT64(&set, "c.e", ctx->now);
+    }
+
     bson_append_document_end(&u, &set);
     bson_append_document_end(&update, &u);
     BSON_APPEND_BOOL(&update, "multi", true);
     bson_append_document_end(&updates, &update);
 
-    ngx_http_msgbus_claim_extend(ctx, &updates, 0);
+    if (renew) {
+        ngx_http_msgbus_claim_extend(ctx, &updates, 0);
+    }
 
     bson_append_array_end(&cmd, &updates);
     BSON_APPEND_BOOL(&cmd, "ordered", true);
 
-    ctx->step = ngx_http_msgbus_step_renew;
-
-    rc = ngx_http_msgbus_messages_run(r, ctx, &cmd, 1);
-
-    bson_destroy(&cmd);
-
-    return rc;
-}
-
-
-/* DELETE: the messages are claimable at once; 204 in any case */
-
-static ngx_int_t
-ngx_http_msgbus_claim_release(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx)
-{
-    bson_t     cmd, updates, update, q, u, set;
-    ngx_int_t  rc;
-
-    bson_init(&cmd);
-    BSON_APPEND_UTF8(&cmd, "update", "messages");
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "updates", &updates);
-    BSON_APPEND_DOCUMENT_BEGIN(&updates, "0", &update);
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "q", &q);
-    ngx_http_msgbus_claim_query(ctx, &q);
-    bson_append_document_end(&update, &q);
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "u", &u);
-    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
-    BSON_APPEND_NULL(&set, "c.id");
-    BSON_APPEND_INT64(&set, "c.e", ctx->now);
-    bson_append_document_end(&u, &set);
-    bson_append_document_end(&update, &u);
-    BSON_APPEND_BOOL(&update, "multi", true);
-    bson_append_document_end(&updates, &update);
-    bson_append_array_end(&cmd, &updates);
-
-    ctx->step = ngx_http_msgbus_step_release;
+    ctx->step = renew ? ngx_http_msgbus_step_renew
+                      : ngx_http_msgbus_step_release;
 
     rc = ngx_http_msgbus_messages_run(r, ctx, &cmd, 1);
 
