@@ -1506,7 +1506,6 @@ ngx_http_msgbus_arbitrate(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         bson_oid_copy(bson_iter_oid(&id), &cand->id);
         cand->gen = ngx_http_msgbus_doc_int(&it, "c.c", 0);
         cand->expires = ngx_http_msgbus_doc_int(&it, "e", 0);
-        cand->marker = ngx_http_msgbus_doc_int(&it, "k", 0);
         cand->won = 0;
     }
 

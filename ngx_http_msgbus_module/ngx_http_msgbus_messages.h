@@ -52,7 +52,6 @@ typedef struct {
     bson_oid_t                  id;
     int64_t                     gen;        /* claim count: c.c */
     int64_t                     expires;    /* e, in ms */
-    int64_t                     marker;
     unsigned                    won:1;
 } ngx_http_msgbus_cand_t;
 
