@@ -33,6 +33,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/bench/lib.sh"
 cd "$top"
 
 DURATION=${DURATION:-10}
@@ -53,8 +54,6 @@ RESULTS=${RESULTS:-$top/bench/results/adapter-$(date -u +%Y%m%d).csv}
 
 run=$top/.run/bench-adapter
 module=$top/.build/default/ngx_http_msgbus_module.so
-pinger=$top/.build/bench/mongoc_ping
-src=$top/bench/adapter/mongoc_ping.c
 
 say() { echo "bench-adapter: $*"; }
 die() { echo "bench-adapter: $*" >&2; exit 1; }
@@ -68,24 +67,11 @@ fi
 
 # --- tools -----------------------------------------------------------------
 
-if ! command -v wrk >/dev/null 2>&1; then
-    say "installing wrk"
-    export DEBIAN_FRONTEND=noninteractive
-    timeout 300 apt-get install -y -qq wrk >/dev/null 2>&1 || {
-        timeout 300 apt-get update -qq
-        timeout 300 apt-get install -y -qq wrk >/dev/null
-    }
-fi
+bench_apt wrk
 
 [ -f "$module" ] || die "$module missing: run 't/util/build.sh' (make build)"
 
-if [ ! -x "$pinger" ] || [ "$src" -nt "$pinger" ]; then
-    mkdir -p "${pinger%/*}"
-    # shellcheck disable=SC2046
-    timeout 120 gcc -O2 -g -Wall -Wextra -o "$pinger" "$src" \
-        $(pkg-config --cflags --libs libmongoc-1.0) -pthread
-    say "built $pinger"
-fi
+pinger=$(bench_mongoc_ping)
 
 read -r -a nginx_cpus <<< "$NGINX_CPUS"
 if [ "$PIN" = 1 ]; then

@@ -27,6 +27,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/bench/lib.sh"
 cd "$top"
 
 DURATION=${DURATION:-10}
@@ -59,14 +60,7 @@ fi
 
 # --- tools -----------------------------------------------------------------
 
-if ! command -v wrk >/dev/null 2>&1; then
-    say "installing wrk"
-    export DEBIAN_FRONTEND=noninteractive
-    timeout 300 apt-get install -y -qq wrk >/dev/null 2>&1 || {
-        timeout 300 apt-get update -qq
-        timeout 300 apt-get install -y -qq wrk >/dev/null
-    }
-fi
+bench_apt wrk
 command -v curl >/dev/null || die "curl missing"
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import pymongo' 2>/dev/null \
     || die "/usr/bin/python3 with pymongo (python3-pymongo) missing: make deps"
