@@ -19,10 +19,11 @@
 # lifecycle   one message, claims of 2 or 3 s: counts go 1, 2, 3 across
 #             expiries; a held message is not claimable; a released one
 #             is, at once; a renewed claim holds past its first end.
-# bench       throughput (bench/claims/run.sh): --claimers producers post
-#             N messages (default 1000) in batches of 10, then as many
-#             consumers claim them (--limit) and delete each with its
-#             claim id; messages per second of each phase.
+# bench       throughput (bench/claims/run.sh): --producers (default:
+#             --claimers) producers post N messages (default 1000) in
+#             batches of 10, then --claimers consumers claim them (--limit)
+#             and delete each with its claim id; messages per second of
+#             each phase.
 #
 # Prints a summary, then "OK" or the failures.  Exit status 0 or 1.
 # The store is read with pymongo (Debian's python3-pymongo).
@@ -347,8 +348,9 @@ def producer(o, share, out):
 
 
 def bench(o, failures):
-    shares = [o.messages // o.claimers + (i < o.messages % o.claimers)
-              for i in range(o.claimers)]
+    producers = o.producers or o.claimers
+    shares = [o.messages // producers + (i < o.messages % producers)
+              for i in range(producers)]
     _, post_s = processes(producer, [(o, n) for n in shares])
 
     seq, done = mp.Value('i', 1), mp.Value('i', 0)
@@ -365,7 +367,7 @@ def bench(o, failures):
     print('bench: post %d messages (batches of 10, %d producers) %.1f s '
           '%.0f messages/s; claim+delete (limit %d, delete with claim id, '
           '%d consumers, %d claims) %.1f s %.0f messages/s; ratio %.2f'
-          % (o.messages, o.claimers, post_s, o.messages / post_s,
+          % (o.messages, producers, post_s, o.messages / post_s,
              o.limit, o.claimers, claims, claim_s, done.value / claim_s,
              (done.value / claim_s) / (o.messages / post_s)))
 
@@ -378,6 +380,7 @@ def main():
     ap.add_argument('--queue')
     ap.add_argument('--messages', type=int)
     ap.add_argument('--claimers', type=int, default=8)
+    ap.add_argument('--producers', type=int)
     ap.add_argument('--limit', type=int, default=10)
     ap.add_argument('--timeout', type=float, default=300,
                     help='seconds an answer may take (FerretDB under load)')

@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""The graphs and the summary of a bench/seed run (bench/seed/README.md).
+
+    bench/seed/report.py bench/results/seed-R.csv
+
+redraws them from a run's CSV into bench/results/seed-R/.
+"""
+
+import csv
+import os
+import sys
+
+LABELS = {
+    "msgbus-1w": "msgbus (nginx, 1 worker)",
+    "msgbus-2w": "msgbus (nginx, 2 workers)",
+    "gevent": "Gevent (pywsgi + pymongo)",
+    "tornado": "Tornado (+ Motor)",
+    "node": "Node.js (http + mongodb)",
+    "zaqar": "OpenStack Zaqar (uwsgi)",
+    "static": "limit: static nginx",
+}
+
+
+def num(v, default=0.0):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def by_workload(rows):
+    out = {}
+    for r in rows:
+        out.setdefault(r["workload"], {}).setdefault(r["contender"], []).append(r)
+    return out
+
+
+def peak(points):
+    """(peak replies/s, the lowest demanded rate that reached 97 % of it,
+    errors at the rates below that one, the point at the highest rate with
+    zero errors, the peak's point)"""
+    top = max(num(r.get("achieved")) for r in points)
+    first = min((r for r in points if num(r.get("achieved")) >= 0.97 * top),
+                key=lambda r: num(r.get("rate")))
+    at = num(first.get("rate"))
+    errs = sum(int(num(r.get("errors"))) for r in points if num(r.get("rate")) < at)
+    clean = [r for r in points if int(num(r.get("errors"))) == 0 and r.get("replies")]
+    last = max(clean, key=lambda r: num(r.get("rate"))) if clean else None
+    return top, at, errs, last, first
+
+
+def plot(workload, series, out_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    panels = [("achieved", "Throughput (replies/s)"), ("response_ms", "Response time (ms)"),
+              ("errors", "Errors"), ("rps_stddev", "Standard deviation, throughput (replies/s)")]
+    for ax, (key, title) in zip(axes.flat, panels):
+        for c, points in series.items():
+            if c.startswith("store"):
+                continue
+            pts = sorted(points, key=lambda r: num(r["rate"]))
+            xs = [num(r["rate"]) for r in pts]
+            ys = [num(r.get(key)) for r in pts]
+            ax.plot(xs, ys, marker="o", markersize=3, label=LABELS.get(c, c),
+                    linestyle="--" if c == "static" else "-")
+        if key == "achieved" and "store" in series:
+            ceil = max(num(r["achieved"]) for r in series["store"])
+            ax.axhline(ceil, color="grey", linestyle=":", label="limit: store ceiling (%.0f/s)" % ceil)
+        ax.set_xscale("log")
+        if key in ("achieved", "response_ms"):
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("demanded rate (connections/s)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("%s: one call per connection unless noted, httperf" % workload)
+    fig.tight_layout()
+    path = os.path.join(out_dir, "%s.png" % workload)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def closed_loop(w, series, msgbus, workloads):
+    """a workload measured without httperf: one row per contender"""
+    lines = ["## %s" % w, "", (workloads or {}).get(w, {}).get("what", ""), "",
+             "| contender | messages/s | msgbus / this | what happened |", "|---|---:|---:|---|"]
+    mb = num(series[msgbus][0].get("achieved")) if msgbus in series else None
+    for c, points in series.items():
+        r = points[0]
+        a = num(r.get("achieved"))
+        lines.append("| %s | %.1f | %s | %s |" % (LABELS.get(c, c), a,
+                                                 "%.2f" % (mb / a) if mb and a else "",
+                                                 r.get("note", "")))
+    return lines + [""]
+
+
+def write(rows, facts, out_dir, msgbus, pages=None, workloads=None):
+    os.makedirs(out_dir, exist_ok=True)
+    lines = ["# bench/seed run %s (%s)" % (rows[0]["run"] if rows else "?", facts.get("mode", "")), ""]
+    for k, v in facts.items():
+        lines.append("- %s: %s" % (k, v))
+    lines.append("")
+    for w, series in by_workload(rows).items():
+        if all(not r.get("rate") for pts in series.values() for r in pts):
+            lines += closed_loop(w, series, msgbus, workloads)
+            continue
+        plot(w, series, out_dir)
+        what = (workloads or {}).get(w, {}).get("what", "")
+        lines += ["## %s" % w, "", what + ("; " if what else "") + "![%s](%s.png)" % (w, w), ""]
+        lines += ["| contender | peak replies/s | reached at demanded | errors below that "
+                  "| highest rate with 0 errors: response ms | CPU us per reply there: server / store "
+                  "| msgbus / this |",
+                  "|---|---:|---:|---:|---|---|---:|"]
+        mb = peak(series[msgbus])[0] if msgbus in series else None
+        limits = []
+        for c, points in series.items():
+            if c.startswith("store"):
+                continue
+            p, at, errs, last, first = peak(points)
+            ratio = "%.2f" % (mb / p) if mb is not None and p > 0 else ""
+            clean = "%.1f ms at %d/s" % (num(last["response_ms"]), num(last["rate"])) if last else "none"
+            cpu = "%s / %s" % (last.get("server_us_per_reply") or "-",
+                               last.get("store_us_per_reply") or "-") if last else ""
+            lines.append("| %s | %.0f | %d | %d | %s | %s | %s |"
+                         % (LABELS.get(c, c), p, at, errs, clean, cpu, ratio))
+            if c == "static":
+                limits.append(("static nginx", p))
+        for c in ("store", "store-alone"):
+            if c not in series:
+                continue
+            best = max(series[c], key=lambda r: num(r["achieved"]))
+            if c == "store":
+                limits.append(("store ceiling", num(best["achieved"])))
+            lines.append("| %s: msgbus's find in a libmongoc loop, %s | %.0f | | %s | "
+                         "p50 %s ms | - / %s | %s |"
+                         % ("limit: store ceiling" if c == "store" else "(store alone)",
+                            best.get("note"), num(best["achieved"]), best.get("errors"),
+                            best.get("response_ms"), best.get("store_us_per_reply"),
+                            "%.2f" % (mb / num(best["achieved"])) if mb else ""))
+        if mb is not None and limits:
+            lo = min(limits, key=lambda x: x[1])
+            lines += ["", "msgbus / min(%s) = %.2f" % (", ".join(n for n, _ in limits),
+                                                      mb / lo[1] if lo[1] else 0)]
+        if pages and w in pages:
+            lines += ["", "msgbus's answer: %d bytes of JSON." % len(pages[w])]
+        lines.append("")
+    path = os.path.join(out_dir, "summary.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def main():
+    path = sys.argv[1]
+    facts, rows, cols = {}, [], None
+    with open(path) as f:
+        for rec in csv.reader(f):
+            if rec and rec[0] == "#":
+                facts[rec[1]] = rec[2]
+            elif cols is None:
+                cols = rec
+            else:
+                rows.append(dict(zip(cols, rec)))
+    out = os.path.splitext(path)[0]
+    print(write(rows, facts, out, "msgbus-2w"))
+
+
+if __name__ == "__main__":
+    main()
