@@ -64,6 +64,10 @@ def plot(workload, series, out_dir):
             pts = sorted(points, key=lambda r: num(r["rate"]))
             xs = [num(r["rate"]) for r in pts]
             ys = [num(r.get(key)) for r in pts]
+            if key in ("achieved", "response_ms"):
+                # log axes: a point with no reply at all is left out
+                ys = [y if y > 0 and num(r.get("status_2xx")) > 0 else float("nan")
+                      for y, r in zip(ys, pts)]
             ax.plot(xs, ys, marker="o", markersize=3, label=LABELS.get(c, c),
                     linestyle="--" if c == "static" else "-")
         if key == "achieved" and "store" in series:
@@ -143,7 +147,7 @@ def write(rows, facts, out_dir, msgbus, pages=None, workloads=None):
                             "%.2f" % (mb / num(best["achieved"])) if mb else ""))
         if mb is not None and limits:
             lo = min(limits, key=lambda x: x[1])
-            lines += ["", "msgbus / min(%s) = %.2f" % (", ".join(n for n, _ in limits),
+            lines += ["", "msgbus / min(%s) = %.3f" % (", ".join(n for n, _ in limits),
                                                       mb / lo[1] if lo[1] else 0)]
         if pages and w in pages:
             lines += ["", "msgbus's answer: %d bytes of JSON." % len(pages[w])]

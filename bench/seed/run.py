@@ -51,6 +51,7 @@ TTL = 43200
 PARTITIONS = 4
 PAGE, BIG, EMPTY = "page", "big", "none"
 POST_PARTITION = 2
+CLAIM_PARTITION = 0     # the empty queue's: the claim workload runs last
 LOAD_CPU = os.environ.get("LOAD_CPU", "1")
 
 # workload: path, calls per connection, method
@@ -84,14 +85,19 @@ POST_RATES = [10, 25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12000]
 QUICK_RATES = [100, 300, 600, 1200]
 
 
+def queue_in(prefix, part):
+    """a queue named prefix or prefix-N, in partition part"""
+    import buslib
+    name, i = prefix, 0
+    while buslib.partition(PROJECT, name, PARTITIONS) != part:
+        i += 1
+        name = "%s-%d" % (prefix, i)
+    return name
+
+
 def post_queue(contender):
     """the contender's queue for posts, in the partition for posts"""
-    import buslib
-    name, i = "post-" + contender, 0
-    while buslib.partition(PROJECT, name, PARTITIONS) != POST_PARTITION:
-        i += 1
-        name = "post-%s-%d" % (contender, i)
-    return name
+    return queue_in("post-" + contender, POST_PARTITION)
 
 
 def log(*a):
@@ -256,7 +262,7 @@ http {
     fastcgi_temp_path %(d)s/fastcgi_temp;
     uwsgi_temp_path %(d)s/uwsgi_temp;
     scgi_temp_path %(d)s/scgi_temp;
-    msgbus_mongodb "%(uri)s%(db)s?maxPoolSize=32";
+    msgbus_mongodb "%(uri)s%(db)s?maxPoolSize=32&waitQueueTimeoutMS=5000";
     msgbus_message_partitions %(partitions)d;
     open_file_cache max=16;
     server {
@@ -441,6 +447,9 @@ http {
             rates = QUICK_RATES
         else:
             rates = {"get": FULL_RATES, "post": POST_RATES}.get(workload, COARSE_RATES)
+            # the same requests per second: a connection makes `calls` of them
+            calls = WORKLOADS[workload]["calls"]
+            rates = sorted({max(1, r // calls) for r in rates})
         saturated = 0
         for rate in rates:
             row = self.httperf(contender, port, workload, rate)
@@ -465,7 +474,8 @@ http {
         n = 100 if self.quick else self.args.claim_messages
         cmd = ["/usr/bin/python3", os.path.join(TOP, "t/util/claims.py"), "--port", str(port),
                "--mongodb", self.store_uri + DATABASE, "--project", PROJECT,
-               "--queue", "claim-%s-%s" % (contender, self.id.lower()),
+               "--queue", queue_in("claim-%s-%s" % (contender, self.id.lower()),
+                                   CLAIM_PARTITION),
                "--messages", str(n), "--producers", "1", "--claimers", "8", "--limit", "10",
                "--timeout", "60",
                "bench"]
