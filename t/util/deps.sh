@@ -34,9 +34,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-if [ -x "$FERRETDB" ] && "$FERRETDB" --version 2>/dev/null \
-        | grep -qx "version: $FERRETDB_VERSION"; then
-    exit 0
+# (read whole first: with pipefail, a "grep -q" that leaves a pipe early can fail
+# the pipe, and a FerretDB that was there would be built again)
+if [ -x "$FERRETDB" ]; then
+    have=$("$FERRETDB" --version 2>/dev/null || true)
+    if grep -qx "version: $FERRETDB_VERSION" <<< "$have"; then
+        exit 0
+    fi
 fi
 
 command -v go >/dev/null 2>&1 || {
