@@ -38,7 +38,7 @@ def by_workload(rows):
 def peak(points):
     """(peak replies/s, the lowest demanded rate that reached 97 % of it,
     errors at the rates below that one, the point at the highest rate with
-    zero errors, the peak's point)"""
+    zero errors)"""
     top = max(num(r.get("achieved")) for r in points)
     first = min((r for r in points if num(r.get("achieved")) >= 0.97 * top),
                 key=lambda r: num(r.get("rate")))
@@ -46,7 +46,7 @@ def peak(points):
     errs = sum(int(num(r.get("errors"))) for r in points if num(r.get("rate")) < at)
     clean = [r for r in points if int(num(r.get("errors"))) == 0 and r.get("replies")]
     last = max(clean, key=lambda r: num(r.get("rate"))) if clean else None
-    return top, at, errs, last, first
+    return top, at, errs, last
 
 
 def plot(workload, series, out_dir):
@@ -124,7 +124,7 @@ def write(rows, facts, out_dir, msgbus, pages=None, workloads=None):
         for c, points in series.items():
             if c.startswith("store"):
                 continue
-            p, at, errs, last, first = peak(points)
+            p, at, errs, last = peak(points)
             ratio = "%.2f" % (mb / p) if mb is not None and p > 0 else ""
             clean = "%.1f ms at %d/s" % (num(last["response_ms"]), num(last["rate"])) if last else "none"
             cpu = "%s / %s" % (last.get("server_us_per_reply") or "-",

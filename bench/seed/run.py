@@ -30,13 +30,16 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 
 TOP = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "bench", "peers"))
+
+import bson.json_util  # noqa: E402  (Debian's python3-pymongo)
+
+import buslib  # noqa: E402
 
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 PROJECT = "bench"
@@ -66,7 +69,7 @@ WORKLOADS = {
                       what="GET of an empty queue, 1 call per connection"),
     "post": dict(path="/v2/queues/{q}/messages", calls=1, method="POST",
                  what="POST of one small message, 1 call per connection"),
-    "claim": dict(path="/v2/queues/{q}/claims", calls=1, closed=True,
+    "claim": dict(calls=1, closed=True,
                   what="claim+delete: one producer posts the messages (batches of 10), then "
                        "8 consumers claim them (limit 10) and delete each with its claim id "
                        "(t/util/claims.py bench, a closed loop, not httperf); "
@@ -75,8 +78,14 @@ WORKLOADS = {
 CLAIM_CONTENDERS = ("msgbus-1w", "msgbus-2w", "zaqar")
 
 CONTENDERS = ["msgbus-1w", "msgbus-2w", "gevent", "tornado", "node", "zaqar", "static"]
-PEERS = ("gevent", "tornado", "node")
 MSGBUS = "msgbus-2w"        # the row the ratios are taken from
+PEERS_DIR = os.path.join(TOP, "bench", "peers")
+# each is started as PROGRAM PORT MONGODB_URI DATABASE PARTITIONS
+PEER_PROGRAMS = {
+    "gevent": ["/usr/bin/python3", os.path.join(PEERS_DIR, "gevent_bus.py")],
+    "tornado": ["/usr/bin/python3", os.path.join(PEERS_DIR, "tornado_bus.py")],
+    "node": ["node", os.path.join(PEERS_DIR, "node", "bus.js")],
+}
 
 FULL_RATES = [50, 100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200, 1500,
               2000, 3000, 4000, 6000, 8000, 10000, 12000]
@@ -87,7 +96,6 @@ QUICK_RATES = [100, 300, 600, 1200]
 
 def queue_in(prefix, part):
     """a queue named prefix or prefix-N, in partition part"""
-    import buslib
     name, i = prefix, 0
     while buslib.partition(PROJECT, name, PARTITIONS) != part:
         i += 1
@@ -200,10 +208,10 @@ class Run:
 
     # --- processes ---------------------------------------------------------
 
-    def spawn(self, cmd, logname, env=None, cwd=None):
-        logf = open(os.path.join(self.work, logname), "ab")
-        p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
-                             cwd=cwd, start_new_session=True)
+    def spawn(self, cmd, logname, env=None):
+        with open(os.path.join(self.work, logname), "ab") as logf:
+            p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
+                                 start_new_session=True)
         self.procs.append(p)
         return p
 
@@ -280,10 +288,9 @@ http {
             f.write(conf)
         return d
 
-    def start(self, name, workload=None):
+    def start(self, name):
         """starts a contender; (process, port)"""
         port = free_port()
-        peers = os.path.join(TOP, "bench", "peers")
         uri = self.store_uri
         if name.startswith("msgbus") or name == "static":
             workers = 1 if name == "msgbus-1w" else 2
@@ -293,15 +300,9 @@ http {
             d = self.nginx_conf(name, workers, port, extra)
             cmd = [NGINX, "-p", d + "/", "-c", "conf/nginx.conf", "-g", "daemon off;"]
             p = self.spawn(cmd, name + ".log")
-        elif name == "gevent":
-            p = self.spawn(["/usr/bin/python3", os.path.join(peers, "gevent_bus.py"),
-                            str(port), uri, DATABASE, str(PARTITIONS)], name + ".log")
-        elif name == "tornado":
-            p = self.spawn(["/usr/bin/python3", os.path.join(peers, "tornado_bus.py"),
-                            str(port), uri, DATABASE, str(PARTITIONS)], name + ".log")
-        elif name == "node":
-            p = self.spawn(["node", os.path.join(peers, "node", "bus.js"),
-                            str(port), uri, DATABASE, str(PARTITIONS)], name + ".log")
+        elif name in PEER_PROGRAMS:
+            p = self.spawn(PEER_PROGRAMS[name] + [str(port), uri, DATABASE, str(PARTITIONS)],
+                           name + ".log")
         elif name == "zaqar":
             conf = os.path.join(self.work, "zaqar.conf")
             with open(conf, "w") as f:
@@ -309,10 +310,10 @@ http {
                                           log=os.path.join(self.work, "zaqar-app.log")))
             env = dict(os.environ, ZAQAR_CONF=conf)
             p = self.spawn(["uwsgi_python3", "--http11-socket", "127.0.0.1:%d" % port,
-                            "--wsgi-file", os.path.join(peers, "zaqar_wsgi.py"),
+                            "--wsgi-file", os.path.join(PEERS_DIR, "zaqar_wsgi.py"),
                             "--processes", str(self.args.zaqar_processes), "--master",
                             "--lazy-apps", "--die-on-term", "--disable-logging",
-                            "--listen", "1024", "--pythonpath", peers],
+                            "--listen", "1024", "--pythonpath", PEERS_DIR],
                            name + ".log", env=env)
         else:
             die("unknown contender", name)
@@ -509,23 +510,17 @@ http {
         a low rate to static nginx, on LOAD_CPU too: httperf spins a whole
         CPU at any rate, so the HTTP contenders had that much less), the
         ceiling the ratios use; and once alone"""
-        q, limit = {"get": (PAGE, 7), "get-64k": (BIG, 20), "get-empty": (EMPTY, 7)}[workload]
-        import buslib
-        now = int(time.time())
+        path, query = WORKLOADS[workload]["path"].split("?")
+        q = path.split("/")[3]
+        flt, sort, limit, _ = buslib.page_query(PROJECT, q, CLIENT, query)
         db = buslib.messages_db(DATABASE, PROJECT, q, PARTITIONS)
-        cmd_doc = {
-            "find": "messages",
-            "filter": {"p_q": "%s/%s" % (PROJECT, q), "e": {"$gt": {"$date": now * 1000}},
-                       "tx": None, "c.e": {"$lte": {"$numberLong": str(now)}},
-                       "$or": [{"d": {"$lte": {"$numberLong": str(now)}}},
-                               {"d": {"$exists": False}}]},
-            "sort": {"k": 1}, "limit": limit, "singleBatch": True,
-        }
+        cmd_doc = bson.json_util.dumps({"find": "messages", "filter": flt, "sort": dict(sort),
+                                        "limit": limit, "singleBatch": True})
         secs = min(self.duration, 10)
         for twin in (True, False):
             for threads in (1, 4, 16):
                 cmd = [self.mongoc, "-u", self.store_uri + "?maxPoolSize=16", "-t", str(threads),
-                       "-d", str(secs), "-w", "1", "-D", db, "-c", json.dumps(cmd_doc)]
+                       "-d", str(secs), "-w", "1", "-D", db, "-c", cmd_doc]
                 full = ["timeout", "-s", "KILL", "60", "taskset", "-c", LOAD_CPU] + cmd
                 gen = None
                 if twin:
@@ -643,7 +638,6 @@ http {
             if c not in CONTENDERS:
                 die("unknown contender %s (%s)" % (c, ", ".join(CONTENDERS)))
 
-        import buslib
         parts = [buslib.partition(PROJECT, q, PARTITIONS) for q in (PAGE, BIG, EMPTY)]
         if len(set(parts + [POST_PARTITION])) != 4:
             die("the queues share partitions: %s" % parts)
@@ -674,12 +668,12 @@ http {
             for c in contenders:
                 if WORKLOADS[w].get("closed"):
                     if c in CLAIM_CONTENDERS:
-                        p, port = self.start(c, w)
+                        p, port = self.start(c)
                         self.server_pid = p.pid
                         self.claims(c, port)
                         self.kill(p)
                     continue
-                p, port = self.start(c, w)
+                p, port = self.start(c)
                 self.server_pid = p.pid
                 self.check(c, port)
                 self.sweep(c, port, w)
