@@ -11,6 +11,7 @@
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_json.h"
 #include "ngx_http_msgbus_messages.h"
+#include "ngx_http_msgbus_subscribe.h"
 #include "ngx_http_msgbus_claims.h"
 
 
@@ -151,6 +152,13 @@ ngx_http_msgbus_claim_create(ngx_http_request_t *r,
         return rc;
     }
 
+    rc = ngx_http_msgbus_wait_arg(r, ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    ctx->version = ngx_http_msgbus_queue_version(ctx);
+
     ctx->limit = (limit != NGX_CONF_UNSET)
                  ? (ngx_uint_t) limit
                  : ngx_min(NGX_HTTP_MSGBUS_CLAIM_LIMIT,
@@ -175,7 +183,7 @@ ngx_http_msgbus_claim_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     ngx_int_t  rc;
 
     if (ctx->ids->nelts == 0) {
-        return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+        return ngx_http_msgbus_claim_none(r, ctx);
     }
 
     bson_init(&cmd);
@@ -255,8 +263,7 @@ ngx_http_msgbus_claims_next(ngx_http_request_t *r,
 
         if (!bson_iter_next(&docs)) {
             if (ctx->route.op == ngx_http_msgbus_op_claim_create) {
-                return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL,
-                                            NULL);
+                return ngx_http_msgbus_claim_none(r, ctx);
             }
 
             return ngx_http_msgbus_claim_not_found(r, ctx);
@@ -276,7 +283,12 @@ ngx_http_msgbus_claims_next(ngx_http_request_t *r,
         }
 
     default:
-        /* renewed, released */
+        /* renewed, released: a release may have claimers waiting */
+
+        if (ctx->route.op == ngx_http_msgbus_op_claim_delete) {
+            ngx_http_msgbus_notify(r, ctx);
+        }
+
         return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
     }
 }

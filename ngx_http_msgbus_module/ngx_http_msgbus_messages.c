@@ -12,6 +12,7 @@
 #include "ngx_http_msgbus_json.h"
 #include "ngx_http_msgbus_queues.h"
 #include "ngx_http_msgbus_messages.h"
+#include "ngx_http_msgbus_subscribe.h"
 #include "ngx_http_msgbus_claims.h"
 
 
@@ -73,8 +74,6 @@ static ngx_int_t ngx_http_msgbus_posted(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_list(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
-static ngx_int_t ngx_http_msgbus_listed(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
 static ngx_int_t ngx_http_msgbus_get_ids(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_got_ids(ngx_http_request_t *r,
@@ -119,10 +118,7 @@ static ngx_int_t ngx_http_msgbus_run(ngx_http_request_t *r,
     ngx_uint_t idempotent);
 static void ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op);
 static int64_t ngx_http_msgbus_batch_top(bson_t *reply);
-static void ngx_http_msgbus_bson_cleanup(void *data);
-static ngx_int_t ngx_http_msgbus_message_json(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb,
-    bson_iter_t *doc, ngx_uint_t how);
+static void ngx_http_msgbus_found_cleanup(void *data);
 static ngx_int_t ngx_http_msgbus_base_path(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_str_t *base);
 static ngx_int_t ngx_http_msgbus_ids_arg(ngx_http_request_t *r,
@@ -951,6 +947,8 @@ ngx_http_msgbus_posted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ngx_http_msgbus_notify(r, ctx);
+
     return ngx_http_msgbus_send_json(r, NGX_HTTP_CREATED, &jb);
 }
 
@@ -1006,6 +1004,12 @@ ngx_http_msgbus_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     ctx->include_claimed = claimed;
     ctx->include_delayed = delayed;
 
+    rc = ngx_http_msgbus_wait_arg(r, ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    ctx->version = ngx_http_msgbus_queue_version(ctx);
     ctx->after = 0;
 
     if (ngx_http_arg(r, (u_char *) "marker", 6, &ctx->marker) == NGX_OK
@@ -1029,14 +1033,23 @@ ngx_http_msgbus_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         ctx->after = INT64_MAX;       /* none: from the start */
     }
 
-    if (ctx->limit == 0) {
-        ctx->out.len = 0;
-        return ngx_http_msgbus_listed(r, ctx, NULL);
-    }
-
     ctx->client_uuid = (ngx_http_msgbus_client_uuid(r, ctx->client,
                                                     &ctx->client_text)
                         == NGX_OK);
+
+    if (ngx_http_msgbus_stream_wanted(r)) {
+        if (ctx->after == INT64_MAX) {
+            ctx->after = INT64_MIN;
+        }
+
+        return ngx_http_msgbus_stream(r, ctx);
+    }
+
+    if (ctx->limit == 0) {
+        ctx->out.len = 0;
+        ctx->wait = 0;
+        return ngx_http_msgbus_list_page(r, ctx, NULL);
+    }
 
     ctx->step = ngx_http_msgbus_step_find;
 
@@ -1044,8 +1057,8 @@ ngx_http_msgbus_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 }
 
 
-static ngx_int_t
-ngx_http_msgbus_listed(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+ngx_int_t
+ngx_http_msgbus_list_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_t *reply)
 {
     u_char                  *p;
@@ -1091,7 +1104,14 @@ ngx_http_msgbus_listed(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         }
     }
 
-    if (n == 0) {
+    if (n == 0 && ctx->wait && ctx->waiter == NULL
+        && !ngx_exiting && !ngx_terminate)
+    {
+        /* ?wait=: the request waits for messages */
+        return ngx_http_msgbus_park(r, ctx);
+    }
+
+    if (n == 0 && !(ctx->wait && ctx->marker.len)) {
         if (ngx_http_msgbus_jbuf_literal(&jb, "], \"links\": []}")
             != NGX_OK)
         {
@@ -1099,6 +1119,11 @@ ngx_http_msgbus_listed(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         }
 
         return ngx_http_msgbus_send_json(r, NGX_HTTP_OK, &jb);
+    }
+
+    if (n == 0) {
+        /* a long-poll's end: the link keeps the marker it was given */
+        last = ctx->after;
     }
 
     /*
@@ -1471,18 +1496,26 @@ ngx_http_msgbus_arbitrate(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         }
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    /* one reply kept at a time: a claim that waits finds again and again */
+
+    if (ctx->found) {
+        bson_destroy(ctx->found);
+        ctx->found = NULL;
+
+    } else {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cln->handler = ngx_http_msgbus_found_cleanup;
+        cln->data = ctx;
     }
 
     ctx->found = bson_copy(reply);
     if (ctx->found == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    cln->handler = ngx_http_msgbus_bson_cleanup;
-    cln->data = ctx->found;
 
     ctx->cands->nelts = 0;
     ctx->tried = 0;
@@ -2173,22 +2206,81 @@ void
 ngx_http_msgbus_filter_live(ngx_http_msgbus_ctx_t *ctx, bson_t *filter,
     ngx_uint_t unclaimed)
 {
+    ngx_http_msgbus_filter_queue(filter, &ctx->scoped, ctx->now, unclaimed);
+}
+
+
+void
+ngx_http_msgbus_filter_queue(bson_t *filter, ngx_str_t *scoped, time_t now,
+    ngx_uint_t unclaimed)
+{
     bson_t  cond;
 
-    bson_append_utf8(filter, "p_q", 3, (char *) ctx->scoped.data,
-                     ctx->scoped.len);
+    bson_append_utf8(filter, "p_q", 3, (char *) scoped->data, scoped->len);
 
     BSON_APPEND_DOCUMENT_BEGIN(filter, "e", &cond);
-    BSON_APPEND_DATE_TIME(&cond, "$gt", (int64_t) ctx->now * 1000);
+    BSON_APPEND_DATE_TIME(&cond, "$gt", (int64_t) now * 1000);
     bson_append_document_end(filter, &cond);
 
     BSON_APPEND_NULL(filter, "tx");
 
     if (unclaimed) {
         BSON_APPEND_DOCUMENT_BEGIN(filter, "c.e", &cond);
-        BSON_APPEND_INT64(&cond, "$lte", ctx->now);
+        BSON_APPEND_INT64(&cond, "$lte", now);
         bson_append_document_end(filter, &cond);
     }
+}
+
+
+/*
+ * What ngx_http_msgbus_filter() asks of a listing, for a message
+ * already found: not the client's own (unless echo), not claimed
+ * (unless include_claimed), not delayed (unless include_delayed).
+ */
+
+ngx_uint_t
+ngx_http_msgbus_doc_visible(ngx_http_msgbus_ctx_t *ctx, bson_iter_t *doc)
+{
+    uint32_t        len;
+    bson_iter_t     it;
+    const char     *text;
+    const uint8_t  *data;
+    bson_subtype_t  subtype;
+
+    if (!ctx->include_claimed
+        && ngx_http_msgbus_doc_int(doc, "c.e", INT64_MAX) > ctx->now)
+    {
+        return 0;
+    }
+
+    if (!ctx->include_delayed
+        && ngx_http_msgbus_doc_int(doc, "d", INT64_MIN) > ctx->now)
+    {
+        return 0;
+    }
+
+    if (ctx->echo
+        || !bson_iter_recurse(doc, &it)
+        || !bson_iter_find(&it, "u"))
+    {
+        return 1;
+    }
+
+    if (ctx->client_uuid && BSON_ITER_HOLDS_BINARY(&it)) {
+        bson_iter_binary(&it, &subtype, &len, &data);
+
+        return !(subtype == BSON_SUBTYPE_UUID && len == 16
+                 && ngx_memcmp(data, ctx->client, 16) == 0);
+    }
+
+    if (!ctx->client_uuid && BSON_ITER_HOLDS_UTF8(&it)) {
+        text = bson_iter_utf8(&it, &len);
+
+        return !(len == ctx->client_text.len
+                 && ngx_memcmp(text, ctx->client_text.data, len) == 0);
+    }
+
+    return 1;
 }
 
 
@@ -2438,7 +2530,7 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
 
         case ngx_http_msgbus_op_message_list:
             rc = ctx->ids ? ngx_http_msgbus_got_ids(r, ctx, op->reply)
-                          : ngx_http_msgbus_listed(r, ctx, op->reply);
+                          : ngx_http_msgbus_list_page(r, ctx, op->reply);
             break;
 
         case ngx_http_msgbus_op_message_get:
@@ -2555,9 +2647,14 @@ ngx_http_msgbus_reply_n(bson_t *reply)
 
 
 static void
-ngx_http_msgbus_bson_cleanup(void *data)
+ngx_http_msgbus_found_cleanup(void *data)
 {
-    bson_destroy(data);
+    ngx_http_msgbus_ctx_t *ctx = data;
+
+    if (ctx->found) {
+        bson_destroy(ctx->found);
+        ctx->found = NULL;
+    }
 }
 
 
@@ -2645,7 +2742,7 @@ ngx_http_msgbus_messages_json(ngx_http_request_t *r,
  * {"id", "age", "ttl", "claim_count", "body", "claim_id"}.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_message_json(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
     ngx_uint_t how)

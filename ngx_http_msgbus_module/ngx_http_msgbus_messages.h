@@ -72,6 +72,10 @@ ngx_int_t ngx_http_msgbus_find(ngx_http_request_t *r,
     ngx_uint_t limit, ngx_uint_t small);
 void ngx_http_msgbus_filter_live(ngx_http_msgbus_ctx_t *ctx, bson_t *filter,
     ngx_uint_t unclaimed);
+void ngx_http_msgbus_filter_queue(bson_t *filter, ngx_str_t *scoped,
+    time_t now, ngx_uint_t unclaimed);
+ngx_uint_t ngx_http_msgbus_doc_visible(ngx_http_msgbus_ctx_t *ctx,
+    bson_iter_t *doc);
 void ngx_http_msgbus_filter_ids(ngx_http_msgbus_ctx_t *ctx,
     bson_t *filter);
 ngx_int_t ngx_http_msgbus_batch(bson_t *reply, bson_iter_t *docs);
@@ -84,6 +88,11 @@ ngx_int_t ngx_http_msgbus_json_int(json_t *value, int64_t *n);
 ngx_int_t ngx_http_msgbus_messages_json(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb, bson_t *reply,
     ngx_uint_t won, ngx_uint_t how);
+ngx_int_t ngx_http_msgbus_list_page(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
+ngx_int_t ngx_http_msgbus_message_json(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
+    ngx_uint_t how);
 ngx_int_t ngx_http_msgbus_send_messages(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_uint_t status, bson_t *reply,
     ngx_uint_t won, ngx_uint_t how);

@@ -16,6 +16,7 @@
 #include "ngx_http_msgbus_queues.h"
 #include "ngx_http_msgbus_messages.h"
 #include "ngx_http_msgbus_claims.h"
+#include "ngx_http_msgbus_subscribe.h"
 
 
 #define NGX_HTTP_MSGBUS_MAX_PROJECT  256
@@ -29,8 +30,6 @@ static void ngx_http_msgbus_body_handler(ngx_http_request_t *r);
 static ngx_http_msgbus_error_t *ngx_http_msgbus_check_headers(
     ngx_http_request_t *r, ngx_http_msgbus_loc_conf_t *mlcf,
     ngx_str_t *project);
-static ngx_table_elt_t *ngx_http_msgbus_header(ngx_http_request_t *r,
-    ngx_str_t *name);
 static ngx_int_t ngx_http_msgbus_operation(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 
@@ -41,6 +40,7 @@ static char *ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t ngx_http_msgbus_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_msgbus_init_process(ngx_cycle_t *cycle);
 static void ngx_http_msgbus_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_msgbus_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_msgbus_ping(ngx_http_request_t *r,
     ngx_http_msgbus_op_e op);
 static void ngx_http_msgbus_ping_done(ngx_http_msgbus_mongo_op_t *op);
@@ -202,6 +202,41 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       offsetof(ngx_http_msgbus_loc_conf_t, max_claim_grace),
       NULL },
 
+    { ngx_string("msgbus_longpoll_max_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, longpoll_max_wait),
+      NULL },
+
+    { ngx_string("msgbus_sse_ping"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, sse_ping),
+      NULL },
+
+    { ngx_string("msgbus_poll_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, poll_interval),
+      NULL },
+
+    { ngx_string("msgbus_max_waiters"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, max_parked),
+      NULL },
+
+    { ngx_string("msgbus_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_msgbus_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("msgbus_admin"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -234,7 +269,7 @@ ngx_module_t  ngx_http_msgbus_module = {
     ngx_http_msgbus_commands,              /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_msgbus_init_module,           /* init module */
     ngx_http_msgbus_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -847,7 +882,7 @@ ngx_http_msgbus_check_headers(ngx_http_request_t *r,
 }
 
 
-static ngx_table_elt_t *
+ngx_table_elt_t *
 ngx_http_msgbus_header(ngx_http_request_t *r, ngx_str_t *name)
 {
     ngx_uint_t        i;
@@ -980,6 +1015,8 @@ ngx_http_msgbus_create_main_conf(ngx_conf_t *cf)
 
     mmcf->partitions = NGX_CONF_UNSET_UINT;
     mmcf->purge_interval = NGX_CONF_UNSET_MSEC;
+    mmcf->poll_interval = NGX_CONF_UNSET_MSEC;
+    mmcf->max_parked = NGX_CONF_UNSET_UINT;
 
     return mmcf;
 }
@@ -1021,6 +1058,8 @@ ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
     mlcf->default_claim_grace = NGX_CONF_UNSET;
     mlcf->min_claim_grace = NGX_CONF_UNSET;
     mlcf->max_claim_grace = NGX_CONF_UNSET;
+    mlcf->longpoll_max_wait = NGX_CONF_UNSET_MSEC;
+    mlcf->sse_ping = NGX_CONF_UNSET_MSEC;
 
     return mlcf;
 }
@@ -1073,6 +1112,15 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              60);
     ngx_conf_merge_sec_value(conf->max_claim_grace, prev->max_claim_grace,
                              43200);
+    ngx_conf_merge_msec_value(conf->longpoll_max_wait,
+                              prev->longpoll_max_wait, 20000);
+    ngx_conf_merge_msec_value(conf->sse_ping, prev->sse_ping, 15000);
+
+    if (conf->sse_ping < 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_sse_ping must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_merge_sec_value(conf->default_claim_grace,
                              prev->default_claim_grace, 60);
 
@@ -1170,6 +1218,8 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_msgbus_init(ngx_conf_t *cf)
 {
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
     ngx_http_msgbus_main_conf_t  *mmcf;
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_msgbus_module);
@@ -1192,7 +1242,29 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_msgbus_subscribe_conf(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (mmcf->locations || mmcf->status_locations) {
+        cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+        h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        *h = ngx_http_msgbus_count_request;
+    }
+
     return ngx_http_msgbus_mongo_init_conf(cf, mmcf);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_init_module(ngx_cycle_t *cycle)
+{
+    return ngx_http_msgbus_subscribe_init_module(cycle);
 }
 
 
@@ -1203,6 +1275,10 @@ ngx_http_msgbus_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_msgbus_subscribe_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_msgbus_expiry_init(cycle);
 }
 
@@ -1210,6 +1286,7 @@ ngx_http_msgbus_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_msgbus_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_msgbus_subscribe_exit_process(cycle);
     ngx_http_msgbus_mongo_exit_process(cycle);
 }
 

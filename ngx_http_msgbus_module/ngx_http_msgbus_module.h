@@ -49,6 +49,12 @@ typedef struct {
     ngx_uint_t                  max_pool;    /* per worker and server */
     ngx_uint_t                  max_waiters; /* per worker */
 
+    ngx_msec_t                  poll_interval;   /* for other nodes, 0: off */
+    ngx_uint_t                  max_parked;  /* per worker, 0: no limit */
+    ngx_uint_t                  status_locations;
+    ngx_shm_zone_t             *zone;        /* versions and figures */
+    void                       *pipes;       /* the workers' wake pipes */
+
     void                       *mongo;       /* the worker's adapter */
 } ngx_http_msgbus_main_conf_t;
 
@@ -73,6 +79,8 @@ typedef struct {
     time_t                      default_claim_grace;
     time_t                      min_claim_grace;
     time_t                      max_claim_grace;
+    ngx_msec_t                  longpoll_max_wait;
+    ngx_msec_t                  sse_ping;
 
     ngx_str_t                   base;        /* href prefix before "/v2" */
     ngx_str_t                   versions;    /* GET / document */
@@ -120,6 +128,10 @@ typedef struct {
     ngx_uint_t                  tried;       /* of them, arbitrated */
     ngx_uint_t                  round;       /* of them, being arbitrated */
     ngx_uint_t                  attempts;    /* finds of candidates */
+    ngx_msec_t                  wait;        /* ?wait=, 0: none */
+    ngx_msec_t                  deadline;    /* of the wait */
+    ngx_uint_t                  version;     /* the queue's, when it looked */
+    void                       *waiter;      /* parked */
     int64_t                     total;
     int64_t                     nfree;
     ngx_str_t                   out;         /* JSON built so far */
@@ -132,12 +144,16 @@ typedef struct {
     unsigned                    has_claim:1;
     unsigned                    queue_created:1;
     unsigned                    purge_messages:1;
+    unsigned                    stream:1;    /* text/event-stream */
+    unsigned                    gap_check:1; /* resumed: a gap is told */
 } ngx_http_msgbus_ctx_t;
 
 
 ngx_int_t ngx_http_msgbus_command(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_str_t *db,
     ngx_uint_t idempotent, ngx_http_msgbus_mongo_done_pt handler);
+ngx_table_elt_t *ngx_http_msgbus_header(ngx_http_request_t *r,
+    ngx_str_t *name);
 ngx_int_t ngx_http_msgbus_parse_uuid(ngx_str_t *value, u_char *out);
 ngx_int_t ngx_http_msgbus_client_uuid(ngx_http_request_t *r, u_char *out,
     ngx_str_t *text);

@@ -2108,6 +2108,41 @@ ngx_http_msgbus_mongo_strerror(ngx_http_msgbus_mongo_op_t *op)
 
 /* "pool" figures of this worker for /v2/health, as a JSON object */
 
+/*
+ * The pool in figures: connections, idle ones, commands waiting for
+ * one, commands sent and connection failures.
+ */
+
+ngx_int_t
+ngx_http_msgbus_mongo_figures(void *conf, ngx_uint_t *f)
+{
+    ngx_uint_t                    i;
+    ngx_http_msgbus_mongo_t      *m;
+    ngx_http_msgbus_main_conf_t  *mmcf;
+
+    mmcf = conf;
+    m = mmcf ? mmcf->mongo : NULL;
+
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    f[0] = 0;
+    f[1] = 0;
+
+    for (i = 0; i < m->nservers; i++) {
+        f[0] += m->servers[i].nconns;
+        f[1] += m->servers[i].nidle;
+    }
+
+    f[2] = m->nwaiters;
+    f[3] = m->commands;
+    f[4] = m->failed;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_msgbus_mongo_health(ngx_http_request_t *r, ngx_str_t *out)
 {

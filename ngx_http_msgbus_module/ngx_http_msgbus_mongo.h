@@ -74,6 +74,7 @@ ngx_int_t ngx_http_msgbus_mongo_run(ngx_http_msgbus_mongo_op_t *op,
     const bson_t *cmd, ngx_str_t *db, ngx_uint_t idempotent);
 ngx_uint_t ngx_http_msgbus_mongo_status(ngx_http_msgbus_mongo_op_t *op);
 char *ngx_http_msgbus_mongo_strerror(ngx_http_msgbus_mongo_op_t *op);
+ngx_int_t ngx_http_msgbus_mongo_figures(void *conf, ngx_uint_t *f);
 ngx_int_t ngx_http_msgbus_mongo_health(ngx_http_request_t *r,
     ngx_str_t *out);
 
