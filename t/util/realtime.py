@@ -1,0 +1,468 @@
+#!/usr/bin/python3
+# Real-time delivery against a running msgbus (t/041-realtime.t):
+# long-polls, claims that wait, streams, the status, a reload.
+#
+#   realtime.py --port PORT --project P [--pid-file F] SCENARIO
+#   realtime.py --port PORT --project P --mongodb URI --binary NGINX
+#               --module SO nodes
+#
+# wake      16 long-polls spread over the workers (the status shows
+#           waiters in 2 of them); one post wakes them all within a second.
+# abort     long-polls and streams whose clients close: the status counts
+#           0 waiters right after.
+# stream    a stream reads half of 40 posted messages, reconnects with
+#           Last-Event-ID and reads the rest: marker order, none lost,
+#           none twice, no gap; an idle stream gets a ping every
+#           second (msgbus_sse_ping 1s).
+# gap       a resume point whose next message was deleted gets "event:
+#           gap" before the next message; one right before it does not.
+# claim     2 claims wait, 1 message comes: one gets it (201) at once, the
+#           other 204 at its end.
+# reload    long-polls, streams and claims wait; a HUP answers them all
+#           (200 [], the stream's end, 204) and the old workers exit.
+# nodes     a second nginx on the same store (msgbus_poll_interval 500ms):
+#           its long-poll is woken by a post on the first within 550 ms.
+#
+# Prints what it measured, then "OK" or the failures; exit status 0 or 1.
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+FAILURES = []
+
+
+def fail(msg):
+    FAILURES.append(msg)
+    print('FAIL: ' + msg)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+    return cond
+
+
+class Bus:
+    def __init__(self, port, project):
+        self.port = port
+        self.project = project
+
+    def headers(self, client=None, extra=None):
+        h = {'Client-ID': client or str(uuid.uuid4()),
+             'X-Project-ID': self.project,
+             'Content-Type': 'application/json'}
+        h.update(extra or {})
+        return h
+
+    def request(self, method, path, body=None, client=None, extra=None,
+                timeout=30, port=None):
+        c = http.client.HTTPConnection('127.0.0.1', port or self.port,
+                                       timeout=timeout)
+        try:
+            c.request(method, path,
+                      json.dumps(body) if body is not None else None,
+                      self.headers(client, extra))
+            r = c.getresponse()
+            data = r.read()
+            return r.status, (json.loads(data) if data.strip() else None)
+        finally:
+            c.close()
+
+    def post(self, queue, bodies, port=None):
+        status, body = self.request(
+            'POST', '/v2/queues/%s/messages' % queue,
+            {'messages': [{'body': b} for b in bodies]}, port=port)
+        if status != 201:
+            raise SystemExit('post: %s %s' % (status, body))
+        return [r.rsplit('/', 1)[1] for r in body['resources']]
+
+    def status(self):
+        c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=10)
+        try:
+            c.request('GET', '/msgbus_status')
+            r = c.getresponse()
+            return json.loads(r.read())
+        finally:
+            c.close()
+
+    def waiting(self):
+        return sum(self.status()['total']['waiting'].values())
+
+    def wait_for(self, what, n, seconds=5):
+        end = time.time() + seconds
+        while time.time() < end:
+            got = (self.waiting() if what == 'all'
+                   else self.status()['total']['waiting'][what])
+            if got == n:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+class LongPoll(threading.Thread):
+    """GET or POST that waits; keeps its status, body and receipt time."""
+
+    def __init__(self, bus, method, path, body=None, extra=None):
+        super().__init__(daemon=True)
+        self.bus, self.method, self.path = bus, method, path
+        self.body, self.extra = body, extra
+        self.status = self.result = self.at = None
+        self.conn = None
+
+    def run(self):
+        try:
+            self.conn = http.client.HTTPConnection('127.0.0.1', self.bus.port,
+                                                   timeout=60)
+            self.conn.request(self.method, self.path,
+                              json.dumps(self.body) if self.body is not None
+                              else None, self.bus.headers(extra=self.extra))
+            r = self.conn.getresponse()
+            data = r.read()
+            self.at = time.time()
+            self.status = r.status
+            self.result = json.loads(data) if data.strip() else None
+        except Exception as e:              # noqa: BLE001
+            self.at = time.time()
+            self.status = 'error: %s' % e
+
+    def abort(self):
+        sock = self.conn.sock if self.conn else None
+        if sock:
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class Stream(threading.Thread):
+    """An SSE client: its events as (event, id, data, receipt time)."""
+
+    def __init__(self, bus, queue, last_id=None, stop_after=None, port=None):
+        super().__init__(daemon=True)
+        self.bus, self.queue = bus, queue
+        self.port = port or bus.port
+        self.last_id, self.stop_after = last_id, stop_after
+        self.events = []
+        self.pings = 0
+        self.ended = False
+        self.sock = None
+        self.error = None
+
+    def run(self):
+        extra = {'Accept': 'text/event-stream'}
+        if self.last_id is not None:
+            extra['Last-Event-ID'] = str(self.last_id)
+        try:
+            c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=60)
+            c.request('GET', '/v2/queues/%s/messages' % self.queue,
+                      headers=self.bus.headers(extra=extra))
+            r = c.getresponse()
+            self.sock = c.sock
+            if r.status != 200:
+                self.error = 'status %s' % r.status
+                return
+            event = {}
+            while True:
+                line = r.readline()
+                if not line:
+                    self.ended = True
+                    return
+                line = line.decode().rstrip('\n')
+                if line == '':
+                    if 'event' in event:
+                        self.events.append((event['event'], event.get('id'),
+                                            event.get('data'), time.time()))
+                        if (self.stop_after
+                                and len(self.messages()) >= self.stop_after):
+                            c.close()
+                            return
+                    event = {}
+                elif line == ': ping':
+                    self.pings += 1
+                elif not line.startswith(':'):
+                    k, _, v = line.partition(': ')
+                    event[k] = v
+        except Exception as e:              # noqa: BLE001
+            if not self.ended:
+                self.error = str(e)
+
+    def messages(self):
+        return [e for e in self.events if e[0] == 'message']
+
+    def abort(self):
+        if self.sock:
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def q():
+    return 'rt-' + uuid.uuid4().hex[:12]
+
+
+def wake(bus, o):
+    queue = q()
+    polls = [LongPoll(bus, 'GET', '/v2/queues/%s/messages?wait=10&echo=true'
+                      % queue) for _ in range(16)]
+    for p in polls:
+        p.start()
+    check(bus.wait_for('long_poll', 16), 'the status shows 16 long-polls')
+    workers = [w for w in bus.status()['workers']
+               if w['waiting']['long_poll'] > 0]
+    check(len(workers) >= 2, 'long-polls wait in %d workers, not 2'
+          % len(workers))
+    ids = bus.post(queue, [{'wake': 1}])
+    posted = time.time()
+    for p in polls:
+        p.join(5)
+    lat = sorted((p.at - posted) * 1000 for p in polls if p.at)
+    print('wake: 16 long-polls in %d workers, woken %.1f ms (median) %.1f ms '
+          '(max) after the 201' % (len(workers), lat[len(lat) // 2]
+                                   if lat else -1, lat[-1] if lat else -1))
+    for p in polls:
+        check(p.status == 200 and p.result['messages'][0]['id'] == ids[0],
+              'a long-poll got %s %s' % (p.status, p.result))
+    check(lat and lat[-1] < 1000, 'all woken within a second')
+    check(bus.wait_for('all', 0), 'no waiter is left')
+
+
+def abort(bus, o):
+    queue = q()
+    polls = [LongPoll(bus, 'GET', '/v2/queues/%s/messages?wait=20' % queue)
+             for _ in range(6)]
+    streams = [Stream(bus, queue) for _ in range(3)]
+    for t in polls + streams:
+        t.start()
+    check(bus.wait_for('all', 9), 'the status shows 9 waiters')
+    before = bus.status()['total']['waiting']
+    for t in polls + streams:
+        t.abort()
+    ok = bus.wait_for('all', 0, 2)
+    print('abort: waiting %s, then %s after the clients closed'
+          % (before, bus.status()['total']['waiting']))
+    check(ok, 'aborted waiters are gone within 2 s')
+
+
+def stream(bus, o):
+    queue = q()
+    first = Stream(bus, queue, stop_after=20)
+    first.start()
+    check(bus.wait_for('stream', 1), 'the stream waits')
+    posted = []
+    for i in range(20):
+        posted += bus.post(queue, [{'n': 2 * i}, {'n': 2 * i + 1}])
+        if i == 4:
+            time.sleep(0.2)
+    first.join(10)
+    got = first.messages()
+    check(len(got) == 20, 'the first stream read 20, not %d' % len(got))
+    last = got[-1][1] if got else None
+    second = Stream(bus, queue, last_id=last, stop_after=40 - len(got))
+    second.start()
+    second.join(10)
+    events = got + second.events
+    msgs = [e for e in events if e[0] == 'message']
+    markers = [int(e[1]) for e in msgs]
+    ids = [json.loads(e[2])['id'] for e in msgs]
+    bodies = [json.loads(e[2])['body']['n'] for e in msgs]
+    print('stream: %d + %d events, markers %s..%s, resumed after %s'
+          % (len(got), len(second.events), markers[:1], markers[-1:], last))
+    check(ids == posted, 'every message once, in posting order')
+    check(bodies == list(range(40)), 'bodies in order')
+    check(markers == sorted(set(markers)), 'markers increase')
+    check(all(e[0] == 'message' for e in events), 'no gap event')
+    check(first.error is None and second.error is None,
+          'stream errors: %s %s' % (first.error, second.error))
+
+    # an idle stream gets a comment every msgbus_sse_ping (1s here)
+    idle = Stream(bus, q())
+    idle.start()
+    time.sleep(2.5)
+    idle.abort()
+    idle.join(5)
+    print('stream: an idle stream got %d pings in 2.5 s' % idle.pings)
+    check(idle.pings == 2, 'pings every second')
+
+
+def gap(bus, o):
+    queue = q()
+    ids = [bus.post(queue, [{'n': i}])[0] for i in range(3)]
+    status, _ = bus.request('DELETE', '/v2/queues/%s/messages/%s'
+                            % (queue, ids[1]))
+    check(status == 204, 'delete: %s' % status)
+    s1 = Stream(bus, queue, last_id=1, stop_after=1)
+    s2 = Stream(bus, queue, last_id=2, stop_after=1)
+    for s in (s1, s2):
+        s.start()
+        s.join(10)
+    print('gap: from 1: %s; from 2: %s'
+          % ([e[:2] for e in s1.events], [e[:2] for e in s2.events]))
+    check([e[0] for e in s1.events] == ['gap', 'message'],
+          'a gap, then the message, after 1')
+    if s1.events and s1.events[0][0] == 'gap':
+        g = json.loads(s1.events[0][2])
+        check(g == {'last_event_id': 1, 'next': 3}, 'the gap: %s' % g)
+    check([e[0] for e in s2.events] == ['message'] and s2.events[0][1] == '3',
+          'no gap after 2')
+
+
+def claim(bus, o):
+    queue = q()
+    claims = [LongPoll(bus, 'POST', '/v2/queues/%s/claims?wait=3' % queue,
+                       {'ttl': 60, 'grace': 60}) for _ in range(2)]
+    start = time.time()
+    for c in claims:
+        c.start()
+    check(bus.wait_for('claim', 2), 'the status shows 2 claims waiting')
+    ids = bus.post(queue, [{'claim': 1}])
+    posted = time.time()
+    for c in claims:
+        c.join(10)
+    won = [c for c in claims if c.status == 201]
+    lost = [c for c in claims if c.status == 204]
+    print('claim: %s, %s'
+          % (['%s after %.0f ms' % (c.status, (c.at - posted) * 1000)
+              for c in claims], 'waited %.1f s' % (time.time() - start)))
+    check(len(won) == 1 and len(lost) == 1, 'one 201 and one 204')
+    if won:
+        check([m['id'] for m in won[0].result['messages']] == ids,
+              'the claim has the message')
+        check(won[0].at - posted < 1, 'claimed within a second')
+    if lost:
+        check(lost[0].at - start >= 2.9, 'the other waited its 3 s')
+
+
+def reload(bus, o):
+    queue = q()
+    pids = [w['pid'] for w in bus.status()['workers']]
+    polls = [LongPoll(bus, 'GET', '/v2/queues/%s/messages?wait=20&marker=7'
+                      % queue) for _ in range(6)]
+    claims = [LongPoll(bus, 'POST', '/v2/queues/%s/claims?wait=20' % queue,
+                       {'ttl': 60}) for _ in range(2)]
+    streams = [Stream(bus, queue) for _ in range(3)]
+    for t in polls + claims + streams:
+        t.start()
+    check(bus.wait_for('all', 11), 'the status shows 11 waiters')
+    with open(o.pid_file) as f:
+        master = int(f.read())
+    hup = time.time()
+    os.kill(master, signal.SIGHUP)
+    for t in polls + claims + streams:
+        t.join(10)
+    took = max([t.at for t in polls + claims] + [time.time()]) - hup
+    for p in polls:
+        check(p.status == 200 and p.result['messages'] == []
+              and p.result['links'][0]['href'].endswith('marker=7'),
+              'a long-poll got %s %s' % (p.status, p.result))
+    for c in claims:
+        check(c.status == 204, 'a claim got %s' % c.status)
+    for s in streams:
+        check(s.ended and s.error is None, 'a stream ended: %s %s'
+              % (s.ended, s.error))
+    gone = time.time() + 10
+    left = pids
+    while left and time.time() < gone:
+        left = [p for p in pids if alive(p)]
+        time.sleep(0.05)
+    print('reload: 11 waiters answered %.2f s after the HUP; old workers '
+          '%s exited after %.2f s' % (took, pids, time.time() - hup))
+    check(took < 3, 'answered within 3 s')
+    check(not left, 'old workers still running: %s' % left)
+    status, _ = bus.request('GET', '/v2/ping')
+    check(status == 204, 'the new workers answer: %s' % status)
+
+
+def alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().split()[2] != 'Z'
+    except OSError:
+        return False
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def nodes(bus, o):
+    d = tempfile.mkdtemp(prefix='msgbus-node2-')
+    port = free_port()
+    os.makedirs(d + '/logs')
+    with open(d + '/nginx.conf', 'w') as f:
+        f.write('''load_module %s;
+worker_processes 1;
+error_log %s/logs/error.log info;
+pid %s/logs/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %s;
+    msgbus_mongodb "%s";
+    msgbus_poll_interval 500ms;
+    server {
+        listen 127.0.0.1:%d;
+        location / { msgbus; }
+        location = /msgbus_status { msgbus_status; }
+    }
+}
+''' % (o.module, d, d, d, o.mongodb, port))
+    subprocess.check_call([o.binary, '-p', d, '-c', d + '/nginx.conf'])
+    try:
+        node2 = Bus(port, bus.project)
+        queue = q()
+        lats = []
+        for i in range(3):
+            marker = '&marker=%d' % i if i else ''
+            p = LongPoll(node2, 'GET', '/v2/queues/%s/messages?wait=10%s'
+                         % (queue, marker))
+            p.start()
+            check(node2.wait_for('long_poll', 1), 'node 2 has the long-poll')
+            time.sleep(0.1 + 0.2 * i)
+            bus.post(queue, [{'node': i}])
+            posted = time.time()
+            p.join(5)
+            lats.append((p.at - posted) * 1000 if p.at else None)
+            check(p.status == 200 and p.result['messages'][0]['body']
+                  == {'node': i}, 'node 2 got %s %s' % (p.status, p.result))
+        print('nodes: a post on node 1 reached node 2\'s long-poll after '
+              '%s ms (poll interval 500 ms)'
+              % ', '.join('%.0f' % x for x in lats if x is not None))
+        check(all(x is not None and x <= 550 for x in lats),
+              'woken within 550 ms')
+    finally:
+        subprocess.call([o.binary, '-p', d, '-c', d + '/nginx.conf',
+                         '-s', 'stop'])
+
+
+SCENARIOS = {'wake': wake, 'abort': abort, 'stream': stream, 'gap': gap,
+             'claim': claim, 'reload': reload, 'nodes': nodes}
+
+
+def main():
+    a = argparse.ArgumentParser()
+    a.add_argument('--port', type=int, required=True)
+    a.add_argument('--project', required=True)
+    a.add_argument('--pid-file')
+    a.add_argument('--mongodb')
+    a.add_argument('--binary')
+    a.add_argument('--module')
+    a.add_argument('scenario', choices=sorted(SCENARIOS))
+    o = a.parse_args()
+    SCENARIOS[o.scenario](Bus(o.port, o.project), o)
+    if FAILURES:
+        print('FAILED: %d' % len(FAILURES))
+        sys.exit(1)
+    print('OK')
+
+
+if __name__ == '__main__':
+    main()
