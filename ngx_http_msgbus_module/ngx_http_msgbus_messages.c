@@ -62,6 +62,8 @@ static ngx_int_t ngx_http_msgbus_queue_doc(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_queue_found(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_t *reply);
+static void ngx_http_msgbus_message_doc(ngx_http_msgbus_ctx_t *ctx,
+    ngx_http_msgbus_msg_t *msg, int64_t k, bson_t *doc);
 static ngx_int_t ngx_http_msgbus_insert(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_inserted(ngx_http_request_t *r,
@@ -695,10 +697,45 @@ ngx_http_msgbus_queue_found(ngx_http_request_t *r,
  * before it stays (and is visible: no hidden phase).
  */
 
+/* a message's document, as stored (Zaqar's fields) */
+
+static void
+ngx_http_msgbus_message_doc(ngx_http_msgbus_ctx_t *ctx,
+    ngx_http_msgbus_msg_t *msg, int64_t k, bson_t *doc)
+{
+    bson_t  c;
+
+    BSON_APPEND_OID(doc, "_id", &msg->id);
+    bson_append_utf8(doc, "p_q", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+    BSON_APPEND_INT64(doc, "t", msg->ttl);
+    BSON_APPEND_DATE_TIME(doc, "e", (ctx->now + msg->ttl) * 1000);
+
+    if (ctx->client_uuid) {
+        BSON_APPEND_BINARY(doc, "u", BSON_SUBTYPE_UUID, ctx->client, 16);
+
+    } else {
+        bson_append_utf8(doc, "u", 1, (char *) ctx->client_text.data,
+                         ctx->client_text.len);
+    }
+
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "c", &c);
+    BSON_APPEND_NULL(&c, "id");
+    BSON_APPEND_INT64(&c, "e", ctx->now);
+    BSON_APPEND_INT32(&c, "c", 0);
+    bson_append_document_end(doc, &c);
+    BSON_APPEND_INT64(doc, "d", ctx->now + msg->delay);
+    BSON_APPEND_BINARY(doc, "b", NGX_HTTP_MSGBUS_BODY_SUBTYPE,
+                       msg->body.data, msg->body.len);
+    BSON_APPEND_INT64(doc, "k", k);
+    BSON_APPEND_NULL(doc, "tx");
+}
+
+
 static ngx_int_t
 ngx_http_msgbus_insert(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    bson_t                  cmd, docs, doc, c;
+    bson_t                  cmd, docs, doc;
     int64_t                 k;
     ngx_int_t               rc;
     ngx_uint_t              i;
@@ -718,30 +755,7 @@ ngx_http_msgbus_insert(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
                                      sizeof(buf));
 
         BSON_APPEND_DOCUMENT_BEGIN(&docs, key, &doc);
-        BSON_APPEND_OID(&doc, "_id", &msg[i].id);
-        bson_append_utf8(&doc, "p_q", 3, (char *) ctx->scoped.data,
-                         ctx->scoped.len);
-        BSON_APPEND_INT64(&doc, "t", msg[i].ttl);
-        BSON_APPEND_DATE_TIME(&doc, "e", (ctx->now + msg[i].ttl) * 1000);
-
-        if (ctx->client_uuid) {
-            BSON_APPEND_BINARY(&doc, "u", BSON_SUBTYPE_UUID, ctx->client, 16);
-
-        } else {
-            bson_append_utf8(&doc, "u", 1, (char *) ctx->client_text.data,
-                             ctx->client_text.len);
-        }
-
-        BSON_APPEND_DOCUMENT_BEGIN(&doc, "c", &c);
-        BSON_APPEND_NULL(&c, "id");
-        BSON_APPEND_INT64(&c, "e", ctx->now);
-        BSON_APPEND_INT32(&c, "c", 0);
-        bson_append_document_end(&doc, &c);
-        BSON_APPEND_INT64(&doc, "d", ctx->now + msg[i].delay);
-        BSON_APPEND_BINARY(&doc, "b", NGX_HTTP_MSGBUS_BODY_SUBTYPE,
-                           msg[i].body.data, msg[i].body.len);
-        BSON_APPEND_INT64(&doc, "k", k++);
-        BSON_APPEND_NULL(&doc, "tx");
+        ngx_http_msgbus_message_doc(ctx, &msg[i], k++, &doc);
         bson_append_document_end(&docs, &doc);
     }
 
@@ -762,9 +776,13 @@ static ngx_int_t
 ngx_http_msgbus_inserted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_t *reply)
 {
-    int32_t      code;
-    int64_t      n;
-    bson_iter_t  it;
+    bson_t                  doc;
+    int32_t                 code;
+    int64_t                 n, i;
+    bson_iter_t             it;
+    ngx_http_msgbus_msg_t  *msg;
+
+    msg = ctx->msgs->elts;
 
     n = 0;
     code = 0;
@@ -784,8 +802,26 @@ ngx_http_msgbus_inserted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         return NGX_ERROR;
     }
 
+    /*
+     * stored is visible: the waiters need not wait for the counter, and
+     * the messages go to the workers' recent ones, so that they need
+     * not read them back
+     */
+
+    for (i = 0; i < n; i++) {
+        bson_init(&doc);
+        ngx_http_msgbus_message_doc(ctx, &msg[ctx->stored + i],
+                                    ctx->next + i, &doc);
+        ngx_http_msgbus_remember(ctx, &doc, ctx->next + i);
+        bson_destroy(&doc);
+    }
+
     ctx->stored += n;
     ctx->next += n;
+
+    if (n) {
+        ngx_http_msgbus_notify(r, ctx);
+    }
 
     if (ctx->stored == ctx->msgs->nelts) {
         ctx->step = ngx_http_msgbus_step_counter;
@@ -947,8 +983,6 @@ ngx_http_msgbus_posted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_msgbus_notify(r, ctx);
-
     return ngx_http_msgbus_send_json(r, NGX_HTTP_CREATED, &jb);
 }
 
@@ -1049,6 +1083,10 @@ ngx_http_msgbus_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         ctx->out.len = 0;
         ctx->wait = 0;
         return ngx_http_msgbus_list_page(r, ctx, NULL);
+    }
+
+    if (ngx_http_msgbus_known_empty(ctx)) {
+        return ngx_http_msgbus_park(r, ctx);
     }
 
     ctx->step = ngx_http_msgbus_step_find;

@@ -29,6 +29,13 @@
 #define NGX_HTTP_MSGBUS_SLOTS       64
 #define NGX_HTTP_MSGBUS_FETCH       20
 #define NGX_HTTP_MSGBUS_TICK        250
+#define NGX_HTTP_MSGBUS_LINGER      10000   /* a watch kept without waiters */
+#define NGX_HTTP_MSGBUS_RECENT      1024    /* messages the zone keeps */
+#define NGX_HTTP_MSGBUS_RECENT_DOC  4096    /* the largest it keeps */
+#define NGX_HTTP_MSGBUS_RECENT_MEM  (4 * 1024 * 1024)
+
+#define NGX_HTTP_MSGBUS_CLAIMERS    1       /* refresh: claimers try again */
+#define NGX_HTTP_MSGBUS_STORE       2       /* refresh: ask the store */
 #define NGX_HTTP_MSGBUS_SCOPED_MAX  (256 + 1 + 64)
 
 #define NGX_HTTP_MSGBUS_WAIT_LIST   0
@@ -59,9 +66,21 @@ typedef struct {
 } ngx_http_msgbus_slot_t;
 
 
+/* a message this node stored lately, as the store has it */
+
+typedef struct {
+    uint32_t                    hash;        /* crc32 of "project/queue" */
+    int64_t                     k;
+    size_t                      len;
+    u_char                     *doc;         /* BSON, in the zone */
+} ngx_http_msgbus_recent_t;
+
+
 typedef struct {
     ngx_atomic_t                version[NGX_HTTP_MSGBUS_BUCKETS];
     ngx_http_msgbus_slot_t      slot[NGX_HTTP_MSGBUS_SLOTS];
+    ngx_uint_t                  next;        /* of recent, under the lock */
+    ngx_http_msgbus_recent_t    recent[NGX_HTTP_MSGBUS_RECENT];
 } ngx_http_msgbus_shm_t;
 
 
@@ -74,11 +93,15 @@ typedef struct {
     ngx_queue_t                 claimers;
     ngx_uint_t                  bucket;
     ngx_atomic_uint_t           seen;        /* version a find began at */
+    int64_t                     scan;        /* the find's: after this */
+    int64_t                     tail;        /* no live message after it */
+    ngx_msec_t                  idle;        /* since, without waiters */
     ngx_str_t                   db;
     ngx_pool_t                  *pool;        /* of the find in flight */
     ngx_http_msgbus_mongo_op_t  *op;
     unsigned                    again:1;
     unsigned                    active:1;
+    unsigned                    known:1;     /* tail, at version seen */
     u_char                      db_data[64 + sizeof("_messages_p")
                                         + NGX_INT_T_LEN];
     u_char                      key[NGX_HTTP_MSGBUS_SCOPED_MAX];
@@ -109,6 +132,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_msgbus_shm_t      *shm;
+    ngx_slab_pool_t            *shpool;
     ngx_http_msgbus_slot_t     *slot;        /* this worker's, or NULL */
     ngx_http_msgbus_main_conf_t *mmcf;
     ngx_rbtree_t                tree;
@@ -142,7 +166,11 @@ static void ngx_http_msgbus_waiter_timer(ngx_event_t *ev);
 static void ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt,
     ngx_uint_t end);
 static void ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w,
-    ngx_uint_t claimers);
+    ngx_uint_t flags);
+static ngx_int_t ngx_http_msgbus_recall(ngx_http_msgbus_watch_t *w,
+    int64_t scan, bson_t *reply);
+static ngx_uint_t ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w,
+    bson_t *reply, int64_t scan);
 static void ngx_http_msgbus_fetch_done(ngx_http_msgbus_mongo_op_t *op);
 static void ngx_http_msgbus_fetch_end(ngx_http_msgbus_watch_t *w);
 static ngx_uint_t ngx_http_msgbus_deliver(ngx_http_msgbus_waiter_t *wt,
@@ -197,7 +225,7 @@ ngx_http_msgbus_subscribe_conf(ngx_conf_t *cf)
     }
 
     size = ngx_align(sizeof(ngx_http_msgbus_shm_t), ngx_pagesize)
-           + 8 * ngx_pagesize;
+           + NGX_HTTP_MSGBUS_RECENT_MEM + 8 * ngx_pagesize;
 
     mmcf->zone = ngx_shared_memory_add(cf, &ngx_http_msgbus_zone_name, size,
                                        &ngx_http_msgbus_module);
@@ -360,6 +388,7 @@ ngx_http_msgbus_subscribe_init_process(ngx_cycle_t *cycle)
     }
 
     shm = mmcf->zone->data;
+    wk->shpool = (ngx_slab_pool_t *) mmcf->zone->shm.addr;
     wk->pipes = mmcf->pipes;
     p = wk->pipes->pipe;
 
@@ -568,6 +597,194 @@ ngx_http_msgbus_notify(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 }
 
 
+/*
+ * A message just stored goes to the zone's recent ones (the oldest
+ * makes room), so that the workers' watches need not read it back.
+ */
+
+void
+ngx_http_msgbus_remember(ngx_http_msgbus_ctx_t *ctx, const bson_t *doc,
+    int64_t k)
+{
+    ngx_http_msgbus_shm_t     *shm;
+    ngx_http_msgbus_recent_t  *m;
+    ngx_http_msgbus_worker_t  *wk;
+
+    wk = &ngx_http_msgbus_worker;
+    shm = wk->shm;
+
+    if (shm == NULL || doc->len > NGX_HTTP_MSGBUS_RECENT_DOC) {
+        return;
+    }
+
+    ngx_shmtx_lock(&wk->shpool->mutex);
+
+    m = &shm->recent[shm->next++ % NGX_HTTP_MSGBUS_RECENT];
+
+    if (m->doc) {
+        ngx_slab_free_locked(wk->shpool, m->doc);
+    }
+
+    m->doc = ngx_slab_alloc_locked(wk->shpool, doc->len);
+
+    if (m->doc) {
+        ngx_memcpy(m->doc, bson_get_data(doc), doc->len);
+        m->len = doc->len;
+        m->hash = ngx_crc32_long(ctx->scoped.data, ctx->scoped.len);
+        m->k = k;
+    }
+
+    ngx_shmtx_unlock(&wk->shpool->mutex);
+}
+
+
+/*
+ * Before anything but a post changes a queue's messages (delete, pop,
+ * claim, release, purge): its recent ones are dropped, so that no
+ * waiter gets a copy older than the store's.
+ */
+
+void
+ngx_http_msgbus_forget(ngx_str_t *scoped)
+{
+    uint32_t                   hash;
+    ngx_uint_t                 i;
+    ngx_http_msgbus_shm_t     *shm;
+    ngx_http_msgbus_recent_t  *m;
+    ngx_http_msgbus_worker_t  *wk;
+
+    wk = &ngx_http_msgbus_worker;
+    shm = wk->shm;
+
+    if (shm == NULL || scoped->len == 0) {
+        return;
+    }
+
+    hash = ngx_crc32_long(scoped->data, scoped->len);
+
+    ngx_shmtx_lock(&wk->shpool->mutex);
+
+    for (i = 0; i < NGX_HTTP_MSGBUS_RECENT; i++) {
+        m = &shm->recent[i];
+
+        if (m->doc && m->hash == hash) {
+            ngx_slab_free_locked(wk->shpool, m->doc);
+            m->doc = NULL;
+        }
+    }
+
+    ngx_shmtx_unlock(&wk->shpool->mutex);
+}
+
+
+/*
+ * The recent messages of the watch's queue after scan, as a find's reply;
+ * NGX_DECLINED unless they are all there: scan + 1, scan + 2, ... (a
+ * marker missing was posted elsewhere, not kept, or is not recent).
+ */
+
+static ngx_int_t
+ngx_http_msgbus_recall(ngx_http_msgbus_watch_t *w, int64_t scan,
+    bson_t *reply)
+{
+    bson_t                     cursor, batch, doc;
+    int64_t                    want;
+    uint32_t                   len;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i, j, n, found;
+    bson_iter_t                it;
+    const char                *key, *pq;
+    ngx_http_msgbus_shm_t     *shm;
+    ngx_http_msgbus_recent_t  *m;
+    ngx_http_msgbus_worker_t  *wk;
+    ngx_uint_t                 pick[NGX_HTTP_MSGBUS_FETCH];
+    char                       buf[16];
+
+    wk = &ngx_http_msgbus_worker;
+    shm = wk->shm;
+
+    if (scan == INT64_MIN || scan == INT64_MAX) {
+        return NGX_DECLINED;
+    }
+
+    ngx_shmtx_lock(&wk->shpool->mutex);
+
+    /* the markers wanted, in order, each found by a pass */
+
+    n = 0;
+    rc = NGX_DECLINED;
+
+    for (want = scan + 1; n < NGX_HTTP_MSGBUS_FETCH; want++) {
+        found = 0;
+
+        for (i = 0; i < NGX_HTTP_MSGBUS_RECENT; i++) {
+            m = &shm->recent[i];
+
+            if (m->doc && m->k == want && m->hash == w->sn.node.key) {
+                pick[n++] = i;
+                found = 1;
+                break;
+            }
+        }
+
+        if (!found) {
+            break;
+        }
+    }
+
+    /* nothing newer than scan at all: the store decides */
+
+    if (n == 0) {
+        goto done;
+    }
+
+    bson_init(reply);
+    BSON_APPEND_DOCUMENT_BEGIN(reply, "cursor", &cursor);
+    BSON_APPEND_ARRAY_BEGIN(&cursor, "firstBatch", &batch);
+
+    for (j = 0; j < n; j++) {
+        m = &shm->recent[pick[j]];
+
+        if (!bson_init_static(&doc, m->doc, m->len)
+            || !bson_iter_init_find(&it, &doc, "p_q")
+            || !BSON_ITER_HOLDS_UTF8(&it))
+        {
+            break;
+        }
+
+        pq = bson_iter_utf8(&it, &len);
+
+        if (len != w->sn.str.len || ngx_memcmp(pq, w->sn.str.data, len) != 0
+            || !bson_iter_init_find(&it, &doc, "e")
+            || !BSON_ITER_HOLDS_DATE_TIME(&it)
+            || bson_iter_date_time(&it) <= (int64_t) ngx_time() * 1000)
+        {
+            /* another queue's (a crc32 twin), or expired */
+            break;
+        }
+
+        (void) bson_uint32_to_string((uint32_t) j, &key, buf, sizeof(buf));
+        bson_append_document(&batch, key, -1, &doc);
+    }
+
+    bson_append_array_end(&cursor, &batch);
+    bson_append_document_end(reply, &cursor);
+
+    if (j < n) {
+        bson_destroy(reply);
+        goto done;
+    }
+
+    rc = NGX_OK;
+
+done:
+
+    ngx_shmtx_unlock(&wk->shpool->mutex);
+
+    return rc;
+}
+
+
 static void
 ngx_http_msgbus_channel_handler(ngx_event_t *ev)
 {
@@ -625,7 +842,7 @@ ngx_http_msgbus_wake_handler(ngx_event_t *ev)
         w = ngx_queue_data(q, ngx_http_msgbus_watch_t, queue);
 
         if (wk->shm->version[w->bucket] != w->seen) {
-            ngx_http_msgbus_refresh(w, 1);
+            ngx_http_msgbus_refresh(w, NGX_HTTP_MSGBUS_CLAIMERS);
         }
     }
 }
@@ -704,6 +921,15 @@ ngx_http_msgbus_tick_handler(ngx_event_t *ev)
         return;
     }
 
+    for (q = ngx_queue_head(&wk->watches);
+         q != ngx_queue_sentinel(&wk->watches);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        w = ngx_queue_data(q, ngx_http_msgbus_watch_t, queue);
+        ngx_http_msgbus_watch_release(w);
+    }
+
     poll = wk->mmcf->poll_interval
            && ngx_current_msec - wk->polled >= wk->mmcf->poll_interval;
 
@@ -720,7 +946,8 @@ ngx_http_msgbus_tick_handler(ngx_event_t *ev)
         {
             next = ngx_queue_next(q);
             w = ngx_queue_data(q, ngx_http_msgbus_watch_t, queue);
-            ngx_http_msgbus_refresh(w, 1);
+            ngx_http_msgbus_refresh(w, NGX_HTTP_MSGBUS_CLAIMERS
+                                       |NGX_HTTP_MSGBUS_STORE);
         }
     }
 
@@ -800,7 +1027,11 @@ ngx_http_msgbus_watch(ngx_http_msgbus_ctx_t *ctx)
 }
 
 
-/* a watch without waiters or a find in flight is free again */
+/*
+ * A watch without waiters or a find in flight is free again; one that
+ * knows its queue's tail lingers a while, for the long-polls that come
+ * back for more (ngx_http_msgbus_known_empty()).
+ */
 
 static void
 ngx_http_msgbus_watch_release(ngx_http_msgbus_watch_t *w)
@@ -817,11 +1048,57 @@ ngx_http_msgbus_watch_release(ngx_http_msgbus_watch_t *w)
 
     wk = &ngx_http_msgbus_worker;
 
+    if (w->known && !ngx_exiting && !ngx_terminate
+        && ngx_current_msec - w->idle < NGX_HTTP_MSGBUS_LINGER)
+    {
+        return;
+    }
+
     w->active = 0;
 
     ngx_rbtree_delete(&wk->tree, &w->sn.node);
     ngx_queue_remove(&w->queue);
     ngx_queue_insert_head(&wk->free, &w->queue);
+}
+
+
+/*
+ * A long-poll that asks after the queue's known tail: its page was empty
+ * when the watch last looked, so it waits without asking the store; the
+ * watch's next find (a post since, or the poll) serves it like the
+ * others.
+ */
+
+ngx_uint_t
+ngx_http_msgbus_known_empty(ngx_http_msgbus_ctx_t *ctx)
+{
+    int64_t                    scan;
+    ngx_str_node_t            *sn;
+    ngx_http_msgbus_watch_t   *w;
+    ngx_http_msgbus_worker_t  *wk;
+
+    wk = &ngx_http_msgbus_worker;
+
+    if (wk->shm == NULL || ctx->wait == 0) {
+        return 0;
+    }
+
+    sn = ngx_str_rbtree_lookup(&wk->tree, &ctx->scoped,
+                               ngx_crc32_long(ctx->scoped.data,
+                                              ctx->scoped.len));
+    if (sn == NULL) {
+        return 0;
+    }
+
+    w = (ngx_http_msgbus_watch_t *) sn;
+    scan = (ctx->after == INT64_MAX) ? INT64_MIN : ctx->after;
+
+    /*
+     * other nodes' posts move no version here: the poll, which runs while
+     * there are waiters, finds them for this one as for the others
+     */
+
+    return w->known && scan >= w->tail;
 }
 
 
@@ -861,6 +1138,7 @@ static ngx_int_t
 ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_uint_t kind)
 {
+    ngx_uint_t                    version;
     ngx_msec_int_t                left;
     ngx_pool_cleanup_t           *cln;
     ngx_http_msgbus_jbuf_t        jb;
@@ -975,12 +1253,18 @@ ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     ngx_http_msgbus_tick_start(NGX_HTTP_MSGBUS_TICK);
 
-    /* a post since the request looked: look again */
+    /*
+     * a post since the request looked, or one the watch has not seen
+     * (it had no waiters then): look again
+     */
+
+    version = ngx_http_msgbus_queue_version(ctx);
 
     if (kind == NGX_HTTP_MSGBUS_WAIT_STREAM
-        || ngx_http_msgbus_queue_version(ctx) != ctx->version)
+        || version != ctx->version
+        || version != w->seen)
     {
-        w->seen = ngx_http_msgbus_queue_version(ctx) - 1;
+        w->seen = version - 1;
 
         if (!wk->wake.posted) {
             ngx_post_event(&wk->wake, &ngx_posted_events);
@@ -1019,6 +1303,8 @@ ngx_http_msgbus_unpark(ngx_http_msgbus_waiter_t *wt)
     if (wk->slot) {
         (void) ngx_atomic_fetch_add(&wk->slot->parked[wt->kind], -1);
     }
+
+    w->idle = ngx_current_msec;
 
     ngx_http_msgbus_watch_release(w);
 }
@@ -1128,17 +1414,19 @@ ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt, ngx_uint_t end)
  */
 
 static void
-ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t claimers)
+ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t flags)
 {
     int64_t                    scan;
-    bson_t                     cmd, filter, order, cond;
+    bson_t                     cmd, filter, order, cond, reply;
+    ngx_uint_t                 rounds;
     ngx_queue_t               *q, *next, retry;
     ngx_http_msgbus_waiter_t  *wt;
     ngx_http_msgbus_worker_t  *wk;
 
     wk = &ngx_http_msgbus_worker;
 
-    if (claimers && !ngx_queue_empty(&w->claimers)) {
+    if ((flags & NGX_HTTP_MSGBUS_CLAIMERS) && !ngx_queue_empty(&w->claimers))
+    {
         w->seen = wk->shm->version[w->bucket];
 
         /* the retries may park again: they go from a list of their own */
@@ -1167,16 +1455,48 @@ ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t claimers)
         return;
     }
 
-    w->seen = wk->shm->version[w->bucket];
+    /*
+     * what this node posted lately serves the readers without the store
+     * when it has every marker after theirs; else (and to poll) a find
+     */
 
-    scan = INT64_MAX;
+    for (rounds = 0; /* void */; rounds++) {
 
-    for (q = ngx_queue_head(&w->readers);
-         q != ngx_queue_sentinel(&w->readers);
-         q = ngx_queue_next(q))
-    {
-        wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
-        scan = ngx_min(scan, wt->scan);
+        w->seen = wk->shm->version[w->bucket];
+
+        if (ngx_queue_empty(&w->readers)) {
+            ngx_http_msgbus_watch_release(w);
+            return;
+        }
+
+        scan = INT64_MAX;
+
+        for (q = ngx_queue_head(&w->readers);
+             q != ngx_queue_sentinel(&w->readers);
+             q = ngx_queue_next(q))
+        {
+            wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
+            scan = ngx_min(scan, wt->scan);
+        }
+
+        if ((flags & NGX_HTTP_MSGBUS_STORE)
+            || rounds == 8
+            || ngx_http_msgbus_recall(w, scan, &reply) != NGX_OK)
+        {
+            break;
+        }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "msgbus notify: recent messages of \"%V\" after %L",
+                       &w->sn.str, scan);
+
+        if (!ngx_http_msgbus_distribute(w, &reply, scan)) {
+            bson_destroy(&reply);
+            ngx_http_msgbus_watch_release(w);
+            return;
+        }
+
+        bson_destroy(&reply);
     }
 
     w->pool = ngx_create_pool(2048, ngx_cycle->log);
@@ -1193,6 +1513,7 @@ ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t claimers)
     }
 
     w->again = 0;
+    w->scan = scan;
 
     bson_init(&cmd);
     BSON_APPEND_UTF8(&cmd, "find", "messages");
@@ -1227,15 +1548,10 @@ ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t claimers)
 static void
 ngx_http_msgbus_fetch_done(ngx_http_msgbus_mongo_op_t *op)
 {
-    ngx_uint_t                 n, more;
-    bson_iter_t                docs;
-    ngx_queue_t               *q, *next;
-    ngx_http_msgbus_watch_t   *w;
-    ngx_http_msgbus_waiter_t  *wt;
-    ngx_http_msgbus_worker_t  *wk;
+    bson_iter_t               docs;
+    ngx_http_msgbus_watch_t  *w;
 
     w = op->data;
-    wk = &ngx_http_msgbus_worker;
 
     if (op->err != ngx_http_msgbus_mongo_ok
         || ngx_http_msgbus_batch(op->reply, &docs) != NGX_OK)
@@ -1250,10 +1566,47 @@ ngx_http_msgbus_fetch_done(ngx_http_msgbus_mongo_op_t *op)
         return;
     }
 
+    if (ngx_http_msgbus_distribute(w, op->reply, w->scan)) {
+        w->again = 1;
+    }
+
+    ngx_http_msgbus_fetch_end(w);
+}
+
+
+/*
+ * A batch, found or recalled, to the readers.  1: look again (a reader
+ * wants more than a full batch, or a post came since).
+ */
+
+static ngx_uint_t
+ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_t *reply,
+    int64_t scan)
+{
+    int64_t                    tail;
+    ngx_uint_t                 n, more;
+    bson_iter_t                docs;
+    ngx_queue_t               *q, *next;
+    ngx_http_msgbus_waiter_t  *wt;
+    ngx_http_msgbus_worker_t  *wk;
+
+    wk = &ngx_http_msgbus_worker;
+
+    (void) ngx_http_msgbus_batch(reply, &docs);
+
     n = 0;
+    tail = scan;
 
     while (bson_iter_next(&docs)) {
+        tail = ngx_http_msgbus_doc_int(&docs, "k", tail);
         n++;
+    }
+
+    /* not a full batch: nothing lives after its last marker */
+
+    if (n < NGX_HTTP_MSGBUS_FETCH) {
+        w->tail = tail;
+        w->known = 1;
     }
 
     more = 0;
@@ -1265,15 +1618,11 @@ ngx_http_msgbus_fetch_done(ngx_http_msgbus_mongo_op_t *op)
         next = ngx_queue_next(q);
         wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
 
-        more |= ngx_http_msgbus_deliver(wt, op->reply,
+        more |= ngx_http_msgbus_deliver(wt, reply,
                                         n == NGX_HTTP_MSGBUS_FETCH);
     }
 
-    if (more || wk->shm->version[w->bucket] != w->seen) {
-        w->again = 1;
-    }
-
-    ngx_http_msgbus_fetch_end(w);
+    return more || wk->shm->version[w->bucket] != w->seen;
 }
 
 
