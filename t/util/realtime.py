@@ -8,6 +8,9 @@
 #
 # wake      16 long-polls spread over the workers (the status shows
 #           waiters in 2 of them); one post wakes them all within a second.
+#           16 more after the new marker wait without asking the store
+#           each (a few store commands in all), and the next post wakes
+#           them.
 # abort     long-polls and streams whose clients close: the status counts
 #           0 waiters right after.
 # stream    a stream reads half of 40 posted messages, reconnects with
@@ -229,6 +232,28 @@ def wake(bus, o):
               'a long-poll got %s %s' % (p.status, p.result))
     check(lat and lat[-1] < 1000, 'all woken within a second')
     check(bus.wait_for('all', 0), 'no waiter is left')
+
+    # back for more, after the marker the workers know is the last: they
+    # wait without a find each (a poll may find once per worker)
+    time.sleep(0.3)
+    before = bus.status()['total']['store_commands']
+    marker = polls[0].result['links'][0]['href'].rsplit('marker=', 1)[1]
+    polls = [LongPoll(bus, 'GET', '/v2/queues/%s/messages?wait=10&echo=true'
+                      '&marker=%s' % (queue, marker)) for _ in range(16)]
+    for p in polls:
+        p.start()
+    check(bus.wait_for('long_poll', 16), 'the status shows 16 long-polls')
+    time.sleep(0.3)
+    finds = bus.status()['total']['store_commands'] - before
+    ids = bus.post(queue, [{'wake': 2}])
+    for p in polls:
+        p.join(5)
+    print('wake: 16 long-polls after marker %s waited after %d store '
+          'commands' % (marker, finds))
+    check(finds <= 4, '%d store commands for 16 long-polls' % finds)
+    for p in polls:
+        check(p.status == 200 and p.result['messages'][0]['id'] == ids[0],
+              'a long-poll got %s %s' % (p.status, p.result))
 
 
 def abort(bus, o):
