@@ -1089,6 +1089,11 @@ ngx_http_msgbus_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return ngx_http_msgbus_park(r, ctx);
     }
 
+    rc = ngx_http_msgbus_recent_page(r, ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     ctx->step = ngx_http_msgbus_step_find;
 
     return ngx_http_msgbus_find(r, ctx, NULL, 1, ctx->limit, 0);

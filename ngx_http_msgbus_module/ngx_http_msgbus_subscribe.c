@@ -167,7 +167,7 @@ static void ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt,
     ngx_uint_t end);
 static void ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w,
     ngx_uint_t flags);
-static ngx_int_t ngx_http_msgbus_recall(ngx_http_msgbus_watch_t *w,
+static ngx_int_t ngx_http_msgbus_recall(ngx_str_t *scoped, uint32_t hash,
     int64_t scan, bson_t *reply);
 static ngx_uint_t ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w,
     bson_t *reply, int64_t scan);
@@ -175,8 +175,8 @@ static void ngx_http_msgbus_fetch_done(ngx_http_msgbus_mongo_op_t *op);
 static void ngx_http_msgbus_fetch_end(ngx_http_msgbus_watch_t *w);
 static ngx_uint_t ngx_http_msgbus_deliver(ngx_http_msgbus_waiter_t *wt,
     bson_t *reply, ngx_uint_t full);
-static ngx_int_t ngx_http_msgbus_page(ngx_http_msgbus_waiter_t *wt,
-    bson_iter_t *docs, ngx_uint_t n);
+static ngx_int_t ngx_http_msgbus_page(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_iter_t *docs);
 static ngx_int_t ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt,
     bson_iter_t *docs, int64_t first);
 static ngx_int_t ngx_http_msgbus_stream_send(ngx_http_request_t *r,
@@ -684,7 +684,7 @@ ngx_http_msgbus_forget(ngx_str_t *scoped)
  */
 
 static ngx_int_t
-ngx_http_msgbus_recall(ngx_http_msgbus_watch_t *w, int64_t scan,
+ngx_http_msgbus_recall(ngx_str_t *scoped, uint32_t hash, int64_t scan,
     bson_t *reply)
 {
     bson_t                     cursor, batch, doc;
@@ -720,7 +720,7 @@ ngx_http_msgbus_recall(ngx_http_msgbus_watch_t *w, int64_t scan,
         for (i = 0; i < NGX_HTTP_MSGBUS_RECENT; i++) {
             m = &shm->recent[i];
 
-            if (m->doc && m->k == want && m->hash == w->sn.node.key) {
+            if (m->doc && m->k == want && m->hash == hash) {
                 pick[n++] = i;
                 found = 1;
                 break;
@@ -754,7 +754,7 @@ ngx_http_msgbus_recall(ngx_http_msgbus_watch_t *w, int64_t scan,
 
         pq = bson_iter_utf8(&it, &len);
 
-        if (len != w->sn.str.len || ngx_memcmp(pq, w->sn.str.data, len) != 0
+        if (len != scoped->len || ngx_memcmp(pq, scoped->data, len) != 0
             || !bson_iter_init_find(&it, &doc, "e")
             || !BSON_ITER_HOLDS_DATE_TIME(&it)
             || bson_iter_date_time(&it) <= (int64_t) ngx_time() * 1000)
@@ -1099,6 +1099,45 @@ ngx_http_msgbus_known_empty(ngx_http_msgbus_ctx_t *ctx)
      */
 
     return w->known && scan >= w->tail;
+}
+
+
+/*
+ * A long-poll whose next messages this node posted lately gets its page
+ * from the zone; NGX_DECLINED: the store decides.
+ */
+
+ngx_int_t
+ngx_http_msgbus_recent_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    bson_t       reply;
+    ngx_int_t    rc;
+    ngx_uint_t   n;
+    bson_iter_t  docs, start;
+
+    if (ngx_http_msgbus_worker.shm == NULL || ctx->wait == 0
+        || ngx_http_msgbus_recall(&ctx->scoped,
+                                  ngx_crc32_long(ctx->scoped.data,
+                                                 ctx->scoped.len),
+                                  ctx->after, &reply)
+           != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    (void) ngx_http_msgbus_batch(&reply, &docs);
+    start = docs;
+    n = 0;
+
+    while (bson_iter_next(&docs)) {
+        n += ngx_http_msgbus_doc_visible(ctx, &docs);
+    }
+
+    rc = n ? ngx_http_msgbus_page(r, ctx, &start) : NGX_DECLINED;
+
+    bson_destroy(&reply);
+
+    return rc;
 }
 
 
@@ -1481,7 +1520,9 @@ ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t flags)
 
         if ((flags & NGX_HTTP_MSGBUS_STORE)
             || rounds == 8
-            || ngx_http_msgbus_recall(w, scan, &reply) != NGX_OK)
+            || ngx_http_msgbus_recall(&w->sn.str, w->sn.node.key, scan,
+                                      &reply)
+               != NGX_OK)
         {
             break;
         }
@@ -1740,7 +1781,7 @@ ngx_http_msgbus_deliver(ngx_http_msgbus_waiter_t *wt, bson_t *reply,
 
     ngx_http_msgbus_unpark(wt);
 
-    rc = ngx_http_msgbus_page(wt, &start, n);
+    rc = ngx_http_msgbus_page(r, ctx, &start);
 
     ngx_http_msgbus_finalize(r, rc);
     ngx_http_run_posted_requests(c);
@@ -1752,19 +1793,16 @@ ngx_http_msgbus_deliver(ngx_http_msgbus_waiter_t *wt, bson_t *reply,
 /* the long-poll's page: a reply of its visible messages, as a find's */
 
 static ngx_int_t
-ngx_http_msgbus_page(ngx_http_msgbus_waiter_t *wt, bson_iter_t *docs,
-    ngx_uint_t n)
+ngx_http_msgbus_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    bson_iter_t *docs)
 {
-    bson_t                  reply, cursor, batch, doc;
-    uint32_t                len;
-    ngx_int_t               rc;
-    ngx_uint_t              i;
-    const char             *key;
-    const uint8_t          *data;
-    ngx_http_msgbus_ctx_t  *ctx;
-    char                    buf[16];
-
-    ctx = wt->ctx;
+    bson_t          reply, cursor, batch, doc;
+    uint32_t        len;
+    ngx_int_t       rc;
+    ngx_uint_t      i;
+    const char     *key;
+    const uint8_t  *data;
+    char            buf[16];
 
     bson_init(&reply);
     BSON_APPEND_DOCUMENT_BEGIN(&reply, "cursor", &cursor);
@@ -1790,9 +1828,7 @@ ngx_http_msgbus_page(ngx_http_msgbus_waiter_t *wt, bson_iter_t *docs,
     bson_append_array_end(&cursor, &batch);
     bson_append_document_end(&reply, &cursor);
 
-    (void) n;
-
-    rc = ngx_http_msgbus_list_page(wt->request, ctx, &reply);
+    rc = ngx_http_msgbus_list_page(r, ctx, &reply);
 
     bson_destroy(&reply);
 
