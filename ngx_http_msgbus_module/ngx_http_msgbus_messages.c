@@ -1085,13 +1085,9 @@ ngx_http_msgbus_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return ngx_http_msgbus_list_page(r, ctx, NULL);
     }
 
-    if (ngx_http_msgbus_known_empty(ctx)) {
+    if (ctx->wait) {
+        /* its worker's watch of the queue answers it, one find for all */
         return ngx_http_msgbus_park(r, ctx);
-    }
-
-    rc = ngx_http_msgbus_recent_page(r, ctx);
-    if (rc != NGX_DECLINED) {
-        return rc;
     }
 
     ctx->step = ngx_http_msgbus_step_find;

@@ -1102,46 +1102,7 @@ ngx_http_msgbus_known_empty(ngx_http_msgbus_ctx_t *ctx)
 }
 
 
-/*
- * A long-poll whose next messages this node posted lately gets its page
- * from the zone; NGX_DECLINED: the store decides.
- */
-
-ngx_int_t
-ngx_http_msgbus_recent_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
-{
-    bson_t       reply;
-    ngx_int_t    rc;
-    ngx_uint_t   n;
-    bson_iter_t  docs, start;
-
-    if (ngx_http_msgbus_worker.shm == NULL || ctx->wait == 0
-        || ngx_http_msgbus_recall(&ctx->scoped,
-                                  ngx_crc32_long(ctx->scoped.data,
-                                                 ctx->scoped.len),
-                                  ctx->after, &reply)
-           != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
-
-    (void) ngx_http_msgbus_batch(&reply, &docs);
-    start = docs;
-    n = 0;
-
-    while (bson_iter_next(&docs)) {
-        n += ngx_http_msgbus_doc_visible(ctx, &docs);
-    }
-
-    rc = n ? ngx_http_msgbus_page(r, ctx, &start) : NGX_DECLINED;
-
-    bson_destroy(&reply);
-
-    return rc;
-}
-
-
-/* a long-poll list whose page was empty */
+/* a long-poll listing: its page comes from the watch's next batch */
 
 ngx_int_t
 ngx_http_msgbus_park(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
@@ -1177,7 +1138,7 @@ static ngx_int_t
 ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_uint_t kind)
 {
-    ngx_uint_t                    version;
+    ngx_uint_t                    version, known;
     ngx_msec_int_t                left;
     ngx_pool_cleanup_t           *cln;
     ngx_http_msgbus_jbuf_t        jb;
@@ -1253,6 +1214,11 @@ ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         ctx->waiter = wt;
     }
 
+    /* a long-poll after the tail the watch knows: nothing to find yet */
+
+    known = (kind == NGX_HTTP_MSGBUS_WAIT_LIST
+             && ngx_http_msgbus_known_empty(ctx));
+
     w = ngx_http_msgbus_watch(ctx);
     if (w == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1300,6 +1266,7 @@ ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     version = ngx_http_msgbus_queue_version(ctx);
 
     if (kind == NGX_HTTP_MSGBUS_WAIT_STREAM
+        || (kind == NGX_HTTP_MSGBUS_WAIT_LIST && !known)
         || version != ctx->version
         || version != w->seen)
     {
