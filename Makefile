@@ -8,7 +8,7 @@ RUN := $(CURDIR)/.run
 NGINX ?= /usr/sbin/nginx
 VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
 
-.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench bench-quick
+.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench-realtime bench bench-quick
 
 all: build
 
@@ -71,6 +71,10 @@ bench-messages: deps build
 # Claim-and-delete throughput with 8 consumers next to post throughput (bench/claims/README.md).
 bench-claims: deps build
 	@bench/claims/run.sh
+
+# Fan-out to parked long-polls and SSE streams next to Nchan (bench/realtime/README.md).
+bench-realtime: deps build
+	@bench/realtime/run.sh
 
 # The seed's benchmark: msgbus next to Gevent, Tornado, Node.js, OpenStack
 # Zaqar, static nginx and the store's ceiling, swept with httperf

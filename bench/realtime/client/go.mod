@@ -1,0 +1,3 @@
+module msgbus/bench/realtime/client
+
+go 1.21
