@@ -116,6 +116,7 @@ typedef struct {
     ngx_event_t                 timer;       /* the end, or a stream's ping */
     int64_t                     scan;        /* seen up to this marker */
     ngx_uint_t                  kind;
+    ngx_pool_t                 *pool;        /* a stream's unsent events */
 } ngx_http_msgbus_waiter_t;
 
 
@@ -182,6 +183,8 @@ static ngx_int_t ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt,
 static ngx_int_t ngx_http_msgbus_stream_send(ngx_http_request_t *r,
     ngx_http_msgbus_jbuf_t *jb, ngx_uint_t last);
 static void ngx_http_msgbus_stream_writer(ngx_http_request_t *r);
+static ngx_pool_t *ngx_http_msgbus_stream_pool(ngx_http_request_t *r);
+static void ngx_http_msgbus_stream_sent(ngx_http_request_t *r);
 static void ngx_http_msgbus_retry(ngx_http_msgbus_waiter_t *wt);
 static void ngx_http_msgbus_figures(ngx_http_msgbus_slot_t *slot);
 static ngx_int_t ngx_http_msgbus_status_handler(ngx_http_request_t *r);
@@ -1321,6 +1324,11 @@ ngx_http_msgbus_waiter_cleanup(void *data)
 {
     ngx_http_msgbus_waiter_t  *wt = data;
 
+    if (wt->pool) {
+        ngx_destroy_pool(wt->pool);
+        wt->pool = NULL;
+    }
+
     if (wt->watch) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, wt->timer.log, 0,
                        "msgbus notify: waiter gone");
@@ -1355,7 +1363,7 @@ ngx_http_msgbus_waiter_timer(ngx_event_t *ev)
     /* a stream's comment line: proxies and clients see it alive */
 
     ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = wt->request->pool;
+    jb.pool = ngx_http_msgbus_stream_pool(wt->request);
 
     mlcf = ngx_http_get_module_loc_conf(wt->request, ngx_http_msgbus_module);
 
@@ -1823,7 +1831,7 @@ ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt, bson_iter_t *docs,
     ctx = wt->ctx;
 
     ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    jb.pool = ngx_http_msgbus_stream_pool(r);
 
     if (ctx->gap_check) {
         ctx->gap_check = 0;
@@ -2011,7 +2019,11 @@ ngx_http_msgbus_stream_send(ngx_http_request_t *r, ngx_http_msgbus_jbuf_t *jb,
     ngx_chain_t                out;
     ngx_http_core_loc_conf_t  *clcf;
 
-    b = ngx_calloc_buf(r->pool);
+    if (jb->pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    b = ngx_calloc_buf(jb->pool);
     if (b == NULL) {
         return NGX_ERROR;
     }
@@ -2053,7 +2065,51 @@ ngx_http_msgbus_stream_send(ngx_http_request_t *r, ngx_http_msgbus_jbuf_t *jb,
         return NGX_AGAIN;
     }
 
+    ngx_http_msgbus_stream_sent(r);
+
     return rc;
+}
+
+
+/*
+ * A stream's events are made in a pool of their own, dropped once they
+ * are sent: a stream that lives for days does not grow its request's.
+ */
+
+static ngx_pool_t *
+ngx_http_msgbus_stream_pool(ngx_http_request_t *r)
+{
+    ngx_http_msgbus_ctx_t     *ctx;
+    ngx_http_msgbus_waiter_t  *wt;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgbus_module);
+    wt = ctx ? ctx->waiter : NULL;
+
+    if (wt == NULL) {
+        return r->pool;
+    }
+
+    if (wt->pool == NULL) {
+        wt->pool = ngx_create_pool(4096, r->connection->log);
+    }
+
+    return wt->pool;
+}
+
+
+static void
+ngx_http_msgbus_stream_sent(ngx_http_request_t *r)
+{
+    ngx_http_msgbus_ctx_t     *ctx;
+    ngx_http_msgbus_waiter_t  *wt;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_msgbus_module);
+    wt = ctx ? ctx->waiter : NULL;
+
+    if (wt && wt->pool) {
+        ngx_destroy_pool(wt->pool);
+        wt->pool = NULL;
+    }
 }
 
 
@@ -2108,6 +2164,8 @@ ngx_http_msgbus_stream_writer(ngx_http_request_t *r)
     if (wev->timer_set) {
         ngx_del_timer(wev);
     }
+
+    ngx_http_msgbus_stream_sent(r);
 
     if (wt == NULL || wt->watch == NULL) {
         /* the last chunk is out */
