@@ -1,6 +1,7 @@
 # Long-polls, claims that wait, event streams and the status, request by
 # request: parameters, what a wait ends with, a stream's headers and
-# first bytes, the status's shape.  The timing and the concurrency
+# first bytes (t/util/realtime.py first: a client that hangs up), the
+# status's shape.  The timing and the concurrency
 # (wake-ups across workers, aborts, resume, reload, two nginx) are in
 # t/041-realtime.t.
 
@@ -93,72 +94,20 @@ __DATA__
 
 
 
-=== TEST 5: a stream: its headers, then a comment and the queue's messages as events
+=== TEST 5: a stream: status, headers, a comment, then the messages as events; resumed after ?last_event_id=; a bad resume point is 400
 --- config
     location / { msgbus; }
 --- init
-Msgbus::Test::mongo('insert-messages', $ENV{TEST_NGINX_PROJECT}, 'lp5', 2);
---- raw_request eval
-"GET /v2/queues/lp5/messages HTTP/1.0\r
-Host: localhost\r
-Accept: text/event-stream\r
-Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\r
-X-Project-ID: $ENV{TEST_NGINX_PROJECT}\r
-\r
-"
---- timeout: 1.5
---- abort
---- response_headers
-Content-Type: text/event-stream
-Cache-Control: no-cache
-X-Accel-Buffering: no
---- response_body_like eval
-'^: msgbus stream\n\nid: 1\nevent: message\ndata: \{"id": "[0-9a-f]{24}", "href": "/v2/queues/lp5/messages/[0-9a-f]{24}", "ttl": 3600, "age": \d+, "body": \{"n": 0\}\}\n\nid: 2\nevent: message\ndata: \{"id": "[0-9a-f]{24}", "href": "/v2/queues/lp5/messages/[0-9a-f]{24}", "ttl": 3600, "age": \d+, "body": \{"n": 1\}\}\n\n$'
---- no_error_log
-[error]
-
-
-
-=== TEST 6: a stream resumes after ?last_event_id= (or Last-Event-ID), which must be a marker
---- config
-    location / { msgbus; }
---- init
-Msgbus::Test::mongo('insert-messages', $ENV{TEST_NGINX_PROJECT}, 'lp6', 2);
---- raw_request eval
-"GET /v2/queues/lp6/messages?last_event_id=1 HTTP/1.0\r
-Host: localhost\r
-Accept: text/event-stream\r
-Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\r
-X-Project-ID: $ENV{TEST_NGINX_PROJECT}\r
-\r
-"
---- timeout: 1.5
---- abort
---- response_body_like eval
-'^: msgbus stream\n\nid: 2\nevent: message\ndata: \{"id": "[0-9a-f]{24}", "href": "/v2/queues/lp6/messages/[0-9a-f]{24}", "ttl": 3600, "age": \d+, "body": \{"n": 1\}\}\n\n$'
---- no_error_log
-[error]
-
-
-
-=== TEST 7: a resume point that is not a marker: 400 before the stream starts
---- config
-    location / { msgbus; }
---- more_headers eval
-"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}\nAccept: text/event-stream\nLast-Event-ID: abc"
+Msgbus::Test::realtime('first');
 --- request
-GET /v2/queues/lp7/messages
---- error_code: 400
---- response_headers
-Content-Type: application/json
---- response_body eval
-'{"title": "Invalid API request", "description": "The last event id must be a message marker."}'
+GET /v2/ping
+--- error_code: 204
 --- no_error_log
 [error]
 
 
 
-=== TEST 8: the status: JSON per worker and summed; Prometheus text by Accept
+=== TEST 6: the status: JSON per worker and summed; Prometheus text by Accept
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
@@ -189,7 +138,7 @@ Content-Type: application/json
 
 
 
-=== TEST 9: msgbus_sse_ping below a second fails "nginx -t"
+=== TEST 7: msgbus_sse_ping below a second fails "nginx -t"
 --- config
     location / { msgbus; msgbus_sse_ping 500ms; }
 --- must_die

@@ -24,16 +24,6 @@ plan('no_plan');
 
 $ENV{TEST_NGINX_PROJECT} = "t041-$$-" . time;
 
-sub scenario {
-    my ($name) = @_;
-    my $port = Test::Nginx::Socket::server_port();
-    my $pid = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '/logs/nginx.pid';
-    my $out = `/usr/bin/python3 t/util/realtime.py --port $port --project '$ENV{TEST_NGINX_PROJECT}' --pid-file '$pid' --mongodb '$ENV{TEST_NGINX_MONGODB_URI}' --binary '$ENV{TEST_NGINX_BINARY}' --module '$ENV{TEST_NGINX_LOAD_MODULES}' $name 2>&1`;
-    Test::More::note($_) for grep { /^$name: / } split /\n/, $out;
-    Test::More::ok($? == 0 && $out =~ /^OK$/m, "$name: as expected")
-        or Test::More::diag($out);
-}
-
 workers(2);
 no_shuffle();
 run_tests();
@@ -45,7 +35,7 @@ __DATA__
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
 --- init
-main::scenario('wake');
+Msgbus::Test::realtime('wake');
 --- request
 GET /v2/ping
 --- error_code: 204
@@ -59,7 +49,7 @@ GET /v2/ping
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
 --- init
-main::scenario('abort');
+Msgbus::Test::realtime('abort');
 --- request
 GET /v2/ping
 --- error_code: 204
@@ -73,7 +63,7 @@ GET /v2/ping
     location / { msgbus; msgbus_sse_ping 1s; }
     location = /msgbus_status { msgbus_status; }
 --- init
-main::scenario('stream');
+Msgbus::Test::realtime('stream');
 --- request
 GET /v2/ping
 --- error_code: 204
@@ -87,7 +77,7 @@ GET /v2/ping
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
 --- init
-main::scenario('gap');
+Msgbus::Test::realtime('gap');
 --- request
 GET /v2/ping
 --- error_code: 204
@@ -101,7 +91,7 @@ GET /v2/ping
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
 --- init
-main::scenario('claim');
+Msgbus::Test::realtime('claim');
 --- request
 GET /v2/ping
 --- error_code: 204
@@ -115,7 +105,7 @@ GET /v2/ping
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
 --- init
-main::scenario('reload');
+Msgbus::Test::realtime('reload');
 --- request
 GET /v2/ping
 --- error_code: 204
@@ -129,7 +119,7 @@ GET /v2/ping
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
 --- init
-main::scenario('nodes');
+Msgbus::Test::realtime('nodes');
 --- request
 GET /v2/ping
 --- error_code: 204

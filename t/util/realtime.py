@@ -6,6 +6,9 @@
 #   realtime.py --port PORT --project P --mongodb URI --binary NGINX
 #               --module SO nodes
 #
+# first     a stream's status, headers and first bytes: a comment, then
+#           the queue's messages as events; resumed after ?last_event_id=,
+#           only the later one; a resume point that is not a marker: 400.
 # wake      16 long-polls spread over the workers (the status shows
 #           waiters in 2 of them); one post wakes them all within a second.
 #           16 more after the new marker wait without asking the store
@@ -32,6 +35,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -336,6 +340,55 @@ def gap(bus, o):
           'no gap after 2')
 
 
+def first(bus, o):
+    queue = q()
+    ids = bus.post(queue, [{'n': 0}, {'n': 1}])
+    msg = (r'id: %%d\nevent: message\ndata: \{"id": "%%s", "href": '
+           r'"/v2/queues/%s/messages/%%s", "ttl": 3600, "age": \d+, '
+           r'"body": \{"n":%%d\}\}\n\n' % queue)
+    for resume, want in ((None, [0, 1]), (1, [1])):
+        s = socket.create_connection(('127.0.0.1', bus.port), timeout=10)
+        h = ''.join('%s: %s\r\n' % kv for kv in bus.headers(extra={
+            'Accept': 'text/event-stream'}).items())
+        path = '/v2/queues/%s/messages' % queue
+        if resume:
+            path += '?last_event_id=%d' % resume
+        s.sendall(('GET %s HTTP/1.0\r\nHost: localhost\r\n%s\r\n'
+                   % (path, h)).encode())
+        data = b''
+        end = time.time() + 10
+        while data.count(b'event: message') < len(want) \
+                and time.time() < end:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        time.sleep(0.3)             # nothing else may follow
+        s.setblocking(False)
+        try:
+            data += s.recv(65536)
+        except BlockingIOError:
+            pass
+        s.close()
+        head, _, body = data.decode().partition('\r\n\r\n')
+        print('first: after %s: %s' % (resume, body.replace('\n', '|')))
+        check(head.startswith('HTTP/1.1 200 OK'), 'status: %s' % head[:40])
+        for hv in ('Content-Type: text/event-stream',
+                   'Cache-Control: no-cache', 'X-Accel-Buffering: no'):
+            check(hv in head.split('\r\n'), 'header %s' % hv)
+        pat = '^: msgbus stream\n\n' + ''.join(
+            msg % (n + 1, ids[n], ids[n], n) for n in want) + '$'
+        check(re.match(pat, body) is not None, 'stream bytes: %r' % body)
+
+    status, body = bus.request('GET', '/v2/queues/%s/messages' % queue,
+                               extra={'Accept': 'text/event-stream',
+                                      'Last-Event-ID': 'abc'})
+    check(status == 400 and body == {
+        'title': 'Invalid API request',
+        'description': 'The last event id must be a message marker.'},
+        'a bad resume point: %s %s' % (status, body))
+
+
 def claim(bus, o):
     queue = q()
     claims = [LongPoll(bus, 'POST', '/v2/queues/%s/claims?wait=3' % queue,
@@ -468,7 +521,7 @@ http {
                          '-s', 'stop'])
 
 
-SCENARIOS = {'wake': wake, 'abort': abort, 'stream': stream, 'gap': gap,
+SCENARIOS = {'first': first, 'wake': wake, 'abort': abort, 'stream': stream, 'gap': gap,
              'claim': claim, 'reload': reload, 'nodes': nodes}
 
 

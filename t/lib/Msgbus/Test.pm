@@ -227,4 +227,16 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
     }
 });
 
+# A scenario of t/util/realtime.py against the block's nginx: one
+# assertion (it printed OK), its measurements as notes.
+sub realtime {
+    my ($name) = @_;
+    my $port = Test::Nginx::Socket::server_port();
+    my $pid = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '/logs/nginx.pid';
+    my $out = `/usr/bin/python3 t/util/realtime.py --port $port --project '$ENV{TEST_NGINX_PROJECT}' --pid-file '$pid' --mongodb '$ENV{TEST_NGINX_MONGODB_URI}' --binary '$ENV{TEST_NGINX_BINARY}' --module '$ENV{TEST_NGINX_LOAD_MODULES}' $name 2>&1`;
+    Test::More::note($_) for grep { /^$name: / } split /\n/, $out;
+    Test::More::ok($? == 0 && $out =~ /^OK$/m, "$name: as expected")
+        or Test::More::diag($out);
+}
+
 1;
