@@ -535,6 +535,18 @@ def main():
     a.add_argument('--module')
     a.add_argument('scenario', choices=sorted(SCENARIOS))
     o = a.parse_args()
+
+    # nginx may still be starting (under valgrind it takes seconds)
+    end = time.time() + 30
+    while True:
+        try:
+            socket.create_connection(('127.0.0.1', o.port), timeout=5).close()
+            break
+        except OSError:
+            if time.time() > end:
+                raise
+            time.sleep(0.1)
+
     SCENARIOS[o.scenario](Bus(o.port, o.project), o)
     if FAILURES:
         print('FAILED: %d' % len(FAILURES))
