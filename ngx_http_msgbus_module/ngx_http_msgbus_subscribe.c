@@ -100,6 +100,7 @@ typedef struct {
     ngx_pool_t                  *pool;        /* of the find in flight */
     ngx_http_msgbus_mongo_op_t  *op;
     unsigned                    again:1;
+    unsigned                    poll:1;      /* again, from the store */
     unsigned                    active:1;
     unsigned                    known:1;     /* tail, at version seen */
     u_char                      db_data[64 + sizeof("_messages_p")
@@ -1464,14 +1465,11 @@ ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t flags)
         return;
     }
 
-    if (w->pool) {
-        w->again = 1;
-        return;
-    }
-
     /*
      * what this node posted lately serves the readers without the store
-     * when it has every marker after theirs; else (and to poll) a find
+     * when it has every marker after theirs, even while a find is in
+     * flight (a poll's must not hold a post's wake-up back); else (and
+     * to poll) a find
      */
 
     for (rounds = 0; /* void */; rounds++) {
@@ -1515,6 +1513,13 @@ ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t flags)
         bson_destroy(&reply);
     }
 
+    if (w->pool) {
+        /* the find in flight ends with another look */
+        w->again = 1;
+        w->poll |= (flags & NGX_HTTP_MSGBUS_STORE) ? 1 : 0;
+        return;
+    }
+
     w->pool = ngx_create_pool(2048, ngx_cycle->log);
     if (w->pool == NULL) {
         return;
@@ -1529,6 +1534,7 @@ ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t flags)
     }
 
     w->again = 0;
+    w->poll = 0;
     w->scan = scan;
 
     bson_init(&cmd);
@@ -1618,9 +1624,12 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_t *reply,
         n++;
     }
 
-    /* not a full batch: nothing lives after its last marker */
+    /*
+     * not a full batch: nothing lives after its last marker (a find that
+     * began before a recall may say less: the tail only moves on)
+     */
 
-    if (n < NGX_HTTP_MSGBUS_FETCH) {
+    if (n < NGX_HTTP_MSGBUS_FETCH && (!w->known || tail > w->tail)) {
         w->tail = tail;
         w->known = 1;
     }
@@ -1634,6 +1643,12 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_t *reply,
         next = ngx_queue_next(q);
         wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
 
+        if (wt->scan < scan) {
+            /* it came during the find, asking for older: the next one */
+            more = 1;
+            continue;
+        }
+
         more |= ngx_http_msgbus_deliver(wt, reply,
                                         n == NGX_HTTP_MSGBUS_FETCH);
     }
@@ -1645,7 +1660,7 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_t *reply,
 static void
 ngx_http_msgbus_fetch_end(ngx_http_msgbus_watch_t *w)
 {
-    ngx_uint_t  again;
+    ngx_uint_t  again, poll;
 
     if (w->pool) {
         ngx_destroy_pool(w->pool);
@@ -1654,7 +1669,9 @@ ngx_http_msgbus_fetch_end(ngx_http_msgbus_watch_t *w)
     }
 
     again = w->again;
+    poll = w->poll;
     w->again = 0;
+    w->poll = 0;
 
     if (w->queue.next == &w->queue) {
         /* the worker shut down meanwhile */
@@ -1662,7 +1679,7 @@ ngx_http_msgbus_fetch_end(ngx_http_msgbus_watch_t *w)
     }
 
     if (again && !ngx_queue_empty(&w->readers)) {
-        ngx_http_msgbus_refresh(w, 0);
+        ngx_http_msgbus_refresh(w, poll ? NGX_HTTP_MSGBUS_STORE : 0);
         return;
     }
 

@@ -9,7 +9,9 @@
 # - reload: a HUP answers every long-poll, claim and stream, and the old
 #   workers exit;
 # - nodes: a second nginx on the same store sees a post within
-#   msgbus_poll_interval (500ms) + 50 ms.
+#   msgbus_poll_interval (500ms) + 50 ms;
+# - joiners: readers that come while a find is in flight, asking for
+#   older messages, get their own page (or resume) from where they asked.
 
 use lib 't/lib';
 use Test::Nginx::Socket;
@@ -120,6 +122,23 @@ GET /v2/ping
     location = /msgbus_status { msgbus_status; }
 --- init
 Msgbus::Test::realtime('nodes');
+--- request
+GET /v2/ping
+--- error_code: 204
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: joiners: readers that come during a find get their own page
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
+    msgbus_poll_interval 20ms;
+--- config
+    location / { msgbus; }
+    location = /msgbus_status { msgbus_status; }
+--- init
+Msgbus::Test::realtime('joiners');
 --- request
 GET /v2/ping
 --- error_code: 204

@@ -521,8 +521,59 @@ http {
                          '-s', 'stop'])
 
 
+def joiners(bus, o):
+    """Readers that come while the watch's find is in flight (a poll every
+    20 ms, posts all along), asking for older messages than the others:
+    each gets its own page and resume, from where it asked."""
+    queue = q()
+    bus.post(queue, [{'n': 0}, {'n': 1}, {'n': 2}])
+    tails = [Stream(bus, queue) for _ in range(4)]
+    for t in tails:
+        t.start()
+    check(bus.wait_for('stream', 4), 'the status shows 4 streams')
+
+    done = threading.Event()
+
+    def poster():
+        while not done.is_set():
+            bus.post(queue, [{'n': 'later'}])
+
+    posters = [threading.Thread(target=poster, daemon=True) for _ in range(2)]
+    for t in posters:
+        t.start()
+    polls, streams = [], []
+    for i in range(120):
+        p = LongPoll(bus, 'GET', '/v2/queues/%s/messages?wait=5&echo=true'
+                     '&limit=1' % queue)
+        s = Stream(bus, queue, last_id=1, stop_after=1)
+        p.start()
+        s.start()
+        polls.append(p)
+        streams.append(s)
+        time.sleep(0.02)
+    for t in polls + streams:
+        t.join(10)
+    done.set()
+    for t in posters:
+        t.join(10)
+    for t in tails:
+        t.abort()
+    firsts = [p.result['messages'][0]['body']['n'] if p.status == 200
+              and p.result['messages'] else p.status for p in polls]
+    resumed = [(s.events[0][0], s.events[0][1]) if s.events else s.error
+               for s in streams]
+    wrong = [f for f in firsts if f != 0]
+    gaps = [e for e in resumed if e != ('message', '2')]
+    print('joiners: 120 long-polls from the start, %d wrong (%s); 120 '
+          'streams from marker 1, %d wrong (%s)'
+          % (len(wrong), wrong[:5], len(gaps), gaps[:5]))
+    check(not wrong, 'every long-poll got the first message')
+    check(not gaps, 'every stream resumed at marker 2, without a gap')
+
+
 SCENARIOS = {'first': first, 'wake': wake, 'abort': abort, 'stream': stream, 'gap': gap,
-             'claim': claim, 'reload': reload, 'nodes': nodes}
+             'claim': claim, 'reload': reload, 'nodes': nodes,
+             'joiners': joiners}
 
 
 def main():
