@@ -107,6 +107,10 @@ def run_one(o, name, store_uri, longpoll, sse, rate, tag):
                '-posters', str(o.posters), '-wait', '60',
                '-deadline', o.deadline,
                '-pids', ','.join(map(str, pids))]
+        if o.dump:
+            os.makedirs(o.dump, exist_ok=True)
+            cmd += ['-dump', os.path.join(o.dump, '%s-%d-%d-%g.csv'
+                                          % (name, longpoll, sse, rate))]
         print('bench-realtime: %s' % ' '.join(cmd), flush=True)
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         if r.returncode != 0:
@@ -156,6 +160,8 @@ def main():
     a.add_argument('--posters', type=int,
                    default=int(os.environ.get('POSTERS', 1)))
     a.add_argument('--contenders', default='msgbus,nchan')
+    a.add_argument('--dump', default=os.environ.get('DUMP', ''),
+                   help='a folder for every receipt, one CSV per run')
     a.add_argument('--steps', default=os.environ.get('STEPS', ''),
                    help='more "longpoll:sse:rate" runs, space-separated')
     o = a.parse_args()

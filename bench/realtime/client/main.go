@@ -38,6 +38,7 @@ var (
 	settle    = flag.Duration("settle", 3*time.Second, "wait for clients to park")
 	wait      = flag.String("wait", "20", "msgbus long-poll ?wait=")
 	deadline  = flag.Duration("deadline", 0, "stop posting after (default: 2 x duration + 10s)")
+	dump      = flag.String("dump", "", "write every receipt to this CSV file (kind,client,seq,sent_ms,answered_ms,received_ms)")
 )
 
 var start = time.Now()
@@ -275,6 +276,7 @@ func main() {
 	// posts at the rate, open loop, at most -posters in flight
 	n := int(*rate * duration.Seconds())
 	t201 := make([]int64, n)
+	tsent := make([]int64, n)
 	status := make(map[int]int)
 	var smu sync.Mutex
 	slots := make(chan struct{}, *posters)
@@ -298,6 +300,7 @@ func main() {
 		wg.Add(1)
 		go func(seq int) {
 			defer wg.Done()
+			tsent[seq] = now()
 			at, code := post(seq, "00000000-0000-4000-a000-000000000001")
 			t201[seq] = at
 			smu.Lock()
@@ -357,6 +360,37 @@ func main() {
 	out["sse_latency"] = collect(ss)
 	all := append(append([]*client{}, lp...), ss...)
 	out["all_latency"] = collect(all)
+	if *dump != "" {
+		writeDump(*dump, n, tsent, t201, lp, ss)
+	}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
+}
+
+// writeDump writes each receipt, in ms since the client started, for a closer
+// look at where the tail comes from.
+func writeDump(path string, n int, tsent, t201 []int64, lp, ss []*client) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	defer w.Flush()
+	fmt.Fprintln(w, "kind,client,seq,sent_ms,answered_ms,received_ms")
+	ms := func(t int64) float64 { return float64(t) / 1e6 }
+	for kind, cs := range map[string][]*client{"longpoll": lp, "sse": ss} {
+		for i, c := range cs {
+			c.mu.Lock()
+			for _, r := range c.receipts {
+				if int(r.seq) >= n {
+					continue
+				}
+				fmt.Fprintf(w, "%s,%d,%d,%.3f,%.3f,%.3f\n", kind, i, r.seq,
+					ms(tsent[r.seq]), ms(t201[r.seq]), ms(r.at))
+			}
+			c.mu.Unlock()
+		}
+	}
 }
