@@ -303,6 +303,8 @@ ngx_http_msgbus_claim_created(ngx_http_request_t *r,
     u_char           *p;
     ngx_table_elt_t  *h;
 
+    ngx_http_msgbus_claimed(ctx);
+
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

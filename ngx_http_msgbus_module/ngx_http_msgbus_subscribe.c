@@ -52,6 +52,7 @@ typedef struct {
     ngx_atomic_t                wakeups;     /* waiters answered by a post */
     ngx_atomic_t                timeouts;
     ngx_atomic_t                fetches;     /* finds for the waiters */
+    ngx_atomic_t                retries;     /* waiting claims tried again */
     ngx_atomic_t                polls;
     ngx_atomic_t                events;      /* stream events sent */
     ngx_atomic_t                requests;
@@ -93,6 +94,8 @@ typedef struct {
     ngx_queue_t                 claimers;
     ngx_uint_t                  bucket;
     ngx_atomic_uint_t           seen;        /* version a find began at */
+    ngx_atomic_uint_t           claim_seen;  /* version claimers tried at */
+    ngx_uint_t                  tries;       /* claimers to try again */
     int64_t                     scan;        /* the find's: after this */
     int64_t                     tail;        /* no live message after it */
     ngx_msec_t                  idle;        /* since, without waiters */
@@ -159,14 +162,16 @@ static void ngx_http_msgbus_tick_start(ngx_msec_t delay);
 static ngx_uint_t ngx_http_msgbus_bucket(ngx_str_t *scoped);
 static ngx_http_msgbus_watch_t *ngx_http_msgbus_watch(
     ngx_http_msgbus_ctx_t *ctx);
+static ngx_http_msgbus_watch_t *ngx_http_msgbus_watch_lookup(
+    ngx_str_t *scoped);
 static void ngx_http_msgbus_watch_release(ngx_http_msgbus_watch_t *w);
+static ngx_uint_t ngx_http_msgbus_known_empty(ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_wait(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_uint_t kind);
 static void ngx_http_msgbus_unpark(ngx_http_msgbus_waiter_t *wt);
 static void ngx_http_msgbus_waiter_cleanup(void *data);
 static void ngx_http_msgbus_waiter_timer(ngx_event_t *ev);
-static void ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt,
-    ngx_uint_t end);
+static void ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt);
 static void ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w,
     ngx_uint_t flags);
 static ngx_int_t ngx_http_msgbus_recall(ngx_str_t *scoped, uint32_t hash,
@@ -186,6 +191,8 @@ static ngx_int_t ngx_http_msgbus_stream_send(ngx_http_request_t *r,
 static void ngx_http_msgbus_stream_writer(ngx_http_request_t *r);
 static ngx_pool_t *ngx_http_msgbus_stream_pool(ngx_http_request_t *r);
 static void ngx_http_msgbus_stream_sent(ngx_http_request_t *r);
+static void ngx_http_msgbus_claimers(ngx_http_msgbus_watch_t *w,
+    ngx_uint_t poll);
 static void ngx_http_msgbus_retry(ngx_http_msgbus_waiter_t *wt);
 static void ngx_http_msgbus_figures(ngx_http_msgbus_slot_t *slot);
 static ngx_int_t ngx_http_msgbus_status_handler(ngx_http_request_t *r);
@@ -847,6 +854,9 @@ ngx_http_msgbus_wake_handler(ngx_event_t *ev)
 
         if (wk->shm->version[w->bucket] != w->seen) {
             ngx_http_msgbus_refresh(w, NGX_HTTP_MSGBUS_CLAIMERS);
+
+        } else if (w->tries) {
+            ngx_http_msgbus_claimers(w, 0);
         }
     }
 }
@@ -919,7 +929,7 @@ ngx_http_msgbus_tick_handler(ngx_event_t *ev)
             }
 
             wt = ngx_queue_data(wq, ngx_http_msgbus_waiter_t, queue);
-            ngx_http_msgbus_answer(wt, 1);
+            ngx_http_msgbus_answer(wt);
         }
 
         return;
@@ -969,22 +979,28 @@ ngx_http_msgbus_tick_handler(ngx_event_t *ev)
 
 
 static ngx_http_msgbus_watch_t *
+ngx_http_msgbus_watch_lookup(ngx_str_t *scoped)
+{
+    return (ngx_http_msgbus_watch_t *)
+               ngx_str_rbtree_lookup(&ngx_http_msgbus_worker.tree, scoped,
+                                     ngx_crc32_long(scoped->data,
+                                                    scoped->len));
+}
+
+
+static ngx_http_msgbus_watch_t *
 ngx_http_msgbus_watch(ngx_http_msgbus_ctx_t *ctx)
 {
-    uint32_t                   hash;
     ngx_queue_t               *q;
-    ngx_str_node_t            *sn;
     ngx_http_msgbus_watch_t   *w;
     ngx_http_msgbus_worker_t  *wk;
 
     wk = &ngx_http_msgbus_worker;
 
-    hash = ngx_crc32_long(ctx->scoped.data, ctx->scoped.len);
+    w = ngx_http_msgbus_watch_lookup(&ctx->scoped);
 
-    sn = ngx_str_rbtree_lookup(&wk->tree, &ctx->scoped, hash);
-
-    if (sn) {
-        return (ngx_http_msgbus_watch_t *) sn;
+    if (w) {
+        return w;
     }
 
     if (ctx->scoped.len > NGX_HTTP_MSGBUS_SCOPED_MAX
@@ -1007,7 +1023,7 @@ ngx_http_msgbus_watch(ngx_http_msgbus_ctx_t *ctx)
 
     ngx_memzero(w, sizeof(ngx_http_msgbus_watch_t));
 
-    w->sn.node.key = hash;
+    w->sn.node.key = ngx_crc32_long(ctx->scoped.data, ctx->scoped.len);
     w->sn.str.data = w->key;
     w->sn.str.len = ctx->scoped.len;
     ngx_memcpy(w->key, ctx->scoped.data, ctx->scoped.len);
@@ -1016,8 +1032,9 @@ ngx_http_msgbus_watch(ngx_http_msgbus_ctx_t *ctx)
     w->db.len = ctx->db.len;
     ngx_memcpy(w->db_data, ctx->db.data, ctx->db.len);
 
-    w->bucket = hash % NGX_HTTP_MSGBUS_BUCKETS;
+    w->bucket = w->sn.node.key % NGX_HTTP_MSGBUS_BUCKETS;
     w->seen = wk->shm->version[w->bucket];
+    w->claim_seen = w->seen;
 
     ngx_queue_init(&w->readers);
     ngx_queue_init(&w->claimers);
@@ -1073,28 +1090,21 @@ ngx_http_msgbus_watch_release(ngx_http_msgbus_watch_t *w)
  * others.
  */
 
-ngx_uint_t
+static ngx_uint_t
 ngx_http_msgbus_known_empty(ngx_http_msgbus_ctx_t *ctx)
 {
-    int64_t                    scan;
-    ngx_str_node_t            *sn;
-    ngx_http_msgbus_watch_t   *w;
-    ngx_http_msgbus_worker_t  *wk;
+    int64_t                   scan;
+    ngx_http_msgbus_watch_t  *w;
 
-    wk = &ngx_http_msgbus_worker;
-
-    if (wk->shm == NULL || ctx->wait == 0) {
+    if (ngx_http_msgbus_worker.shm == NULL || ctx->wait == 0) {
         return 0;
     }
 
-    sn = ngx_str_rbtree_lookup(&wk->tree, &ctx->scoped,
-                               ngx_crc32_long(ctx->scoped.data,
-                                              ctx->scoped.len));
-    if (sn == NULL) {
+    w = ngx_http_msgbus_watch_lookup(&ctx->scoped);
+    if (w == NULL) {
         return 0;
     }
 
-    w = (ngx_http_msgbus_watch_t *) sn;
     scan = (ctx->after == INT64_MAX) ? INT64_MIN : ctx->after;
 
     /*
@@ -1269,10 +1279,22 @@ ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     version = ngx_http_msgbus_queue_version(ctx);
 
-    if (kind == NGX_HTTP_MSGBUS_WAIT_STREAM
-        || (kind == NGX_HTTP_MSGBUS_WAIT_LIST && !known)
-        || version != ctx->version
-        || version != w->seen)
+    if (kind == NGX_HTTP_MSGBUS_WAIT_CLAIM) {
+
+        /* a post during its attempt: it tries again */
+
+        if (version != ctx->version) {
+            w->tries++;
+
+            if (!wk->wake.posted) {
+                ngx_post_event(&wk->wake, &ngx_posted_events);
+            }
+        }
+
+    } else if (kind == NGX_HTTP_MSGBUS_WAIT_STREAM
+               || (kind == NGX_HTTP_MSGBUS_WAIT_LIST && !known)
+               || version != ctx->version
+               || version != w->seen)
     {
         w->seen = version - 1;
 
@@ -1357,7 +1379,7 @@ ngx_http_msgbus_waiter_timer(ngx_event_t *ev)
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0,
                        "msgbus notify: waiter timed out");
 
-        ngx_http_msgbus_answer(wt, 1);
+        ngx_http_msgbus_answer(wt);
         return;
     }
 
@@ -1371,7 +1393,7 @@ ngx_http_msgbus_waiter_timer(ngx_event_t *ev)
     if (ngx_http_msgbus_jbuf_literal(&jb, ": ping\n\n") != NGX_OK
         || ngx_http_msgbus_stream_send(wt->request, &jb, 0) == NGX_ERROR)
     {
-        ngx_http_msgbus_answer(wt, 1);
+        ngx_http_msgbus_answer(wt);
         return;
     }
 
@@ -1381,11 +1403,11 @@ ngx_http_msgbus_waiter_timer(ngx_event_t *ev)
 
 /*
  * The end of a wait: a long-poll gets its empty page, a claim 204, a
- * stream its last chunk (end); or just what it got (stream, not end).
+ * stream its last chunk.
  */
 
 static void
-ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt, ngx_uint_t end)
+ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt)
 {
     ngx_int_t                rc;
     ngx_connection_t        *c;
@@ -1413,7 +1435,6 @@ ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt, ngx_uint_t end)
         jb.pool = r->pool;
         rc = ngx_http_msgbus_stream_send(r, &jb, 1);
         rc = (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
-        (void) end;
     }
 
     ngx_http_msgbus_finalize(r, rc);
@@ -1434,30 +1455,14 @@ ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t flags)
     int64_t                    scan;
     bson_t                     cmd, filter, order, cond, reply;
     ngx_uint_t                 rounds;
-    ngx_queue_t               *q, *next, retry;
+    ngx_queue_t               *q;
     ngx_http_msgbus_waiter_t  *wt;
     ngx_http_msgbus_worker_t  *wk;
 
     wk = &ngx_http_msgbus_worker;
 
-    if ((flags & NGX_HTTP_MSGBUS_CLAIMERS) && !ngx_queue_empty(&w->claimers))
-    {
-        w->seen = wk->shm->version[w->bucket];
-
-        /* the retries may park again: they go from a list of their own */
-
-        ngx_queue_init(&retry);
-        ngx_queue_add(&retry, &w->claimers);
-        ngx_queue_init(&w->claimers);
-
-        for (q = ngx_queue_head(&retry);
-             q != ngx_queue_sentinel(&retry);
-             q = next)
-        {
-            next = ngx_queue_next(q);
-            wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
-            ngx_http_msgbus_retry(wt);
-        }
+    if (flags & NGX_HTTP_MSGBUS_CLAIMERS) {
+        ngx_http_msgbus_claimers(w, flags & NGX_HTTP_MSGBUS_STORE);
     }
 
     if (ngx_queue_empty(&w->readers)) {
@@ -2196,6 +2201,79 @@ ngx_http_msgbus_stream_writer(ngx_http_request_t *r)
 
 /* a claimer tries again, out of the watch until it knows */
 
+/*
+ * Waiting claimers try again, the longest waiting first: one for each
+ * post or release since they last did (a post may bring many messages:
+ * a claimer that wins brings on the next one, ngx_http_msgbus_claimed()),
+ * and one at each poll (claims expire, other nodes post).  Not all of
+ * them for every post: a thousand claimers would make a thousand claim
+ * attempts for one message.
+ */
+
+static void
+ngx_http_msgbus_claimers(ngx_http_msgbus_watch_t *w, ngx_uint_t poll)
+{
+    ngx_uint_t                 n;
+    ngx_atomic_uint_t          version;
+    ngx_queue_t               *q, *next, retry;
+    ngx_http_msgbus_waiter_t  *wt;
+
+    version = ngx_http_msgbus_worker.shm->version[w->bucket];
+
+    n = w->tries + (ngx_uint_t) (version - w->claim_seen) + (poll ? 1 : 0);
+
+    w->tries = 0;
+    w->claim_seen = version;
+
+    /* the retries may park again (last): they go from a list of their own */
+
+    ngx_queue_init(&retry);
+
+    while (n-- && !ngx_queue_empty(&w->claimers)) {
+        q = ngx_queue_head(&w->claimers);
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&retry, q);
+    }
+
+    for (q = ngx_queue_head(&retry);
+         q != ngx_queue_sentinel(&retry);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
+        ngx_http_msgbus_retry(wt);
+    }
+}
+
+
+/* a claim that waited won: there may be more, the next claimer tries */
+
+void
+ngx_http_msgbus_claimed(ngx_http_msgbus_ctx_t *ctx)
+{
+    ngx_http_msgbus_watch_t   *w;
+    ngx_http_msgbus_worker_t  *wk;
+
+    wk = &ngx_http_msgbus_worker;
+
+    if (ctx->waiter == NULL || wk->shm == NULL) {
+        return;
+    }
+
+    w = ngx_http_msgbus_watch_lookup(&ctx->scoped);
+
+    if (w == NULL || ngx_queue_empty(&w->claimers)) {
+        return;
+    }
+
+    w->tries++;
+
+    if (!wk->wake.posted) {
+        ngx_post_event(&wk->wake, &ngx_posted_events);
+    }
+}
+
+
 static void
 ngx_http_msgbus_retry(ngx_http_msgbus_waiter_t *wt)
 {
@@ -2212,7 +2290,12 @@ ngx_http_msgbus_retry(ngx_http_msgbus_waiter_t *wt)
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "msgbus notify: claimer tries again");
 
+    if (ngx_http_msgbus_worker.slot) {
+        (void) ngx_atomic_fetch_add(&ngx_http_msgbus_worker.slot->retries, 1);
+    }
+
     ctx->now = ngx_time();
+    ctx->version = ngx_http_msgbus_queue_version(ctx);
     ctx->attempts = 0;
     ctx->tried = 0;
     ctx->round = 0;
@@ -2354,6 +2437,8 @@ static ngx_http_msgbus_field_t  ngx_http_msgbus_fields[] = {
     ngx_http_msgbus_field(timeouts, "counter",
                           "long-polls and claims that timed out"),
     ngx_http_msgbus_field(fetches, "counter", "finds made for waiters"),
+    ngx_http_msgbus_field(retries, "counter",
+                          "claim attempts made again by waiting claims"),
     ngx_http_msgbus_field(polls, "counter",
                           "store polls for other nodes' posts"),
     ngx_http_msgbus_field(events, "counter", "stream message events sent"),

@@ -28,11 +28,11 @@ void ngx_http_msgbus_notify(ngx_http_request_t *r,
 void ngx_http_msgbus_forget(ngx_str_t *scoped);
 void ngx_http_msgbus_remember(ngx_http_msgbus_ctx_t *ctx, const bson_t *doc,
     int64_t k);
-ngx_uint_t ngx_http_msgbus_known_empty(ngx_http_msgbus_ctx_t *ctx);
 ngx_int_t ngx_http_msgbus_park(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 ngx_int_t ngx_http_msgbus_claim_none(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+void ngx_http_msgbus_claimed(ngx_http_msgbus_ctx_t *ctx);
 ngx_int_t ngx_http_msgbus_stream(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 ngx_uint_t ngx_http_msgbus_stream_wanted(ngx_http_request_t *r);

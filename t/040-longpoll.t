@@ -130,7 +130,7 @@ GET /v2/ping
  ""]
 --- response_body_like eval
 ['^\{"messages": \[\], "links": \[\]\}$',
- '^\{"workers": \[\{"worker": \d+, "pid": \d+, "requests": \d+, "errors_4xx": \d+, "errors_5xx": 0, "wakeups": \d+, "timeouts": \d+, "fetches": \d+, "polls": \d+, "events": \d+, "store_conns": \d+, "store_idle": \d+, "store_queued": 0, "store_commands": \d+, "store_failures": 0, "waiting": \{"long_poll": 0, "claim": 0, "stream": 0\}, "operations": \{.*"message_list": 1.*\}\}.*\], "total": \{"workers": \d+, "requests": [1-9]\d*, .*"timeouts": 1, .*"waiting": \{"long_poll": 0, "claim": 0, "stream": 0\}, "operations": \{"message_list": 1\}\}\}\n$',
+ '^\{"workers": \[\{"worker": \d+, "pid": \d+, "requests": \d+, "errors_4xx": \d+, "errors_5xx": 0, "wakeups": \d+, "timeouts": \d+, "fetches": \d+, "retries": \d+, "polls": \d+, "events": \d+, "store_conns": \d+, "store_idle": \d+, "store_queued": 0, "store_commands": \d+, "store_failures": 0, "waiting": \{"long_poll": 0, "claim": 0, "stream": 0\}, "operations": \{.*"message_list": 1.*\}\}.*\], "total": \{"workers": \d+, "requests": [1-9]\d*, .*"timeouts": 1, .*"waiting": \{"long_poll": 0, "claim": 0, "stream": 0\}, "operations": \{"message_list": 1\}\}\}\n$',
  '(?s)# TYPE msgbus_requests counter\nmsgbus_requests\{worker="\d+"\} \d+\n.*msgbus_requests_all 1\n.*msgbus_waiting\{worker="\d+",kind="stream"\} 0\n.*msgbus_operations\{worker="\d+",op="message_list"\} 1\n',
  '']
 --- no_error_log

@@ -11,7 +11,9 @@
 # - nodes: a second nginx on the same store sees a post within
 #   msgbus_poll_interval (500ms) + 50 ms;
 # - joiners: readers that come while a find is in flight, asking for
-#   older messages, get their own page (or resume) from where they asked.
+#   older messages, get their own page (or resume) from where they asked;
+# - claimers: one post brings one waiting claim on (and each win the
+#   next), not every claimer.
 
 use lib 't/lib';
 use Test::Nginx::Socket;
@@ -139,6 +141,23 @@ GET /v2/ping
     location = /msgbus_status { msgbus_status; }
 --- init
 Msgbus::Test::realtime('joiners');
+--- request
+GET /v2/ping
+--- error_code: 204
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: claimers: a post brings one claimer on, not all of them
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
+    msgbus_poll_interval 0;
+--- config
+    location / { msgbus; }
+    location = /msgbus_status { msgbus_status; }
+--- init
+Msgbus::Test::realtime('claimers');
 --- request
 GET /v2/ping
 --- error_code: 204

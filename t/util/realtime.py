@@ -571,9 +571,49 @@ def joiners(bus, o):
     check(not gaps, 'every stream resumed at marker 2, without a gap')
 
 
+def claimers(bus, o):
+    """Many claims wait, posts come: a claimer tries again for each post
+    (and one more for each win), not every claimer for every post."""
+    queue = q()
+    claims = [LongPoll(bus, 'POST', '/v2/queues/%s/claims?wait=5&limit=1'
+                       % queue, {'ttl': 60, 'grace': 60}) for _ in range(8)]
+    start = time.time()
+    for c in claims:
+        c.start()
+    check(bus.wait_for('claim', 8), 'the status shows 8 claims waiting')
+    workers = [w for w in bus.status()['workers'] if w['waiting']['claim']]
+    time.sleep(1.2)                 # the figures are a tick old at most
+    before = bus.status()['total']['retries']
+    ids = bus.post(queue, [{'n': 1}])
+    time.sleep(1.2)
+    one = bus.status()['total']['retries'] - before
+    won = [c for c in claims if c.status == 201]
+    ids += bus.post(queue, [{'n': 2}, {'n': 3}, {'n': 4}])
+    time.sleep(1)
+    won3 = [c for c in claims if c.status == 201]
+    for c in claims:
+        c.join(10)
+    lost = [c for c in claims if c.status == 204]
+    got = sorted(m['id'] for c in claims if c.status == 201
+                 for m in c.result['messages'])
+    print('claimers: 8 waiting in %d workers; one post: %d claimed after %d '
+          'attempts again; three more messages: %d claimed within a second; '
+          '%d got 204 after %.1f s' % (len(workers), len(won), one,
+                                       len(won3) - len(won), len(lost),
+                                       time.time() - start))
+    check(len(won) == 1, 'one claim won the first message, not %d' % len(won))
+    # one attempt in each worker that has claimers, one after the win;
+    # every claimer trying would be 8
+    check(one <= len(workers) + 1, '%d claims tried again for one post'
+          % one)
+    check(len(won3) == 4, 'the next three messages claimed within a second')
+    check(got == sorted(ids), 'each message claimed once: %s' % got)
+    check(len(lost) == 4, 'the others got 204')
+
+
 SCENARIOS = {'first': first, 'wake': wake, 'abort': abort, 'stream': stream, 'gap': gap,
              'claim': claim, 'reload': reload, 'nodes': nodes,
-             'joiners': joiners}
+             'joiners': joiners, 'claimers': claimers}
 
 
 def main():
