@@ -35,6 +35,7 @@ events { worker_connections 12000; }
 http {
     access_log off;
     client_body_temp_path %(dir)s/body;
+    %(extra)s
 %(http)s
     server {
         listen 127.0.0.1:%(port)d backlog=8192;
@@ -90,7 +91,8 @@ def run_one(o, name, store_uri, longpoll, sse, rate, tag):
     conf = load + '\n' + COMMON % {
         'dir': d, 'port': port,
         'nofile': resource.getrlimit(resource.RLIMIT_NOFILE)[1],
-        'http': http % {'uri': store_uri}, 'server': server}
+        'http': http % {'uri': store_uri}, 'server': server,
+        'extra': o.http_extra}
     with open(d + '/nginx.conf', 'w') as f:
         f.write(conf)
     subprocess.check_call([NGINX, '-p', d + '/', '-c', d + '/nginx.conf'])
@@ -160,6 +162,8 @@ def main():
     a.add_argument('--posters', type=int,
                    default=int(os.environ.get('POSTERS', 1)))
     a.add_argument('--contenders', default='msgbus,nchan')
+    a.add_argument('--http-extra', default=os.environ.get('HTTP_EXTRA', ''),
+                   help='more directives in http{}, for every contender')
     a.add_argument('--dump', default=os.environ.get('DUMP', ''),
                    help='a folder for every receipt, one CSV per run')
     a.add_argument('--steps', default=os.environ.get('STEPS', ''),
@@ -194,9 +198,12 @@ def main():
     base = os.path.join(TOP, 'bench/results/realtime-' + stamp)
     with open(base + '.json', 'w') as f:
         json.dump({'msgbus': ver, 'nproc': os.cpu_count(),
+                   'http_extra': o.http_extra,
                    'results': results}, f, indent=1)
     md = ('# Fan-out, msgbus %s next to Nchan (%s, %d CPUs)\n\n'
-          % (ver, stamp, os.cpu_count()) + table(results))
+          % (ver, stamp, os.cpu_count())
+          + ('In `http {}`: `%s`\n\n' % o.http_extra if o.http_extra else '')
+          + table(results))
     with open(base + '.md', 'w') as f:
         f.write(md)
     sys.stdout.write(md)
