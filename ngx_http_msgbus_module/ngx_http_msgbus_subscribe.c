@@ -121,6 +121,7 @@ typedef struct {
     int64_t                     scan;        /* seen up to this marker */
     ngx_uint_t                  kind;
     ngx_pool_t                 *pool;        /* a stream's unsent events */
+    unsigned                    trying:1;    /* a claim, tried again */
 } ngx_http_msgbus_waiter_t;
 
 
@@ -193,6 +194,7 @@ static ngx_pool_t *ngx_http_msgbus_stream_pool(ngx_http_request_t *r);
 static void ngx_http_msgbus_stream_sent(ngx_http_request_t *r);
 static void ngx_http_msgbus_claimers(ngx_http_msgbus_watch_t *w,
     ngx_uint_t poll);
+static void ngx_http_msgbus_claim_next(ngx_str_t *scoped);
 static void ngx_http_msgbus_retry(ngx_http_msgbus_waiter_t *wt);
 static void ngx_http_msgbus_figures(ngx_http_msgbus_slot_t *slot);
 static ngx_int_t ngx_http_msgbus_status_handler(ngx_http_request_t *r);
@@ -624,7 +626,7 @@ ngx_http_msgbus_remember(ngx_http_msgbus_ctx_t *ctx, const bson_t *doc,
     wk = &ngx_http_msgbus_worker;
     shm = wk->shm;
 
-    if (shm == NULL || doc->len > NGX_HTTP_MSGBUS_RECENT_DOC) {
+    if (shm == NULL) {
         return;
     }
 
@@ -634,15 +636,22 @@ ngx_http_msgbus_remember(ngx_http_msgbus_ctx_t *ctx, const bson_t *doc,
 
     if (m->doc) {
         ngx_slab_free_locked(wk->shpool, m->doc);
+        m->doc = NULL;
     }
 
-    m->doc = ngx_slab_alloc_locked(wk->shpool, doc->len);
+    /* one too large (or no room): its marker says the store has it */
 
-    if (m->doc) {
-        ngx_memcpy(m->doc, bson_get_data(doc), doc->len);
-        m->len = doc->len;
-        m->hash = ngx_crc32_long(ctx->scoped.data, ctx->scoped.len);
-        m->k = k;
+    m->hash = ngx_crc32_long(ctx->scoped.data, ctx->scoped.len);
+    m->k = k;
+    m->len = 0;
+
+    if (doc->len <= NGX_HTTP_MSGBUS_RECENT_DOC) {
+        m->doc = ngx_slab_alloc_locked(wk->shpool, doc->len);
+
+        if (m->doc) {
+            ngx_memcpy(m->doc, bson_get_data(doc), doc->len);
+            m->len = doc->len;
+        }
     }
 
     ngx_shmtx_unlock(&wk->shpool->mutex);
@@ -690,8 +699,9 @@ ngx_http_msgbus_forget(ngx_str_t *scoped)
 
 /*
  * The recent messages of the watch's queue after scan, as a find's reply;
- * NGX_DECLINED unless they are all there: scan + 1, scan + 2, ... (a
- * marker missing was posted elsewhere, not kept, or is not recent).
+ * NGX_DECLINED unless they are all there: scan + 1, scan + 2, ... and
+ * none after them that the zone lacks (a marker missing was posted
+ * elsewhere, not kept, dropped, or is not recent).
  */
 
 static ngx_int_t
@@ -747,6 +757,18 @@ ngx_http_msgbus_recall(ngx_str_t *scoped, uint32_t hash, int64_t scan,
 
     if (n == 0) {
         goto done;
+    }
+
+    /* a later marker without its message (too large, dropped): the same */
+
+    if (n < NGX_HTTP_MSGBUS_FETCH) {
+        for (i = 0; i < NGX_HTTP_MSGBUS_RECENT; i++) {
+            m = &shm->recent[i];
+
+            if (m->hash == hash && m->k > scan + (int64_t) n) {
+                goto done;
+            }
+        }
     }
 
     bson_init(reply);
@@ -855,7 +877,10 @@ ngx_http_msgbus_wake_handler(ngx_event_t *ev)
         if (wk->shm->version[w->bucket] != w->seen) {
             ngx_http_msgbus_refresh(w, NGX_HTTP_MSGBUS_CLAIMERS);
 
-        } else if (w->tries) {
+        } else if (w->tries
+                   || wk->shm->version[w->bucket] != w->claim_seen)
+        {
+            /* a find's next round saw the post: the claimers did not */
             ngx_http_msgbus_claimers(w, 0);
         }
     }
@@ -1240,6 +1265,8 @@ ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     wt->watch = w;
 
+    wt->trying = 0;
+
     ngx_queue_insert_tail(kind == NGX_HTTP_MSGBUS_WAIT_CLAIM ? &w->claimers
                                                              : &w->readers,
                           &wt->queue);
@@ -1358,6 +1385,11 @@ ngx_http_msgbus_waiter_cleanup(void *data)
     }
 
     ngx_http_msgbus_unpark(wt);
+
+    if (wt->trying) {
+        /* its attempt failed, or its client left: the next one's turn */
+        ngx_http_msgbus_claim_next(&wt->ctx->scoped);
+    }
 }
 
 
@@ -2251,16 +2283,33 @@ ngx_http_msgbus_claimers(ngx_http_msgbus_watch_t *w, ngx_uint_t poll)
 void
 ngx_http_msgbus_claimed(ngx_http_msgbus_ctx_t *ctx)
 {
+    ngx_http_msgbus_waiter_t  *wt;
+
+    wt = ctx->waiter;
+
+    if (wt == NULL) {
+        return;
+    }
+
+    wt->trying = 0;
+
+    ngx_http_msgbus_claim_next(&ctx->scoped);
+}
+
+
+static void
+ngx_http_msgbus_claim_next(ngx_str_t *scoped)
+{
     ngx_http_msgbus_watch_t   *w;
     ngx_http_msgbus_worker_t  *wk;
 
     wk = &ngx_http_msgbus_worker;
 
-    if (ctx->waiter == NULL || wk->shm == NULL) {
+    if (wk->shm == NULL) {
         return;
     }
 
-    w = ngx_http_msgbus_watch_lookup(&ctx->scoped);
+    w = ngx_http_msgbus_watch_lookup(scoped);
 
     if (w == NULL || ngx_queue_empty(&w->claimers)) {
         return;
@@ -2286,6 +2335,8 @@ ngx_http_msgbus_retry(ngx_http_msgbus_waiter_t *wt)
     c = r->connection;
 
     ngx_http_msgbus_unpark(wt);
+
+    wt->trying = 1;
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "msgbus notify: claimer tries again");

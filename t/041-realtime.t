@@ -13,7 +13,9 @@
 # - joiners: readers that come while a find is in flight, asking for
 #   older messages, get their own page (or resume) from where they asked;
 # - claimers: one post brings one waiting claim on (and each win the
-#   next), not every claimer.
+#   next), not every claimer;
+# - large: messages too large for the zone, and those after them, reach a
+#   stream at once.
 
 use lib 't/lib';
 use Test::Nginx::Socket;
@@ -158,6 +160,23 @@ GET /v2/ping
     location = /msgbus_status { msgbus_status; }
 --- init
 Msgbus::Test::realtime('claimers');
+--- request
+GET /v2/ping
+--- error_code: 204
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: large: messages the zone cannot keep reach a stream at once
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
+    msgbus_poll_interval 0;
+--- config
+    location / { msgbus; }
+    location = /msgbus_status { msgbus_status; }
+--- init
+Msgbus::Test::realtime('large');
 --- request
 GET /v2/ping
 --- error_code: 204

@@ -611,9 +611,31 @@ def claimers(bus, o):
     check(len(lost) == 4, 'the others got 204')
 
 
+def large(bus, o):
+    """A message too large for the zone's recent ones (4 KB): the zone
+    cannot serve it, nor what follows it, and the store does, at once
+    (msgbus_poll_interval 0 here: no poll makes up for a miss)."""
+    queue = q()
+    s = Stream(bus, queue, stop_after=5)
+    s.start()
+    check(bus.wait_for('stream', 1), 'the stream waits')
+    big = 'x' * 5000
+    posted = time.time()
+    bus.post(queue, [{'n': 0}, {'n': 1, 'big': big}, {'n': 2}])
+    bus.post(queue, [{'n': 3}, {'n': 4, 'big': big}])
+    s.join(3)
+    got = [json.loads(e[2])['body']['n'] for e in s.messages()]
+    print('large: the stream got %s in %.0f ms' % (
+        got, ((s.events[-1][3] if s.events else time.time()) - posted)
+        * 1000))
+    check(got == [0, 1, 2, 3, 4], 'every message, in order: %s' % got)
+    check(s.events and s.events[-1][3] - posted < 1,
+          'all of them within a second')
+
+
 SCENARIOS = {'first': first, 'wake': wake, 'abort': abort, 'stream': stream, 'gap': gap,
              'claim': claim, 'reload': reload, 'nodes': nodes,
-             'joiners': joiners, 'claimers': claimers}
+             'joiners': joiners, 'claimers': claimers, 'large': large}
 
 
 def main():
