@@ -1643,7 +1643,7 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_t *reply,
     int64_t scan)
 {
     int64_t                    tail;
-    ngx_uint_t                 n, more;
+    ngx_uint_t                 n, more, pass;
     bson_iter_t                docs;
     ngx_queue_t               *q, *next;
     ngx_http_msgbus_waiter_t  *wt;
@@ -1673,21 +1673,32 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_t *reply,
 
     more = 0;
 
-    for (q = ngx_queue_head(&w->readers);
-         q != ngx_queue_sentinel(&w->readers);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
+    /*
+     * streams first: an event costs a write, a long-poll's page an answer
+     * and the client's next request; the streams need not wait for those
+     */
 
-        if (wt->scan < scan) {
-            /* it came during the find, asking for older: the next one */
-            more = 1;
-            continue;
+    for (pass = 0; pass < 2; pass++) {
+        for (q = ngx_queue_head(&w->readers);
+             q != ngx_queue_sentinel(&w->readers);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
+
+            if ((wt->kind == NGX_HTTP_MSGBUS_WAIT_STREAM) != (pass == 0)) {
+                continue;
+            }
+
+            if (wt->scan < scan) {
+                /* it came during the find, asking for older: next round */
+                more = 1;
+                continue;
+            }
+
+            more |= ngx_http_msgbus_deliver(wt, reply,
+                                            n == NGX_HTTP_MSGBUS_FETCH);
         }
-
-        more |= ngx_http_msgbus_deliver(wt, reply,
-                                        n == NGX_HTTP_MSGBUS_FETCH);
     }
 
     return more || wk->shm->version[w->bucket] != w->seen;
