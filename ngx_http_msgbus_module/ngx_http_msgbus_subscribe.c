@@ -687,9 +687,15 @@ ngx_http_msgbus_forget(ngx_str_t *scoped)
     for (i = 0; i < NGX_HTTP_MSGBUS_RECENT; i++) {
         m = &shm->recent[i];
 
-        if (m->doc && m->hash == hash) {
-            ngx_slab_free_locked(wk->shpool, m->doc);
-            m->doc = NULL;
+        if (m->hash == hash) {
+            if (m->doc) {
+                ngx_slab_free_locked(wk->shpool, m->doc);
+                m->doc = NULL;
+            }
+
+            /* gone, marker too: no recall waits on it */
+            m->hash = 0;
+            m->k = 0;
         }
     }
 
