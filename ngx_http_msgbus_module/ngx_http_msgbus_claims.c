@@ -186,6 +186,10 @@ ngx_http_msgbus_claim_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return ngx_http_msgbus_claim_none(r, ctx);
     }
 
+    /* claimed, they are no longer as the recent copies have them */
+
+    ngx_http_msgbus_forget(&ctx->scoped);
+
     bson_init(&cmd);
     BSON_APPEND_UTF8(&cmd, "update", "messages");
     BSON_APPEND_ARRAY_BEGIN(&cmd, "updates", &updates);

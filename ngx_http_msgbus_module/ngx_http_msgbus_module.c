@@ -642,16 +642,21 @@ ngx_http_msgbus_operation(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
     switch (ctx->route.op) {
 
-    case ngx_http_msgbus_op_message_post:
-    case ngx_http_msgbus_op_message_list:
-    case ngx_http_msgbus_op_message_get:
-    case ngx_http_msgbus_op_queue_stats:
-    case ngx_http_msgbus_op_claim_get:
+    case ngx_http_msgbus_op_queue_delete:
+    case ngx_http_msgbus_op_queue_purge:
+    case ngx_http_msgbus_op_message_delete_many:
+    case ngx_http_msgbus_op_message_delete:
+    case ngx_http_msgbus_op_claim_update:
+    case ngx_http_msgbus_op_claim_delete:
+        /*
+         * it changes the queue's messages: no recent copies of them (a
+         * claim drops them once it has won some, ngx_http_msgbus_claim_won())
+         */
+        ngx_http_msgbus_forget(&ctx->scoped);
         break;
 
     default:
-        /* it may change the queue's messages: no recent copies of them */
-        ngx_http_msgbus_forget(&ctx->scoped);
+        break;
     }
 
     switch (ctx->route.op) {

@@ -414,6 +414,18 @@ def claim(bus, o):
     if lost:
         check(lost[0].at - start >= 2.9, 'the other waited its 3 s')
 
+    # the claimed message is no long-poll's (include_claimed is false),
+    # though the zone had it unclaimed when it was posted
+    lp = LongPoll(bus, 'GET', '/v2/queues/%s/messages?wait=1&echo=true'
+                  '&marker=0' % queue)
+    lp.start()
+    lp.join(5)
+    print('claim: a long-poll after marker 0 then: %s %s'
+          % (lp.status, lp.result))
+    check(lp.status == 200 and lp.result['messages'] == [],
+          'no claimed message for a long-poll: %s %s'
+          % (lp.status, lp.result))
+
 
 def reload(bus, o):
     queue = q()
