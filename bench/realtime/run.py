@@ -102,7 +102,8 @@ def run_one(o, name, store_uri, longpoll, sse, rate, tag):
             master = int(f.read())
         pids = workers(master)
         queue = 'fanout-%s-%d' % (tag, int(time.time()))
-        cmd = [o.client, '-server', name, '-addr', '127.0.0.1:%d' % port,
+        cmd = ['nice', '-n', str(o.client_nice), o.client, '-server', name,
+               '-addr', '127.0.0.1:%d' % port,
                '-queue', queue, '-project', 'bench',
                '-longpoll', str(longpoll), '-sse', str(sse),
                '-rate', str(rate), '-duration', o.duration,
@@ -132,17 +133,20 @@ def run_one(o, name, store_uri, longpoll, sse, rate, tag):
 def table(results):
     rows = ['| contender | long-polls | streams | posts/s | posts answered '
             '| long-poll p50 / p99 ms | stream p50 / p99 ms '
+            '| as read: long-poll / stream p99 ms '
             '| delivered | bytes per long-poll | bytes per stream |',
-            '|---|---:|---:|---:|---|---|---|---:|---:|---:|']
+            '|---|---:|---:|---:|---|---|---|---|---:|---:|---:|']
     for r in results:
         lp, ss, a = r['longpoll_latency'], r['sse_latency'], r['all_latency']
         rows.append('| %s | %d | %d | %g | %s in %.1f s | %.1f / %.1f '
-                    '| %.1f / %.1f | %.4f | %s | %s |' % (
+                    '| %.1f / %.1f | %.1f / %.1f | %.4f | %s | %s |' % (
                         r['server'], r['longpoll'], r['sse'], r['rate'],
                         ', '.join('%s× %s' % (v, k) for k, v in
                                   sorted(r['post_status'].items())),
                         r['posting_s'], lp['p50_ms'], lp['p99_ms'],
-                        ss['p50_ms'], ss['p99_ms'], a.get('delivered', 0),
+                        ss['p50_ms'], ss['p99_ms'],
+                        lp.get('read_p99_ms', -1), ss.get('read_p99_ms', -1),
+                        a.get('delivered', 0),
                         r.get('bytes_per_longpoll', '–'),
                         r.get('bytes_per_stream', '–')))
     return '\n'.join(rows) + '\n'
@@ -164,6 +168,10 @@ def main():
     a.add_argument('--contenders', default='msgbus,nchan')
     a.add_argument('--http-extra', default=os.environ.get('HTTP_EXTRA', ''),
                    help='more directives in http{}, for every contender')
+    a.add_argument('--client-nice', type=int,
+                   default=int(os.environ.get('CLIENT_NICE', 19)),
+                   help='the client runs at this niceness: the servers '
+                   'first, as if it ran on another machine')
     a.add_argument('--dump', default=os.environ.get('DUMP', ''),
                    help='a folder for every receipt, one CSV per run')
     a.add_argument('--steps', default=os.environ.get('STEPS', ''),
@@ -199,6 +207,7 @@ def main():
     with open(base + '.json', 'w') as f:
         json.dump({'msgbus': ver, 'nproc': os.cpu_count(),
                    'http_extra': o.http_extra,
+                   'client_nice': o.client_nice,
                    'results': results}, f, indent=1)
     md = ('# Fan-out, msgbus %s next to Nchan (%s, %d CPUs)\n\n'
           % (ver, stamp, os.cpu_count())

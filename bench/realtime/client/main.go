@@ -1,21 +1,22 @@
 // Fan-out load for bench/realtime: parked long-poll clients and SSE
 // clients on one queue (msgbus) or channel (Nchan), a poster at a fixed
 // rate, and for every message each client receives, the time from the
-// poster's 201 (202 for Nchan) to the receipt.  Also the nginx workers'
-// anonymous memory before and after the clients park.  Prints one JSON
-// object.  Standard library only.
+// poster's 201 (202 for Nchan) to the receipt: at the sockets (the
+// kernel's receive times of the answer and of the message) and as the
+// client read them.  Also the nginx workers' anonymous memory before and
+// after the clients park.  Prints one JSON object.  Standard library only.
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/http/httputil"
 	"os"
 	"sort"
@@ -23,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -45,11 +47,15 @@ var (
 
 var start = time.Now()
 
+// now: ns since start; what the clients read, they read at now()
 func now() int64 { return int64(time.Since(start)) }
 
+// receipt: at is when the message reached the client's socket (the
+// kernel's receive time), read when the client had read it whole
 type receipt struct {
-	seq int32
-	at  int64
+	seq  int32
+	at   int64
+	read int64
 }
 
 type client struct {
@@ -58,7 +64,7 @@ type client struct {
 	errors   int
 }
 
-func (c *client) got(body []byte, at int64) {
+func (c *client) got(body []byte, at, read int64) {
 	// every "seq":N in the bytes: the bodies are {"seq":N}
 	for {
 		i := bytes.Index(body, []byte(`"seq":`))
@@ -73,7 +79,7 @@ func (c *client) got(body []byte, at int64) {
 			j++
 		}
 		c.mu.Lock()
-		c.receipts = append(c.receipts, receipt{int32(n), at})
+		c.receipts = append(c.receipts, receipt{int32(n), at, read})
 		c.mu.Unlock()
 		body = body[j:]
 	}
@@ -82,13 +88,6 @@ func (c *client) got(body []byte, at int64) {
 var (
 	stop      atomic.Bool
 	connected atomic.Int64
-	transport = &http.Transport{
-		MaxIdleConnsPerHost: 100000,
-		MaxConnsPerHost:     0,
-		DisableCompression:  true,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-	}
-	httpc = &http.Client{Transport: transport, Timeout: 90 * time.Second}
 )
 
 func subPath() string {
@@ -106,12 +105,54 @@ func headers(client string) []string {
 	return nil
 }
 
+// stamped reads a TCP socket and keeps the kernel's receive time of the
+// data it read last (SO_TIMESTAMPNS): when the server's answer reached
+// the client, however long the client (on the same CPUs as the servers)
+// took to get to it.
+type stamped struct {
+	rc  syscall.RawConn
+	oob []byte
+	at  int64
+}
+
+var wall0 = start.UnixNano()
+
+func (s *stamped) Read(p []byte) (int, error) {
+	var n, oobn int
+	var err error
+	rerr := s.rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, err = syscall.Recvmsg(int(fd), p, s.oob, 0)
+		return err != syscall.EAGAIN
+	})
+	if rerr != nil {
+		return 0, rerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	s.at = now()
+	msgs, _ := syscall.ParseSocketControlMessage(s.oob[:oobn])
+	for _, m := range msgs {
+		if m.Header.Level == syscall.SOL_SOCKET &&
+			m.Header.Type == syscall.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			s.at = sec*1e9 + nsec - wall0
+		}
+	}
+	return n, nil
+}
+
 // conn is one keep-alive HTTP/1.1 connection spoken by hand.  The
 // net/http client spent more CPU per long-poll answer than the server it
 // measures (goroutine hand-offs, a header map and a Request per poll), on
 // the same 2 CPUs, and its delay went into every receipt.
 type conn struct {
 	nc    net.Conn
+	s     *stamped
 	br    *bufio.Reader
 	req   []byte
 	body  []byte
@@ -132,12 +173,25 @@ func dial() (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 8192)}, nil
+	rc, err := nc.(*net.TCPConn).SyscallConn()
+	if err == nil {
+		rc.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET,
+				syscall.SO_TIMESTAMPNS, 1)
+		})
+	}
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s := &stamped{rc: rc, oob: make([]byte, 64)}
+	return &conn{nc: nc, s: s, br: bufio.NewReaderSize(s, 8192)}, nil
 }
 
-// get sends a GET; hdr is name, value pairs, and an empty value is left out
-func (k *conn) get(path string, hdr ...string) error {
-	b := append(k.req[:0], "GET "...)
+// send sends a request; hdr is name, value pairs, and an empty value is
+// left out
+func (k *conn) send(method, path string, body []byte, hdr ...string) error {
+	b := append(append(k.req[:0], method...), ' ')
 	b = append(b, path...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, *addr...)
@@ -148,7 +202,13 @@ func (k *conn) get(path string, hdr ...string) error {
 				hdr[i+1]...), "\r\n"...)
 		}
 	}
-	k.req = append(b, "\r\n"...)
+	if body != nil {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(append(b, "\r\n"...), body...)
+	k.req = b
 	_, err := k.nc.Write(k.req)
 	return err
 }
@@ -285,22 +345,22 @@ func longpoll(c *client, id int) {
 				continue
 			}
 		}
-		if err = k.get(path, append(headers(cid), "If-None-Match", etag,
-			"If-Modified-Since", modified)...); err == nil {
+		if err = k.send("GET", path, nil, append(headers(cid),
+			"If-None-Match", etag, "If-Modified-Since", modified)...); err == nil {
 			err = k.read(&r)
 		}
 		if err != nil {
 			fail(err)
 			continue
 		}
-		at := now()
+		at, read := k.s.at, now()
 		if k.close {
 			k.nc.Close()
 			k = nil
 		}
 		switch {
 		case r.status == 200:
-			c.got(r.body, at)
+			c.got(r.body, at, read)
 			if *server == "msgbus" {
 				if i := bytes.LastIndex(r.body, []byte("marker=")); i >= 0 {
 					j := i + 7
@@ -330,7 +390,7 @@ func sse(c *client, id int) {
 	}
 	defer k.nc.Close()
 	var r response
-	if err = k.get(subPath(), append(headers(cid),
+	if err = k.send("GET", subPath(), nil, append(headers(cid),
 		"Accept", "text/event-stream")...); err == nil {
 		_, err = k.head(&r)
 	}
@@ -352,7 +412,7 @@ func sse(c *client, id int) {
 			return
 		}
 		if bytes.HasPrefix(line, []byte("data:")) {
-			c.got(line, now())
+			c.got(line, k.s.at, now())
 		}
 	}
 }
@@ -382,32 +442,54 @@ func memory() int64 {
 	return sum
 }
 
-// post sends {"seq":N}, or {"warmup":true} for a negative seq (not timed)
-func post(seq int, cid string) (int64, int) {
-	var req *http.Request
+// idle posting connections
+var posting = make(chan *conn, 64)
+
+// post sends {"seq":N}, or {"warmup":true} for a negative seq (not
+// timed), and returns when the answer reached the socket, when it was
+// read, and its status (0: no answer)
+func post(seq int, cid string) (int64, int64, int) {
+	var path string
+	var hdr []string
 	body := fmt.Sprintf(`{"seq":%d}`, seq)
 	if seq < 0 {
 		body = `{"warmup":true}`
 	}
 	if *server == "nchan" {
-		req, _ = http.NewRequest("POST", "http://"+*addr+"/pub?id="+*queue,
-			strings.NewReader(body))
+		path = "/pub?id=" + *queue
 	} else {
-		req, _ = http.NewRequest("POST", "http://"+*addr+"/v2/queues/"+*queue+"/messages",
-			strings.NewReader(`{"messages":[{"body":`+body+`}]}`))
-		h := headers(cid)
-		for i := 0; i < len(h); i += 2 {
-			req.Header.Set(h[i], h[i+1])
+		path = "/v2/queues/" + *queue + "/messages"
+		body = `{"messages":[{"body":` + body + `}]}`
+		hdr = append(headers(cid), "Content-Type", "application/json")
+	}
+	var k *conn
+	select {
+	case k = <-posting:
+	default:
+		var err error
+		if k, err = dial(); err != nil {
+			return 0, 0, 0
 		}
-		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := httpc.Do(req)
+	var r response
+	err := k.send("POST", path, []byte(body), hdr...)
+	if err == nil {
+		err = k.read(&r)
+	}
+	at, read := k.s.at, now()
+	if err != nil || k.close {
+		k.nc.Close()
+	} else {
+		select {
+		case posting <- k:
+		default:
+			k.nc.Close()
+		}
+	}
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return now(), resp.StatusCode
+	return at, read, r.status
 }
 
 func pct(v []float64, p float64) float64 {
@@ -455,7 +537,7 @@ func main() {
 	// one post first, not timed: the first post to a queue creates it
 	// (msgbus: the queue's document; Nchan: the channel), which is not
 	// what the fan-out is measured for
-	if _, code := post(-1, "00000000-0000-4000-a000-000000000001"); code != 201 && code != 202 {
+	if _, _, code := post(-1, "00000000-0000-4000-a000-000000000001"); code != 201 && code != 202 {
 		fmt.Fprintf(os.Stderr, "warm-up post: %d\n", code)
 	}
 	time.Sleep(*settle)
@@ -463,6 +545,7 @@ func main() {
 	// posts at the rate, open loop, at most -posters in flight
 	n := int(*rate * duration.Seconds())
 	t201 := make([]int64, n)
+	read201 := make([]int64, n)
 	tsent := make([]int64, n)
 	status := make(map[int]int)
 	var smu sync.Mutex
@@ -488,8 +571,8 @@ func main() {
 		go func(seq int) {
 			defer wg.Done()
 			tsent[seq] = now()
-			at, code := post(seq, "00000000-0000-4000-a000-000000000001")
-			t201[seq] = at
+			at, read, code := post(seq, "00000000-0000-4000-a000-000000000001")
+			t201[seq], read201[seq] = at, read
 			smu.Lock()
 			status[code]++
 			smu.Unlock()
@@ -507,8 +590,10 @@ func main() {
 			ok += c
 		}
 	}
+	// latency at the sockets (the kernel's receive times of the 201 and
+	// of the message), and as the clients read them
 	collect := func(cs []*client) map[string]any {
-		var lat []float64
+		var lat, rlat []float64
 		var got, errs int
 		for _, c := range cs {
 			c.mu.Lock()
@@ -520,15 +605,18 @@ func main() {
 				seen[r.seq] = true
 				got++
 				lat = append(lat, float64(r.at-t201[r.seq])/1e6)
+				rlat = append(rlat, float64(r.read-read201[r.seq])/1e6)
 			}
 			errs += c.errors
 			c.mu.Unlock()
 		}
 		sort.Float64s(lat)
+		sort.Float64s(rlat)
 		want := ok * len(cs)
 		res := map[string]any{"receipts": got, "expected": want,
 			"errors": errs, "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
-			"max_ms": pct(lat, 1)}
+			"max_ms": pct(lat, 1), "read_p50_ms": pct(rlat, 0.5),
+			"read_p99_ms": pct(rlat, 0.99), "read_max_ms": pct(rlat, 1)}
 		if want > 0 {
 			res["delivered"] = float64(got) / float64(want)
 		}
@@ -548,7 +636,7 @@ func main() {
 	all := append(append([]*client{}, lp...), ss...)
 	out["all_latency"] = collect(all)
 	if *dump != "" {
-		writeDump(*dump, n, tsent, t201, lp, ss)
+		writeDump(*dump, n, tsent, t201, read201, lp, ss)
 	}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
@@ -556,7 +644,7 @@ func main() {
 
 // writeDump writes each receipt, in ms since the client started, for a closer
 // look at where the tail comes from.
-func writeDump(path string, n int, tsent, t201 []int64, lp, ss []*client) {
+func writeDump(path string, n int, tsent, t201, read201 []int64, lp, ss []*client) {
 	f, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -565,7 +653,7 @@ func writeDump(path string, n int, tsent, t201 []int64, lp, ss []*client) {
 	defer f.Close()
 	w := bufio.NewWriter(f)
 	defer w.Flush()
-	fmt.Fprintln(w, "kind,client,seq,sent_ms,answered_ms,received_ms")
+	fmt.Fprintln(w, "kind,client,seq,sent_ms,answered_ms,received_ms,answer_read_ms,read_ms")
 	ms := func(t int64) float64 { return float64(t) / 1e6 }
 	for kind, cs := range map[string][]*client{"longpoll": lp, "sse": ss} {
 		for i, c := range cs {
@@ -574,8 +662,9 @@ func writeDump(path string, n int, tsent, t201 []int64, lp, ss []*client) {
 				if int(r.seq) >= n {
 					continue
 				}
-				fmt.Fprintf(w, "%s,%d,%d,%.3f,%.3f,%.3f\n", kind, i, r.seq,
-					ms(tsent[r.seq]), ms(t201[r.seq]), ms(r.at))
+				fmt.Fprintf(w, "%s,%d,%d,%.3f,%.3f,%.3f,%.3f,%.3f\n", kind, i,
+					r.seq, ms(tsent[r.seq]), ms(t201[r.seq]), ms(r.at),
+					ms(read201[r.seq]), ms(r.read))
 			}
 			c.mu.Unlock()
 		}
