@@ -123,12 +123,21 @@ def run_one(o, name, store_uri, longpoll, sse, rate, tag):
         try:
             with open('/proc/%d/autogroup' % p.pid, 'w') as f:
                 f.write(str(o.client_nice))
-        except OSError:
-            pass
-        out, err = p.communicate(timeout=900)
+            grouped = True
+        except OSError as e:
+            print('bench-realtime: the client\'s autogroup keeps its '
+                  'niceness: %s' % e, flush=True)
+            grouped = False
+        try:
+            out, err = p.communicate(timeout=900)
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
         if p.returncode != 0:
             raise SystemExit('client failed: %s' % err[-2000:])
         res = json.loads(out.strip().splitlines()[-1])
+        res['client_autogroup_niced'] = grouped
         res['command'] = ' '.join(cmd)
         res['nginx_errors'] = sum(1 for line in open(d + '/logs/error.log')
                                   if '[error]' in line or '[alert]' in line

@@ -64,6 +64,12 @@ type client struct {
 	errors   int
 }
 
+func (c *client) failed() {
+	c.mu.Lock()
+	c.errors++
+	c.mu.Unlock()
+}
+
 func (c *client) got(body []byte, at, read int64) {
 	// every "seq":N in the bytes: the bodies are {"seq":N}
 	for {
@@ -133,7 +139,7 @@ func (s *stamped) Read(p []byte) (int, error) {
 	if n == 0 {
 		return 0, io.EOF
 	}
-	s.at = now()
+	s.at = -1
 	msgs, _ := syscall.ParseSocketControlMessage(s.oob[:oobn])
 	for _, m := range msgs {
 		if m.Header.Level == syscall.SOL_SOCKET &&
@@ -143,20 +149,28 @@ func (s *stamped) Read(p []byte) (int, error) {
 			s.at = sec*1e9 + nsec - wall0
 		}
 	}
+	if s.at < 0 {
+		// no receive time: the read's (counted in the output)
+		unstamped.Add(1)
+		s.at = now()
+	}
 	return n, nil
 }
+
+var unstamped atomic.Int64
 
 // conn is one keep-alive HTTP/1.1 connection spoken by hand.  The
 // net/http client spent more CPU per long-poll answer than the server it
 // measures (goroutine hand-offs, a header map and a Request per poll), on
 // the same 2 CPUs, and its delay went into every receipt.
 type conn struct {
-	nc    net.Conn
-	s     *stamped
-	br    *bufio.Reader
-	req   []byte
-	body  []byte
-	close bool
+	nc      net.Conn
+	s       *stamped
+	br      *bufio.Reader
+	req     []byte
+	body    []byte
+	close   bool
+	timeout time.Duration // for each request and its answer, 0: none
 }
 
 // response: one answer's status, the headers the clients use, and the body
@@ -191,6 +205,13 @@ func dial() (*conn, error) {
 // send sends a request; hdr is name, value pairs, and an empty value is
 // left out
 func (k *conn) send(method, path string, body []byte, hdr ...string) error {
+	var d time.Time
+	if k.timeout > 0 {
+		d = time.Now().Add(k.timeout)
+	}
+	if err := k.nc.SetDeadline(d); err != nil {
+		return err
+	}
 	b := append(append(k.req[:0], method...), ' ')
 	b = append(b, path...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
@@ -250,9 +271,9 @@ func (k *conn) head(r *response) (int, error) {
 				return 0, errBadResponse
 			}
 		case strings.EqualFold(name, "Transfer-Encoding"):
-			r.chunked = strings.EqualFold(value, "chunked")
+			r.chunked = strings.Contains(strings.ToLower(value), "chunked")
 		case strings.EqualFold(name, "Connection"):
-			k.close = strings.EqualFold(value, "close")
+			k.close = strings.Contains(strings.ToLower(value), "close")
 		case strings.EqualFold(name, "Etag"):
 			r.etag = value
 		case strings.EqualFold(name, "Last-Modified"):
@@ -264,12 +285,16 @@ func (k *conn) head(r *response) (int, error) {
 // read reads one whole answer
 func (k *conn) read(r *response) error {
 	length, err := k.head(r)
+	for err == nil && r.status/100 == 1 {
+		// an interim answer (100 Continue): the real one follows
+		length, err = k.head(r)
+	}
 	if err != nil {
 		return err
 	}
 	k.body = k.body[:0]
 	switch {
-	case r.status == 204 || r.status == 304 || r.status/100 == 1:
+	case r.status == 204 || r.status == 304:
 	case r.chunked:
 		var chunk [4096]byte
 		cr := httputil.NewChunkedReader(k.br)
@@ -319,7 +344,7 @@ func longpoll(c *client, id int) {
 	var k *conn
 	var r response
 	fail := func(err error) {
-		c.errors++
+		c.failed()
 		if k != nil {
 			k.nc.Close()
 			k = nil
@@ -344,6 +369,9 @@ func longpoll(c *client, id int) {
 				fail(err)
 				continue
 			}
+			// the wait, and time to answer
+			w, _ := strconv.Atoi(*wait)
+			k.timeout = time.Duration(w+30) * time.Second
 		}
 		if err = k.send("GET", path, nil, append(headers(cid),
 			"If-None-Match", etag, "If-Modified-Since", modified)...); err == nil {
@@ -385,7 +413,7 @@ func sse(c *client, id int) {
 	connected.Add(1)
 	k, err := dial()
 	if err != nil {
-		c.errors++
+		c.failed()
 		return
 	}
 	defer k.nc.Close()
@@ -395,7 +423,7 @@ func sse(c *client, id int) {
 		_, err = k.head(&r)
 	}
 	if err != nil || r.status != 200 {
-		c.errors++
+		c.failed()
 		return
 	}
 	var body io.Reader = k.br
@@ -407,7 +435,7 @@ func sse(c *client, id int) {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
 			if !stop.Load() {
-				c.errors++
+				c.failed()
 			}
 			return
 		}
@@ -470,6 +498,7 @@ func post(seq int, cid string) (int64, int64, int) {
 		if k, err = dial(); err != nil {
 			return 0, 0, 0
 		}
+		k.timeout = 60 * time.Second
 	}
 	var r response
 	err := k.send("POST", path, []byte(body), hdr...)
@@ -631,6 +660,7 @@ func main() {
 	out["post_status"] = codes
 	out["posting_s"] = posting
 	out["posts_late"] = late
+	out["unstamped_reads"] = unstamped.Load()
 	out["longpoll_latency"] = collect(lp)
 	out["sse_latency"] = collect(ss)
 	all := append(append([]*client{}, lp...), ss...)
