@@ -2248,8 +2248,6 @@ ngx_http_msgbus_stream_writer(ngx_http_request_t *r)
 }
 
 
-/* a claimer tries again, out of the watch until it knows */
-
 /*
  * Waiting claimers try again, the longest waiting first: one for each
  * post or release since they last did (a post may bring many messages:
@@ -2339,6 +2337,8 @@ ngx_http_msgbus_claim_next(ngx_str_t *scoped)
     }
 }
 
+
+/* a claimer tries again, out of the watch until it knows */
 
 static void
 ngx_http_msgbus_retry(ngx_http_msgbus_waiter_t *wt)
