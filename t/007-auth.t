@@ -5,9 +5,10 @@ use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Msgbus::Test;
 
+# FerretDB 2 with authentication on and a user made with createUser
+# (SCRAM-SHA-256, the one mechanism it offers)
 $ENV{TEST_NGINX_AUTH_PORT} = Msgbus::Test::store_start('auth',
-    '--test-enable-new-auth', '--setup-database=msgbus_test',
-    '--setup-username=bus', '--setup-password=s3cret-Pa55');
+    '--user', 'bus:s3cret-Pa55');
 
 no_shuffle();
 run_tests();

@@ -4,7 +4,8 @@
 #   t/util/run-tests.sh [prove arguments]     default: -r t
 #
 # FLAVOUR=default|asan        which build to load (t/util/build.sh)
-# TEST_NGINX_MONGODB_URI      use this MongoDB instead of a private FerretDB
+# TEST_NGINX_MONGODB_URI      use this MongoDB instead of a private store
+#                             (FerretDB v2 on PostgreSQL with DocumentDB)
 # TEST_NGINX_USE_VALGRIND     Test::Nginx's valgrind mode (see README)
 # The real Test::Nginx::Socket is used when installed, else t/lib/compat.
 set -euo pipefail
@@ -31,7 +32,7 @@ trap cleanup EXIT
 
 if [ -z "${TEST_NGINX_MONGODB_URI:-}" ]; then
     port=$(t/util/store.sh free-port)
-    t/util/store.sh start "$run/store" "$port"
+    STORE_FSYNC=off t/util/store.sh start "$run/store" "$port"
     store_started=1
     export TEST_NGINX_MONGODB_URI="mongodb://127.0.0.1:$port/msgbus_test"
 else

@@ -60,13 +60,16 @@ Test::Nginx::Socket::no_root_location();
 
 # ---------------------------------------------------------------- stores
 #
-# Private FerretDB instances a test can start, stop and kill (the suite's
-# main store is TEST_NGINX_MONGODB_URI; these are for store failures).
+# Private stores (t/util/store.sh: FerretDB on a PostgreSQL cluster of
+# its own) a test can start, stop and kill (the suite's main store is
+# TEST_NGINX_MONGODB_URI; these are for store failures and users).
 # Their ports are known before nginx starts, so configs can name them
 # through environment variables.
 
 my $tmp = File::Temp::tempdir('msgbus-test-XXXXXX', TMPDIR => 1,
                               CLEANUP => 1);
+# PostgreSQL runs as its own user: the folder must let it through
+chmod 0711, $tmp;
 my (%stores, %silent);
 my $main_pid = $$;
 
@@ -85,6 +88,7 @@ sub store_port {
     return $stores{$name}{port} //= free_port();
 }
 
+# store_start(NAME, [--user => 'NAME:PASSWORD'], FERRETDB FLAGS...)
 sub store_start {
     my ($name, @flags) = @_;
     my $port = store_port($name);
@@ -132,7 +136,7 @@ END {
     }
     for my $name (keys %stores) {
         system('t/util/store.sh', 'stop', "$tmp/$name")
-            if -e "$tmp/$name/ferretdb.pid";
+            if -e "$tmp/$name/ferretdb.pid" || -e "$tmp/$name/postgres.pid";
     }
 }
 
