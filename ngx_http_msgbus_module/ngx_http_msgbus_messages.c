@@ -38,6 +38,7 @@
 #define NGX_HTTP_MSGBUS_ARBITER         "arbiter"
 #define NGX_HTTP_MSGBUS_BODY_SUBTYPE    0x80
 #define NGX_HTTP_MSGBUS_POST_BUDGET     10000   /* ms of marker collisions */
+#define NGX_HTTP_MSGBUS_WRITE_RETRIES   50      /* other write errors */
 #define NGX_HTTP_MSGBUS_MIN_TTL         60
 #define NGX_HTTP_MSGBUS_TTL_INDEX       6
 #define NGX_HTTP_MSGBUS_TOMBSTONE       "d"     /* tx of a deleted message */
@@ -503,10 +504,9 @@ ngx_http_msgbus_post_start(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
  * msgbus_marker, unique (p_q, k), decides the order: without it no post
  * is taken.  Zaqar's FIFO indexes follow; one that fails is logged and
  * skipped: a database of Zaqar's default driver has a queue_marker that
- * is not unique, and a store without TTL indexes (FerretDB) refuses
- * "ttl" (the expiry filter and the purge timer do without).  One index
- * per command: FerretDB 1.24 drops the connection on a list of several
- * that exist already.
+ * is not unique, and a store without TTL indexes refuses "ttl" (the
+ * expiry filter and the purge timer do without).  One index per command,
+ * so that one refused index does not take the others with it.
  */
 
 static ngx_int_t
@@ -779,24 +779,12 @@ ngx_http_msgbus_inserted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_t                  doc;
     int32_t                 code;
     int64_t                 n, i;
-    bson_iter_t             it;
     ngx_http_msgbus_msg_t  *msg;
 
     msg = ctx->msgs->elts;
 
-    n = 0;
-    code = 0;
-
-    if (bson_iter_init_find(&it, reply, "n") && BSON_ITER_HOLDS_NUMBER(&it)) {
-        n = bson_iter_as_int64(&it);
-    }
-
-    if (bson_iter_init(&it, reply)
-        && bson_iter_find_descendant(&it, "writeErrors.0.code", &it)
-        && BSON_ITER_HOLDS_NUMBER(&it))
-    {
-        code = (int32_t) bson_iter_as_int64(&it);
-    }
+    n = ngx_http_msgbus_reply_n(reply);
+    code = ngx_http_msgbus_write_error(reply);
 
     if (n < 0 || (ngx_uint_t) n > ctx->msgs->nelts - ctx->stored) {
         return NGX_ERROR;
@@ -820,6 +808,7 @@ ngx_http_msgbus_inserted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ctx->next += n;
 
     if (n) {
+        ctx->failed = 0;
         ngx_http_msgbus_notify(r, ctx);
     }
 
@@ -829,15 +818,31 @@ ngx_http_msgbus_inserted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         return ngx_http_msgbus_counter(r, ctx);
     }
 
+    /*
+     * An ordered insert stops at its first write error: the document at
+     * ctx->stored was not stored.  A duplicate marker (11000) is a
+     * concurrent writer.  Any other error may be transient (a write
+     * conflict, a lock the store gave up on: stores built on a relational
+     * engine report deadlocks between concurrent inserts of one unique
+     * key so) and is tried again the same way, a bounded number of times
+     * in a row.
+     */
+
     if (code != 11000) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "msgbus: the store stored %ui of %ui messages for "
-                      "\"%V\" (write error %D)", ctx->stored,
-                      ctx->msgs->nelts, &ctx->scoped, code);
-        return NGX_ERROR;
+        if (++ctx->failed > NGX_HTTP_MSGBUS_WRITE_RETRIES) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "msgbus: the store stored %ui of %ui messages for "
+                          "\"%V\" (write error %D)", ctx->stored,
+                          ctx->msgs->nelts, &ctx->scoped, code);
+            return NGX_ERROR;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "msgbus: write error %D at marker %L of \"%V\", "
+                      "trying again", code, ctx->next, &ctx->scoped);
     }
 
-    /* marker ctx->next is taken: a concurrent writer */
+    /* marker ctx->next is taken, or may be: a concurrent writer */
 
     if (ngx_current_msec - ctx->started > NGX_HTTP_MSGBUS_POST_BUDGET) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -2416,6 +2421,7 @@ ngx_http_msgbus_messages_failure(ngx_http_msgbus_ctx_t *ctx)
 static void
 ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
 {
+    int32_t                       code;
     int64_t                       top;
     ngx_int_t                     rc;
     ngx_http_request_t           *r;
@@ -2432,7 +2438,32 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
         switch (ctx->step) {
 
         case ngx_http_msgbus_step_ttl_index:
-            /* no TTL indexes here (FerretDB): expiry by filter and timer */
+        case ngx_http_msgbus_step_indexes:
+            /*
+             * createIndexes is idempotent: a store that fails it for a
+             * concurrent one (another worker creating the same index: a
+             * lock conflict on a relational engine) is asked again
+             */
+            if (op->err == ngx_http_msgbus_mongo_err_server
+                && op->code != 85 && op->code != 86 && op->code != 238
+                && ++ctx->failed <= NGX_HTTP_MSGBUS_WRITE_RETRIES)
+            {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "msgbus: index %ui of %V.messages: %V "
+                              "(code %D), trying again", ctx->index,
+                              &ctx->db, &op->errmsg, op->code);
+                ngx_http_msgbus_finalize(r,
+                                 ngx_http_msgbus_indexes(r, ctx, ctx->index));
+                return;
+            }
+
+            ctx->failed = 0;
+
+            if (ctx->step == ngx_http_msgbus_step_indexes) {
+                goto indexes;
+            }
+
+            /* a store without TTL indexes: expiry by filter and timer */
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "msgbus: the store has no TTL index on %V.messages "
                           "(%V, code %D): expired messages are filtered "
@@ -2443,7 +2474,7 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
             ngx_http_msgbus_finalize(r, ngx_http_msgbus_queue_doc(r, ctx));
             return;
 
-        case ngx_http_msgbus_step_indexes:
+        indexes:
             if (ctx->index == 0 || op->err != ngx_http_msgbus_mongo_err_server)
             {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -2510,6 +2541,7 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
     switch (ctx->step) {
 
     case ngx_http_msgbus_step_indexes:
+        ctx->failed = 0;
         rc = ngx_http_msgbus_indexes(r, ctx, ctx->index + 1);
         break;
 
@@ -2591,7 +2623,32 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
         break;
 
     case ngx_http_msgbus_step_delete:
-        rc = ngx_http_msgbus_deleted(r, ctx);
+        code = ngx_http_msgbus_write_error(op->reply);
+
+        if (code == 0) {
+            rc = ngx_http_msgbus_deleted(r, ctx);
+            break;
+        }
+
+        /*
+         * the update is idempotent (tx: null to "d"): some documents may
+         * not be tombstones yet; it runs again, a few times in a row
+         */
+
+        if (++ctx->failed > NGX_HTTP_MSGBUS_WRITE_RETRIES) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "msgbus: %V of \"%V\": write error %D",
+                          ngx_http_msgbus_op_name(ctx->route.op),
+                          &ctx->scoped, code);
+            rc = NGX_ERROR;
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "msgbus: %V of \"%V\": write error %D, trying again",
+                      ngx_http_msgbus_op_name(ctx->route.op), &ctx->scoped,
+                      code);
+        rc = ngx_http_msgbus_remove(r, ctx);
         break;
 
     case ngx_http_msgbus_step_count_total:
@@ -2679,6 +2736,32 @@ ngx_http_msgbus_reply_n(bson_t *reply)
         && BSON_ITER_HOLDS_NUMBER(&it))
     {
         return bson_iter_as_int64(&it);
+    }
+
+    return 0;
+}
+
+
+/* the code of a write command's first write error; 0: none */
+
+int32_t
+ngx_http_msgbus_write_error(bson_t *reply)
+{
+    bson_iter_t  it;
+
+    if (reply
+        && bson_iter_init(&it, reply)
+        && bson_iter_find_descendant(&it, "writeErrors.0", &it))
+    {
+        if (bson_iter_recurse(&it, &it)
+            && bson_iter_find(&it, "code")
+            && BSON_ITER_HOLDS_NUMBER(&it)
+            && bson_iter_as_int64(&it) != 0)
+        {
+            return (int32_t) bson_iter_as_int64(&it);
+        }
+
+        return -1;
     }
 
     return 0;

@@ -80,6 +80,7 @@ void ngx_http_msgbus_filter_ids(ngx_http_msgbus_ctx_t *ctx,
     bson_t *filter);
 ngx_int_t ngx_http_msgbus_batch(bson_t *reply, bson_iter_t *docs);
 int64_t ngx_http_msgbus_reply_n(bson_t *reply);
+int32_t ngx_http_msgbus_write_error(bson_t *reply);
 int64_t ngx_http_msgbus_doc_int(bson_iter_t *doc, char *path, int64_t def);
 ngx_int_t ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name,
     ngx_int_t *value);

@@ -112,6 +112,7 @@ typedef struct {
     ngx_uint_t                  index;       /* being created */
     ngx_array_t                *msgs;        /* a post's messages */
     ngx_uint_t                  stored;      /* of them, inserted */
+    ngx_uint_t                  failed;      /* other write errors in a row */
     size_t                      size;        /* of the post's body */
     int64_t                     next;        /* the marker to insert at */
     int64_t                     top;         /* highest marker to keep */
