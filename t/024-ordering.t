@@ -20,9 +20,8 @@ plan('no_plan');
 
 $ENV{TEST_NGINX_PROJECT} = "t024-$$-" . time;
 
-# The queue gets partitions of its own (database <db>_t024): FerretDB reads
-# every document of a partition for each query, other suites' messages
-# too.  A shorter socketTimeoutMS keeps deleted messages' tombstones short
+# The queue gets partitions of its own (database <db>_t024), so that the
+# store checks read its messages only.  A shorter socketTimeoutMS keeps deleted messages' tombstones short
 # (2 x socketTimeoutMS + waitQueueTimeoutMS + 5 s), and the purge takes
 # them at once.
 {

@@ -143,6 +143,9 @@ def exclusive(o, failures):
            if k not in (201, 204) and k < 500}
     if bad:
         failures.append('answers other than 201, 204 and 5xx: %s' % bad)
+    if failed > o.store_errors:
+        failures.append('%d claims answered 5xx (at most %d allowed)'
+                        % (failed, o.store_errors))
 
     docs = store(o)
     if len(docs) != len(posted):
@@ -242,6 +245,10 @@ def delivery(o, failures):
 
     if [e for e in errors if e < 500]:
         failures.append('claims answered %s' % sorted(set(errors)))
+    failed = len(errors) + sum(v for k, v in deletes.items() if k >= 500)
+    if failed > o.store_errors:
+        failures.append('%d claims and deletes answered 5xx (at most %d '
+                        'allowed)' % (failed, o.store_errors))
     if set(k for k in deletes if k < 500) - {204}:
         failures.append('deletes answered %s' % deletes)
     if set(deleted) != set(posted) or set(deleted.values()) != {1}:
@@ -385,6 +392,9 @@ def main():
     ap.add_argument('--timeout', type=float, default=300,
                     help='seconds an answer may take (FerretDB under load)')
     ap.add_argument('--deadline', type=float, default=300)
+    ap.add_argument('--store-errors', type=int, default=0,
+                    help='5xx answers tolerated (a consumer retries them); '
+                         'nothing may be lost or held twice either way')
     ap.add_argument('scenario', choices=('exclusive', 'delivery',
                                          'lifecycle', 'bench'))
     o = ap.parse_args()

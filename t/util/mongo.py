@@ -49,47 +49,6 @@ def collection(client, db, project, queue, partitions=PARTITIONS):
 
 # ------------------------------------------------------------------ Zaqar
 
-def _ferretdb_shims():
-    """What Zaqar's driver asks and FerretDB 1.24 does not implement.
-
-    - TTL indexes (code 238, NotImplemented): Zaqar's "ttl" index is left
-      out; msgbus filters expired messages itself.
-    - An index that exists with other options (codes 85, 86): msgbus may
-      have created its own (a unique queue_marker) first; it stays.
-    - findAndModify with a projection (238): asked again without one, the
-      driver reads only the fields it projected anyway.
-
-    A store that implements them (MongoDB) never takes these paths.
-    """
-    from pymongo.collection import Collection
-    from pymongo.errors import OperationFailure
-
-    create_index = Collection.create_index
-
-    def create_index_or_skip(self, keys, **kwargs):
-        try:
-            return create_index(self, keys, **kwargs)
-        except OperationFailure as e:
-            if e.code not in (85, 86, 238):
-                raise
-            return kwargs.get('name')
-
-    Collection.create_index = create_index_or_skip
-
-    for name in ('find_one_and_update', 'find_one_and_delete'):
-        def unprojected(method):
-            def call(self, *args, **kwargs):
-                try:
-                    return method(self, *args, **kwargs)
-                except OperationFailure as e:
-                    if e.code != 238 or 'projection' not in kwargs:
-                        raise
-                    del kwargs['projection']
-                    return method(self, *args, **kwargs)
-            return call
-        setattr(Collection, name, unprojected(getattr(Collection, name)))
-
-
 def zaqar_driver(uri, db):
     """Zaqar's data driver, configured as a zaqar.conf with
     [drivers:message_store:mongodb] and [drivers:management_store:mongodb]
@@ -106,8 +65,6 @@ def zaqar_driver(uri, db):
     except ImportError as e:
         sys.exit('mongo.py: Zaqar\'s driver is missing (%s): make deps '
                  'installs python3-zaqar' % e)
-
-    _ferretdb_shims()
 
     conf = cfg.ConfigOpts()
     conf(args=[], project='zaqar', default_config_files=[])

@@ -21,10 +21,9 @@
 #   it, pops (pop=1..5: the oldest) every other round and deletes one or
 #   two of the newest (listed past the observers) every --fresh-every
 #   rounds; it records what it removed.
-# The store (FerretDB) scans a partition for every list, pop and delete:
-# the producers wait while more than --backlog messages are neither removed
-# nor kept, so that the queue stays short and 5000 messages take well
-# under a minute on 2 cores.
+# The producers wait while more than --backlog messages are neither
+# removed nor kept, so that the observers and the consumer keep up and
+# 5000 messages take well under a minute on 2 cores.
 #
 # Then, per observer and in the store (pymongo: the partition and fields of
 # t/util/mongo.py):
