@@ -1,6 +1,41 @@
 # What the bench/*/run.sh scripts share; sourced, with $top set to the
 # repository's root.
 
+# The store (t/util/store.sh) is FerretDB in front of a private PostgreSQL
+# cluster with the DocumentDB extension: FerretDB translates, PostgreSQL's
+# backends do the storage work.  What it costs is the sum of both.
+
+# bench_store_version: what the store is made of, read from its binaries,
+# e.g. "FerretDB v2.7.0 + DocumentDB 0.107-0 on PostgreSQL 15.20"
+bench_store_version() {
+    (
+        # shellcheck source=t/util/store-env.sh
+        . "$top/t/util/store-env.sh"
+        f=$("$FERRETDB" --version 2>/dev/null | sed -n 's/^version: //p')
+        control=$("$(pg_config_path)" --sharedir 2>/dev/null)/extension/documentdb.control
+        d=$(sed -n "s/^default_version *= *'\\(.*\\)'.*/\\1/p" "$control" 2>/dev/null)
+        p=$("$PGBIN/postgres" --version 2>/dev/null | awk '{ print $3 }')
+        echo "FerretDB ${f:-?} + DocumentDB ${d:-?} on PostgreSQL ${p:-?}"
+    )
+}
+
+# bench_store_cpu DIR: CPU seconds the whole store in DIR has used so far:
+# FerretDB, the postmaster and every backend, live or ended (take it
+# before and after a measurement)
+bench_store_cpu() {
+    "$top/t/util/store.sh" cpu "$1"
+}
+
+# bench_store_pids DIR: the store's processes now, one per line: FerretDB,
+# the postmaster, and the postmaster's children (its backends come and go)
+bench_store_pids() {
+    local pm
+    cat "$1/ferretdb.pid"
+    pm=$(cat "$1/postgres.pid")
+    echo "$pm"
+    pgrep -P "$pm" || true
+}
+
 # bench_apt PACKAGE...: installs the Debian packages that are missing
 bench_apt() {
     local p missing=()

@@ -13,8 +13,10 @@
 #            CONCURRENCY threads doing pop/ping/push
 #   static   wrk on "location = /static { return 204; }" of the same
 #            nginx: the ceiling of HTTP alone on this machine
-# A private FerretDB (t/util/store.sh) and nginx on free ports, runtime
-# files in .run/bench-adapter/.  Results are appended to
+# A private store (t/util/store.sh: FerretDB in front of PostgreSQL with
+# DocumentDB) and nginx on free ports, runtime files in .run/bench-adapter/.
+# The store's CPU is all of it: FerretDB, the postmaster and its backends
+# (a ping goes through FerretDB to PostgreSQL and back).  Results are appended to
 # bench/results/adapter-<UTC date>.csv and summed up on stdout.
 #
 # Settings (environment):
@@ -24,7 +26,9 @@
 #   QUIET_PCT=10 QUIET_WAIT=10: before each measurement, wait up to
 #   QUIET_WAIT s for a second in which the machine's other work uses at
 #   most QUIET_PCT % of one CPU (a warning, not a stop, when it never is)
-# PIN=1 (taskset): FerretDB on STORE_CPU, the load generators (wrk,
+# PIN=1 (taskset): the whole store (FerretDB, PostgreSQL's postmaster and
+# its processes, backends forked later inherit it) on STORE_CPU, the load
+# generators (wrk,
 # mongoc_ping) on LOAD_CPU, and the adapter is measured once for each
 # CPU in NGINX_CPUS with the nginx master and worker moved there: by
 # default once on the store's core and once on the load generator's.
@@ -60,7 +64,7 @@ die() { echo "bench-adapter: $*" >&2; exit 1; }
 
 [ "$WRK_THREADS" -le "$CONCURRENCY" ] || die "WRK_THREADS > CONCURRENCY"
 
-header=run,date_utc,test,concurrency,pool,threads,duration_s,requests,errors,per_s,p50_ms,p99_ms,vs_mongoc,store_cpu_pct,nginx_cpu_pct,load_cpu_pct,client_cpu_us_per_op,store_cpu_us_per_op,others_cpu_pct,busy_before_pct,cores_busy_pct,pinning,nproc,cpu_model,kernel,nginx,ferretdb,libmongoc,wrk,msgbus_commit,command
+header=run,date_utc,test,concurrency,pool,threads,duration_s,requests,errors,per_s,p50_ms,p99_ms,vs_mongoc,store_cpu_pct,nginx_cpu_pct,load_cpu_pct,client_cpu_us_per_op,store_cpu_us_per_op,others_cpu_pct,busy_before_pct,cores_busy_pct,pinning,nproc,cpu_model,kernel,nginx,store,libmongoc,wrk,msgbus_commit,command
 if [ -s "$RESULTS" ] && [ "$(head -1 "$RESULTS")" != "$header" ]; then
     die "$RESULTS has other columns (an older run.sh): set RESULTS=another.csv"
 fi
@@ -126,20 +130,25 @@ stop_all() {
 }
 trap stop_all EXIT
 
-if [ -f "$run/store/ferretdb.pid" ] && [ -f "$run/store/port" ] \
-        && kill -0 "$(cat "$run/store/ferretdb.pid")" 2>/dev/null; then
+if [ -f "$run/store/ferretdb.pid" ] && [ -f "$run/store/postgres.pid" ] \
+        && [ -f "$run/store/port" ] \
+        && kill -0 "$(cat "$run/store/ferretdb.pid")" 2>/dev/null \
+        && kill -0 "$(cat "$run/store/postgres.pid")" 2>/dev/null; then
     store_port=$(cat "$run/store/port")
-    say "reusing FerretDB on 127.0.0.1:$store_port"
+    say "reusing the store on 127.0.0.1:$store_port"
 else
-    rm -f "$run/store/ferretdb.pid"
+    timeout 30 t/util/store.sh stop "$run/store" >/dev/null 2>&1 || true
     store_port=$(t/util/store.sh free-port)
-    "${on_store[@]}" timeout 60 t/util/store.sh start "$run/store" "$store_port"
+    "${on_store[@]}" timeout 120 t/util/store.sh start "$run/store" "$store_port"
     echo "$store_port" > "$run/store/port"
     started_store=1
 fi
-store_pid=$(cat "$run/store/ferretdb.pid")
 if [ "$PIN" = 1 ]; then
-    taskset -a -p -c "$STORE_CPU" "$store_pid" >/dev/null
+    # all of the store, also when reused: the backends PostgreSQL forks
+    # later inherit its postmaster's CPU
+    for p in $(bench_store_pids "$run/store"); do
+        taskset -a -p -c "$STORE_CPU" "$p" >/dev/null 2>&1 || true
+    done
 fi
 
 # --- nginx -----------------------------------------------------------------
@@ -226,8 +235,7 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 kernel=$(uname -r)
 nginx_version=$("$NGINX" -V 2>&1 | sed -n 's/^nginx version: //p')
 "$NGINX" -V > "$run/nginx-V.txt" 2>&1
-ferretdb_bin=${FERRETDB:-${XDG_CACHE_HOME:-$HOME/.cache}/msgbus/ferretdb-${FERRETDB_VERSION:-v1.24.2}/ferretdb}
-ferretdb_version="$("$ferretdb_bin" --version 2>/dev/null | sed -n 's/^version: //p') sqlite"
+store_version=$(bench_store_version)
 libmongoc_version=$(pkg-config --modversion libmongoc-1.0)
 wrk_version=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -268,10 +276,13 @@ cpu_diff() {
     }'
 }
 
-# "pid ticks" of every process but those measured here (the store, the
-# nginx master and worker, wrk and mongoc_ping by name)
+# "pid ticks" of every process but those measured here (the store's
+# processes at the time, the nginx master and worker, wrk and mongoc_ping
+# by name)
 others_now() {
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v skip=" $store_pid $nginx_pid $worker_pid " '{
+    local skip
+    skip=" $(bench_store_pids "$run/store" | tr '\n' ' ') $nginx_pid $worker_pid "
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v skip="$skip" '{
         pid = $1; comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\) [^)]*$/, "", comm)
         rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
         if (index(skip, " " pid " ") || comm == "wrk" || comm == "mongoc_ping") next
@@ -339,9 +350,9 @@ measure() {
         set +e
         sleep "$delay"
         others_now > "$run/others.0"
-        s0=$(cpu_of "$store_pid") n0=$(cpu_of "$worker_pid") c0=$(cpu_now)
+        s0=$(bench_store_cpu "$run/store") n0=$(cpu_of "$worker_pid") c0=$(cpu_now)
         sleep "$DURATION"
-        s1=$(cpu_of "$store_pid") n1=$(cpu_of "$worker_pid") c1=$(cpu_now)
+        s1=$(bench_store_cpu "$run/store") n1=$(cpu_of "$worker_pid") c1=$(cpu_now)
         others_now > "$run/others.1"
         awk -v a="$s0" -v b="$s1" -v c="$n0" -v e="$n1" -v d="$DURATION" \
             'BEGIN { printf "%.0f %.0f ", (b - a) / d * 100, (e - c) / d * 100 }'
@@ -449,7 +460,7 @@ for name in "${tests[@]}"; do
     [ "$name" = mongoc ] && pool=$MONGOC_POOL
     [ "$name" = static ] && pool=
     cmd=${cmdline[$name]//$top\//}
-    echo "$run_id,$date_utc,$name,$CONCURRENCY,$pool,${threads[$name]},$DURATION,${reqs[$name]},${errs[$name]},${per_s[$name]},${p50[$name]},${p99[$name]},${vs_mongoc[$name]},${store_pct[$name]},${nginx_pct[$name]},${load_pct[$name]},${client_us[$name]},${store_us[$name]},${others[$name]},${before[$name]},$(csvq "${busy[$name]}"),$(csvq "${where[$name]}"),$nproc,$(csvq "$cpu_model"),$kernel,$nginx_version,$(csvq "$ferretdb_version"),$libmongoc_version,$wrk_version,$commit,$(csvq "$cmd")" >> "$RESULTS"
+    echo "$run_id,$date_utc,$name,$CONCURRENCY,$pool,${threads[$name]},$DURATION,${reqs[$name]},${errs[$name]},${per_s[$name]},${p50[$name]},${p99[$name]},${vs_mongoc[$name]},${store_pct[$name]},${nginx_pct[$name]},${load_pct[$name]},${client_us[$name]},${store_us[$name]},${others[$name]},${before[$name]},$(csvq "${busy[$name]}"),$(csvq "${where[$name]}"),$nproc,$(csvq "$cpu_model"),$kernel,$nginx_version,$(csvq "$store_version"),$libmongoc_version,$wrk_version,$commit,$(csvq "$cmd")" >> "$RESULTS"
 done
 
 echo
@@ -472,5 +483,5 @@ echo
 for name in "${adapters[@]}"; do
     echo "$name/mongoc = ${vs_mongoc[$name]}  (${where[$name]})"
 done
-echo "($nproc x $cpu_model, nginx $nginx_version, FerretDB $ferretdb_version, libmongoc $libmongoc_version, wrk $wrk_version)"
+echo "($nproc x $cpu_model, nginx $nginx_version, $store_version, libmongoc $libmongoc_version, wrk $wrk_version)"
 echo "results: ${RESULTS#$top/} (run $run_id)"

@@ -3,7 +3,8 @@
 #
 #   bench/claims/run.sh          (make bench-claims: deps and build first)
 #
-# A private FerretDB (t/util/store.sh) and nginx with the module, configured
+# A private store (t/util/store.sh: FerretDB in front of PostgreSQL with
+# DocumentDB) and nginx with the module, configured
 # as 'make run' does (t/util/run.conf: worker_processes auto), on free
 # ports; runtime files in bench/results/tmp/claims/.  Then
 # t/util/claims.py bench: CONSUMERS producers post MESSAGES messages in
@@ -16,6 +17,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/bench/lib.sh"
 cd "$top"
 
 MESSAGES=${MESSAGES:-1000}
@@ -31,6 +33,10 @@ say() { echo "bench-claims: $*"; }
 die() { echo "bench-claims: $*" >&2; exit 1; }
 
 [ -f "$module" ] || die "$module missing: make build"
+header=date_utc,messages,consumers,limit,post_per_s,claim_delete_per_s,ratio,nproc,cpu_model,nginx,store,msgbus_commit,summary
+if [ -s "$RESULTS" ] && [ "$(head -1 "$RESULTS")" != "$header" ]; then
+    die "$RESULTS has other columns (an older run.sh): set RESULTS=another.csv"
+fi
 /usr/bin/python3 -c 'import pymongo' 2>/dev/null \
     || die "/usr/bin/python3 with pymongo (python3-pymongo) missing: make deps"
 
@@ -50,7 +56,7 @@ mkdir -p "$run/nginx/conf" "$run/nginx/logs"
 cp "$module" "$run/ngx_http_msgbus_module.so"
 
 store_port=$(t/util/store.sh free-port)
-timeout 60 t/util/store.sh start "$run/store" "$store_port"
+timeout 120 t/util/store.sh start "$run/store" "$store_port"
 http_port=$(t/util/store.sh free-port)
 
 sed -e "s|@MODULE@|$run/ngx_http_msgbus_module.so|" \
@@ -70,7 +76,6 @@ echo "$out"
 summary=$(echo "$out" | grep '^bench: ')
 echo "$out" | grep -qx OK || die "the run failed"
 
-header=date_utc,messages,consumers,limit,post_per_s,claim_delete_per_s,ratio,nproc,cpu_model,nginx,ferretdb,msgbus_commit,summary
 [ -s "$RESULTS" ] || echo "$header" > "$RESULTS"
 post=$(echo "$summary" | sed -n 's/.* \([0-9]*\) messages\/s; claim.*/\1/p')
 claim=$(echo "$summary" | sed -n 's/.* \([0-9]*\) messages\/s; ratio.*/\1/p')
@@ -80,7 +85,7 @@ printf '%s,%s,%s,%s,%s,%s,%s,%s,"%s","%s","%s",%s,"%s"\n' \
     "$post" "$claim" "$ratio" "$(nproc)" \
     "$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)" \
     "$("$NGINX" -v 2>&1 | sed 's/.*: //')" \
-    "FerretDB v1.24.2 (SQLite)" \
+    "$(bench_store_version)" \
     "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     "$summary" >> "$RESULTS"
 say "appended to $RESULTS"

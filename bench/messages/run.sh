@@ -4,9 +4,11 @@
 #
 #   bench/messages/run.sh          (make bench-messages: deps and build first)
 #
-# One nginx (WORKERS workers, the msgbus module) and a private FerretDB
-# (t/util/store.sh), on free ports; runtime files in bench/results/tmp/
-# messages/.  In one run, one after the other:
+# One nginx (WORKERS workers, the msgbus module) and a private store
+# (t/util/store.sh: FerretDB in front of PostgreSQL with DocumentDB), on
+# free ports; runtime files in bench/results/tmp/messages/.  The store's
+# CPU is all of it: FerretDB, the postmaster and its backends.  In one
+# run, one after the other:
 #   msgbus   wrk, CONNECTIONS connections, "Connection: close" (one request
 #            per connection) -> GET /v2/queues/page/messages?limit=10&echo=true
 #            with 10 small messages in the queue: one store query each
@@ -53,7 +55,7 @@ die() { echo "bench-messages: $*" >&2; exit 1; }
 
 [ "$WRK_THREADS" -le "$CONNECTIONS" ] || die "WRK_THREADS > CONNECTIONS"
 
-header=run,date_utc,test,workers,connections,threads,duration_s,requests,errors,per_s,p50_ms,p99_ms,vs_static,response_bytes,nginx_cpu_pct,store_cpu_pct,load_cpu_pct,nginx_us_per_req,store_us_per_req,others_cpu_pct,busy_before_pct,cores_busy_pct,nproc,cpu_model,kernel,nginx,ferretdb,wrk,msgbus_commit,command,detail
+header=run,date_utc,test,workers,connections,threads,duration_s,requests,errors,per_s,p50_ms,p99_ms,vs_static,response_bytes,nginx_cpu_pct,store_cpu_pct,load_cpu_pct,nginx_us_per_req,store_us_per_req,others_cpu_pct,busy_before_pct,cores_busy_pct,nproc,cpu_model,kernel,nginx,store,wrk,msgbus_commit,command,detail
 if [ -s "$RESULTS" ] && [ "$(head -1 "$RESULTS")" != "$header" ]; then
     die "$RESULTS has other columns (an older run.sh): set RESULTS=another.csv"
 fi
@@ -106,9 +108,8 @@ timeout 30 t/util/store.sh stop "$run/store" || true
 rm -rf "$run/store"
 
 store_port=$(t/util/store.sh free-port)
-timeout 60 t/util/store.sh start "$run/store" "$store_port"
+timeout 120 t/util/store.sh start "$run/store" "$store_port"
 started_store=1
-store_pid=$(cat "$run/store/ferretdb.pid")
 store_uri="mongodb://127.0.0.1:$store_port/bench"
 
 http_port=$(t/util/store.sh free-port)
@@ -224,8 +225,7 @@ nproc=$(nproc)
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 kernel=$(uname -r)
 nginx_version=$("$NGINX" -V 2>&1 | sed -n 's/^nginx version: //p')
-ferretdb_bin=${FERRETDB:-${XDG_CACHE_HOME:-$HOME/.cache}/msgbus/ferretdb-${FERRETDB_VERSION:-v1.24.2}/ferretdb}
-ferretdb_version="$("$ferretdb_bin" --version 2>/dev/null | sed -n 's/^version: //p') sqlite"
+store_version=$(bench_store_version)
 wrk_version=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain -- ngx_http_msgbus_module config 2>/dev/null)" ]; then
@@ -266,9 +266,12 @@ cpu_diff() {
     }'
 }
 
-# "pid ticks" of every process but the store, nginx and wrk
+# "pid ticks" of every process but the store's (those at the time),
+# nginx and wrk
 others_now() {
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v skip=" $store_pid $nginx_pid $workers " '{
+    local skip
+    skip=" $(bench_store_pids "$run/store" | tr '\n' ' ') $nginx_pid $workers "
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v skip="$skip" '{
         pid = $1; comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\) [^)]*$/, "", comm)
         rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
         if (index(skip, " " pid " ") || comm == "wrk") next
@@ -336,9 +339,9 @@ wrk_case() {
     (
         set +e
         others_now > "$run/others.0"
-        n0=$(cpu_of $workers) s0=$(cpu_of "$store_pid") c0=$(cpu_now)
+        n0=$(cpu_of $workers) s0=$(bench_store_cpu "$run/store") c0=$(cpu_now)
         sleep "$DURATION"
-        n1=$(cpu_of $workers) s1=$(cpu_of "$store_pid") c1=$(cpu_now)
+        n1=$(cpu_of $workers) s1=$(bench_store_cpu "$run/store") c1=$(cpu_now)
         others_now > "$run/others.1"
         awk -v a="$n0" -v b="$n1" -v c="$s0" -v e="$s1" -v d="$DURATION" \
             'BEGIN { printf "%.0f %.0f ", (b - a) / d * 100, (e - c) / d * 100 }'
@@ -426,10 +429,10 @@ for name in "${tests[@]}"; do
     vs=$vs_static
     [ "$name" = static ] && vs=1.000
     cmd=${cmdline[$name]//$top\//}
-    echo "$run_id,$date_utc,$name,$WORKERS,$CONNECTIONS,$WRK_THREADS,$DURATION,${reqs[$name]},${errs[$name]},${per_s[$name]},${p50[$name]},${p99[$name]},$vs,$resp_bytes,${nginx_pct[$name]},${store_pct[$name]},${load_pct[$name]},${nginx_us[$name]},${store_us[$name]},${others[$name]},${before[$name]},$(csvq "${busy[$name]}"),$nproc,$(csvq "$cpu_model"),$kernel,$nginx_version,$(csvq "$ferretdb_version"),$wrk_version,$commit,$(csvq "$cmd"),$(csvq "$page_bytes bytes of JSON: 10 messages")" >> "$RESULTS"
+    echo "$run_id,$date_utc,$name,$WORKERS,$CONNECTIONS,$WRK_THREADS,$DURATION,${reqs[$name]},${errs[$name]},${per_s[$name]},${p50[$name]},${p99[$name]},$vs,$resp_bytes,${nginx_pct[$name]},${store_pct[$name]},${load_pct[$name]},${nginx_us[$name]},${store_us[$name]},${others[$name]},${before[$name]},$(csvq "${busy[$name]}"),$nproc,$(csvq "$cpu_model"),$kernel,$nginx_version,$(csvq "$store_version"),$wrk_version,$commit,$(csvq "$cmd"),$(csvq "$page_bytes bytes of JSON: 10 messages")" >> "$RESULTS"
 done
 if [ -n "$ordering_line" ]; then
-    echo "$run_id,$date_utc,ordering,$WORKERS,7,,$ordering_secs,$ordering_acked,$ordering_refused,$ordering_rate,,,,,,,,,,,,,$nproc,$(csvq "$cpu_model"),$kernel,$nginx_version,$(csvq "$ferretdb_version"),$wrk_version,$commit,$(csvq "ORDERING_MESSAGES=$ORDERING_MESSAGES /usr/bin/python3 t/util/ordering.py --port P --mongodb $store_uri --project ordering"),$(csvq "$verdict: $ordering_line")" >> "$RESULTS"
+    echo "$run_id,$date_utc,ordering,$WORKERS,7,,$ordering_secs,$ordering_acked,$ordering_refused,$ordering_rate,,,,,,,,,,,,,$nproc,$(csvq "$cpu_model"),$kernel,$nginx_version,$(csvq "$store_version"),$wrk_version,$commit,$(csvq "ORDERING_MESSAGES=$ORDERING_MESSAGES /usr/bin/python3 t/util/ordering.py --port P --mongodb $store_uri --project ordering"),$(csvq "$verdict: $ordering_line")" >> "$RESULTS"
 fi
 
 echo
@@ -443,9 +446,10 @@ for name in "${tests[@]}"; do
         "${nginx_pct[$name]}/${store_pct[$name]}/${load_pct[$name]}/${others[$name]}" \
         "${nginx_us[$name]}/${store_us[$name]}" "${busy[$name]}"
 done
-echo "(cpu% n/s/l/o: nginx's $WORKERS workers, the store, wrk, all other processes,"
-echo " in % of one CPU; us/req n/s: CPU microseconds per request of nginx's"
-echo " workers and of the store; one request per connection; a $resp_bytes-byte answer)"
+echo "(cpu% n/s/l/o: nginx's $WORKERS workers, the store (FerretDB and PostgreSQL),"
+echo " wrk, all other processes, in % of one CPU; us/req n/s: CPU microseconds per"
+echo " request of nginx's workers and of the store; one request per connection;"
+echo " a $resp_bytes-byte answer)"
 echo
 echo "msgbus/static = $vs_static"
 if [ -n "$ordering_line" ]; then
@@ -453,5 +457,5 @@ if [ -n "$ordering_line" ]; then
     echo "$ordering_line"
     echo "$verdict (full output: ${run#$top/}/ordering.out)"
 fi
-echo "($nproc x $cpu_model, nginx $nginx_version, FerretDB $ferretdb_version, wrk $wrk_version, msgbus $commit)"
+echo "($nproc x $cpu_model, nginx $nginx_version, $store_version, wrk $wrk_version, msgbus $commit)"
 echo "results: ${RESULTS#$top/} (run $run_id)"

@@ -4,7 +4,8 @@
 # streams on one queue (channel), RATE posts per second for DURATION;
 # latency from the post's answer to each receipt, and the workers'
 # anonymous memory per parked client.  msgbus keeps its messages in a
-# private FerretDB; Nchan in its memory store.
+# private store (t/util/store.sh: FerretDB in front of PostgreSQL with
+# DocumentDB); Nchan in its memory store.
 #
 # Writes bench/results/realtime-<UTC stamp>.json (every run's figures)
 # and .md (the table).
@@ -222,14 +223,19 @@ def main():
 
     ver = subprocess.run(['git', '-C', TOP, 'rev-parse', '--short', 'HEAD'],
                          capture_output=True, text=True).stdout.strip()
+    store_ver = subprocess.run(
+        ['bash', '-c', 'top=$0; . "$top/bench/lib.sh"; bench_store_version',
+         TOP], capture_output=True, text=True).stdout.strip()
     base = os.path.join(TOP, 'bench/results/realtime-' + stamp)
     with open(base + '.json', 'w') as f:
         json.dump({'msgbus': ver, 'nproc': os.cpu_count(),
+                   'store': store_ver,
                    'http_extra': o.http_extra,
                    'client_nice': o.client_nice,
                    'results': results}, f, indent=1)
     md = ('# Fan-out, msgbus %s next to Nchan (%s, %d CPUs)\n\n'
           % (ver, stamp, os.cpu_count())
+          + 'msgbus\'s store: %s\n\n' % store_ver
           + ('In `http {}`: `%s`\n\n' % o.http_extra if o.http_extra else '')
           + table(results))
     with open(base + '.md', 'w') as f:

@@ -4,7 +4,8 @@
     bench/seed/run.py            the full run (make bench)
     bench/seed/run.py --quick    a sanity pass in a few minutes (make bench-quick)
 
-One private FerretDB; then, workload by workload, each contender is started
+One private store (t/util/store.sh: FerretDB in front of PostgreSQL with
+DocumentDB); then, workload by workload, each contender is started
 alone, checked to answer what msgbus answers, swept with httperf at rising
 demanded rates (one call per connection unless the workload says otherwise)
 and stopped.  Then the limits: nginx answering msgbus's bytes from `return`,
@@ -48,9 +49,13 @@ HEADERS = {"Client-ID": CLIENT, "X-Project-ID": PROJECT}
 DATABASE = "bench"          # msgbus and the three peers
 ZAQAR_DATABASE = "zaqarbench"
 TTL = 43200
-# Four partitions, so that each queue read has one to itself: FerretDB
-# reads a whole partition for every find, and the posts of the post
-# workload go to the fourth
+# Four partitions (msgbus_message_partitions, Zaqar's `partitions`); each
+# queue that is read has one to itself and the posts of the post workload
+# go to the fourth.  A partition is a collection, on this store a
+# PostgreSQL table with its own indexes, so one workload's writes do not
+# grow the table another reads.  The reads would not need it any more (a
+# find is an index scan on the queue, not a read of the whole partition as
+# with FerretDB 1 on SQLite); kept so that runs stay comparable.
 PARTITIONS = 4
 PAGE, BIG, EMPTY = "page", "big", "none"
 POST_PARTITION = 2
@@ -203,6 +208,7 @@ class Run:
         self.duration = args.duration
         self.rows = []
         self.procs = []
+        self.store_dir = None
         self.store_pid = None
         self.pages = {}
 
@@ -242,11 +248,23 @@ class Run:
         subprocess.run([os.path.join(TOP, "t/util/store.sh"), "stop", d], capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
         self.store_port = free_port()
-        subprocess.run(["timeout", "60", os.path.join(TOP, "t/util/store.sh"), "start", d,
+        subprocess.run(["timeout", "120", os.path.join(TOP, "t/util/store.sh"), "start", d,
                         str(self.store_port)], check=True)
+        self.store_dir = d
         with open(os.path.join(d, "ferretdb.pid")) as f:
             self.store_pid = int(f.read())
         self.store_uri = "mongodb://127.0.0.1:%d/" % self.store_port
+
+    def store_cpu(self):
+        """CPU seconds the whole store has used so far: FerretDB, the
+        postmaster and every backend, live or ended (t/util/store.sh cpu);
+        PostgreSQL does the storage work, FerretDB alone would undercount"""
+        r = subprocess.run([os.path.join(TOP, "t/util/store.sh"), "cpu", self.store_dir],
+                           capture_output=True, text=True, timeout=30)
+        try:
+            return float(r.stdout)
+        except ValueError:
+            die("t/util/store.sh cpu: %s" % (r.stderr or r.stdout))
 
     # --- contenders -----------------------------------------------------------
 
@@ -422,11 +440,11 @@ http {
         full = ["timeout", "-s", "KILL", str(int(self.duration + 40)),
                 "taskset", "-c", LOAD_CPU] + cmd
         pids = [self.server_pid]
-        c0, s0, t0 = tick_cpu(pids), tick_cpu([self.store_pid]), time.time()
+        c0, s0, t0 = tick_cpu(pids), self.store_cpu(), time.time()
         l0 = os.times()
         r = subprocess.run(full, capture_output=True, text=True)
         l1 = os.times()
-        c1, s1, t1 = tick_cpu(pids), tick_cpu([self.store_pid]), time.time()
+        c1, s1, t1 = tick_cpu(pids), self.store_cpu(), time.time()
         out = r.stdout
         row = parse_httperf(out)
         row.update(run=self.id, workload=workload, contender=contender, rate=rate,
@@ -480,9 +498,9 @@ http {
                "--messages", str(n), "--producers", "1", "--claimers", "8", "--limit", "10",
                "--timeout", "60",
                "bench"]
-        c0, s0 = tick_cpu([self.server_pid]), tick_cpu([self.store_pid])
+        c0, s0 = tick_cpu([self.server_pid]), self.store_cpu()
         r = subprocess.run(["timeout", "-s", "KILL", "600"] + cmd, capture_output=True, text=True)
-        c1, s1 = tick_cpu([self.server_pid]), tick_cpu([self.store_pid])
+        c1, s1 = tick_cpu([self.server_pid]), self.store_cpu()
         m = re.search(r"post (\d+) messages .*? ([\d.]+) s (\d+) messages/s; claim\+delete .*?"
                       r"(\d+) claims\) ([\d.]+) s (\d+) messages/s", r.stdout)
         verdict = "OK" if r.returncode == 0 else "FAILED (%s)" % "; ".join(
@@ -530,9 +548,9 @@ http {
                          "--uri", "/static/get", "--rate", "100", "--timeout", "5",
                          "--num-conns", str(int(100 * (secs + 2)))],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                s0 = tick_cpu([self.store_pid])
+                s0 = self.store_cpu()
                 r = subprocess.run(full, capture_output=True, text=True)
-                s1 = tick_cpu([self.store_pid])
+                s1 = self.store_cpu()
                 if gen is not None:
                     gen.wait()
                 kv = dict(x.split("=", 1) for x in r.stdout.split() if "=" in x)
@@ -599,7 +617,7 @@ http {
                        "unpinned (both CPUs)" % LOAD_CPU,
             "msgbus": commit,
             "nginx": version_of([NGINX, "-v"], r"nginx/(\S+)"),
-            "ferretdb": version_of([self.ferretdb, "--version"], r"version: (\S+)") + " (SQLite backend)",
+            "store": version_of(["bash", "-c", 'top=$0; . "$top/bench/lib.sh"; bench_store_version', TOP]),
             "httperf": deb_version("httperf"),
             "python3": version_of(["/usr/bin/python3", "--version"], r"Python (\S+)"),
             "gevent": deb_version("python3-gevent"),
@@ -624,8 +642,6 @@ http {
         self.module = os.path.join(self.work, "ngx_http_msgbus_module.so")
         shutil.copy(os.path.join(TOP, ".build/default/ngx_http_msgbus_module.so"), self.module)
         self.mongoc = os.path.join(TOP, ".build/bench/mongoc_ping")
-        self.ferretdb = os.environ.get("FERRETDB") or os.path.expanduser(
-            "~/.cache/msgbus/ferretdb-%s/ferretdb" % os.environ.get("FERRETDB_VERSION", "v1.24.2"))
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         self.collect_facts()
@@ -642,8 +658,8 @@ http {
         if len(set(parts + [POST_PARTITION])) != 4:
             die("the queues share partitions: %s" % parts)
         self.start_store()
-        log("store %s (pid %d); results %s" % (self.store_uri, self.store_pid,
-                                                self.dir.replace(TOP + "/", "")))
+        log("store %s (FerretDB pid %d); results %s"
+            % (self.store_uri, self.store_pid, self.dir.replace(TOP + "/", "")))
 
         # priming, through msgbus and through Zaqar
         p, port = self.start("msgbus-2w")
