@@ -1711,13 +1711,27 @@ ngx_http_msgbus_arbiter_lost(ngx_http_request_t *r,
             index = ngx_http_msgbus_doc_int(&err, "index", -1);
             code = (int32_t) ngx_http_msgbus_doc_int(&err, "code", 0);
 
-            if (code != 11000 || index < 0 || index >= (int64_t) ctx->round)
-            {
+            if (index < 0 || index >= (int64_t) ctx->round) {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "msgbus: %V of \"%V\": arbiter write error %D",
+                              "msgbus: %V of \"%V\": arbiter write error %D "
+                              "at index %L",
+                              ngx_http_msgbus_op_name(ctx->route.op),
+                              &ctx->scoped, code, index);
+                return NGX_ERROR;
+            }
+
+            /*
+             * a key another consumer has (11000), or one whose insert
+             * failed otherwise (a write conflict, a deadlock between
+             * concurrent inserters): not this consumer's either way
+             */
+
+            if (code != 11000) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "msgbus: %V of \"%V\": arbiter key not "
+                              "taken: write error %D",
                               ngx_http_msgbus_op_name(ctx->route.op),
                               &ctx->scoped, code);
-                return NGX_ERROR;
             }
 
             cand[index].won = 0;
