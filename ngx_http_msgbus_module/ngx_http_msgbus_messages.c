@@ -156,10 +156,27 @@ static ngx_int_t ngx_http_msgbus_expiry_next(ngx_http_msgbus_expiry_t *ex,
     bson_t *reply);
 static void ngx_http_msgbus_expiry_done(ngx_http_msgbus_mongo_op_t *op);
 static void ngx_http_msgbus_expiry_end(ngx_http_msgbus_expiry_t *ex);
+static void ngx_http_msgbus_partition_indexed(ngx_http_msgbus_ctx_t *ctx);
 
 
 /* the partitions (and, last, the queues) indexed by this worker */
 static u_char  *ngx_http_msgbus_indexed;
+
+/* the partitions found without the "active" index: pages are not hinted */
+static u_char  *ngx_http_msgbus_unhinted;
+
+
+/* this worker has made the partition's indexes: "active" too */
+
+static void
+ngx_http_msgbus_partition_indexed(ngx_http_msgbus_ctx_t *ctx)
+{
+    ngx_http_msgbus_indexed[ctx->partition] = 1;
+
+    if (ngx_http_msgbus_unhinted) {
+        ngx_http_msgbus_unhinted[ctx->partition] = 0;
+    }
+}
 
 static ngx_http_msgbus_expiry_t  ngx_http_msgbus_expiry;
 
@@ -2013,7 +2030,7 @@ ngx_int_t
 ngx_http_msgbus_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_t *given, int32_t sort, ngx_uint_t limit, ngx_uint_t small)
 {
-    bson_t     cmd, filter, order, projection;
+    bson_t     cmd, filter, order, hint, projection;
     ngx_int_t  rc;
 
     bson_init(&cmd);
@@ -2078,6 +2095,30 @@ ngx_http_msgbus_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     BSON_APPEND_DOCUMENT_BEGIN(&cmd, "sort", &order);
     BSON_APPEND_INT32(&order, "k", sort);
     bson_append_document_end(&cmd, &order);
+
+    /*
+     * A page names Zaqar's "active" index {p_q, k, c.e}, as Zaqar's own
+     * listing does: the marker bounds the scan to the page on any store.
+     * Left to itself, a store's planner may pick another index and read
+     * the whole queue (DocumentDB picks "claimed", whose k comes after
+     * c.id: 20 ms a page at 100,000 messages instead of 1.5 ms).
+     */
+
+    ctx->hinted = 0;
+
+    if (given == NULL
+        && ctx->route.op == ngx_http_msgbus_op_message_list
+        && ctx->ids == NULL
+        && (ngx_http_msgbus_unhinted == NULL
+            || !ngx_http_msgbus_unhinted[ctx->partition]))
+    {
+        BSON_APPEND_DOCUMENT_BEGIN(&cmd, "hint", &hint);
+        BSON_APPEND_INT32(&hint, "p_q", 1);
+        BSON_APPEND_INT32(&hint, "k", 1);
+        BSON_APPEND_INT32(&hint, "c.e", 1);
+        bson_append_document_end(&cmd, &hint);
+        ctx->hinted = 1;
+    }
 
     if (small) {
         BSON_APPEND_DOCUMENT_BEGIN(&cmd, "projection", &projection);
@@ -2451,6 +2492,33 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
 
         switch (ctx->step) {
 
+        case ngx_http_msgbus_step_find:
+            /* no such index here (BadValue): the page without the hint */
+            if (ctx->hinted
+                && op->err == ngx_http_msgbus_mongo_err_server
+                && op->code == 2)
+            {
+                if (ngx_http_msgbus_unhinted == NULL) {
+                    ngx_http_msgbus_unhinted = ngx_calloc(mmcf->partitions,
+                                                          ngx_cycle->log);
+                    if (ngx_http_msgbus_unhinted == NULL) {
+                        break;
+                    }
+                }
+
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "msgbus: %V.messages has no index "
+                              "{p_q: 1, k: 1, c.e: 1}: %V, pages read "
+                              "without it", &ctx->db, &op->errmsg);
+
+                ngx_http_msgbus_unhinted[ctx->partition] = 1;
+                ngx_http_msgbus_finalize(r,
+                    ngx_http_msgbus_find(r, ctx, NULL, 1, ctx->limit, 0));
+                return;
+            }
+
+            break;
+
         case ngx_http_msgbus_step_ttl_index:
         case ngx_http_msgbus_step_indexes:
             /*
@@ -2483,7 +2551,7 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
                           "(%V, code %D): expired messages are filtered "
                           "and purged by msgbus", &ctx->db, &op->errmsg,
                           op->code);
-            ngx_http_msgbus_indexed[ctx->partition] = 1;
+            ngx_http_msgbus_partition_indexed(ctx);
             ctx->step = ngx_http_msgbus_step_queue;
             ngx_http_msgbus_finalize(r, ngx_http_msgbus_queue_doc(r, ctx));
             return;
@@ -2560,7 +2628,7 @@ ngx_http_msgbus_messages_done(ngx_http_msgbus_mongo_op_t *op)
         break;
 
     case ngx_http_msgbus_step_ttl_index:
-        ngx_http_msgbus_indexed[ctx->partition] = 1;
+        ngx_http_msgbus_partition_indexed(ctx);
         ctx->step = ngx_http_msgbus_step_queue;
         rc = ngx_http_msgbus_queue_doc(r, ctx);
         break;

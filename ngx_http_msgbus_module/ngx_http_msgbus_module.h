@@ -143,6 +143,7 @@ typedef struct {
     unsigned                    include_claimed:1;
     unsigned                    include_delayed:1;
     unsigned                    has_claim:1;
+    unsigned                    hinted:1;    /* the find names an index */
     unsigned                    queue_created:1;
     unsigned                    purge_messages:1;
     unsigned                    stream:1;    /* text/event-stream */

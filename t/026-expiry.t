@@ -8,8 +8,9 @@
 # store in Zaqar's shape, with "e" in the past.
 #
 # Blocks 1-5 use a database of their own where nothing posts, so no TTL
-# index races the purge timer there; blocks 6-7 one where msgbus posts and
-# creates its indexes.
+# index races the purge timer there (and a page, which names Zaqar's
+# "active" index, finds none and is read without it); blocks 6-7 one where
+# msgbus posts and creates its indexes.
 
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
@@ -231,3 +232,22 @@ GET /v2/queues/ttl/messages?echo=true
 --- error_code: 200
 --- response_body_like chomp
 ^\{"messages": \[\{"id": "\w{24}", "href": "[^"]+", "ttl": 3600, "age": \d+, "body": "stays"\}\]
+
+
+
+=== TEST 8: a page where Zaqar's "active" index is missing is read without naming it
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_EXPIRY_URI";
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}"
+--- request
+GET /v2/queues/live/messages?echo=true
+--- error_code: 200
+--- response_body_like chomp
+^\{"messages": \[\{"id": "\w{24}", "href": "[^"]+", "ttl": 60, "age": \d+, "body": \{"n": 0\}\}, \{"id": "\w{24}", "href": "[^"]+", "ttl": 60, "age": \d+, "body": \{"n": 1\}\}\]
+--- error_log
+has no index {p_q: 1, k: 1, c.e: 1}
+--- no_error_log
+[error]
