@@ -884,12 +884,30 @@ ngx_http_msgbus_inserted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 }
 
 
-/* the queue's highest marker; the next insert goes above it */
+/*
+ * The queue's highest marker; the next insert goes above it.  Only
+ * markers from the lost one up matter (the next is above that one
+ * anyway): the scan is bounded by it however long the queue is.
+ */
 
 static ngx_int_t
 ngx_http_msgbus_top(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    return ngx_http_msgbus_find(r, ctx, NULL, -1, 1, 1);
+    bson_t     filter, gte;
+    ngx_int_t  rc;
+
+    bson_init(&filter);
+    bson_append_utf8(&filter, "p_q", 3, (char *) ctx->scoped.data,
+                     ctx->scoped.len);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "k", &gte);
+    BSON_APPEND_INT64(&gte, "$gte", ctx->top);
+    bson_append_document_end(&filter, &gte);
+
+    rc = ngx_http_msgbus_find(r, ctx, &filter, -1, 1, 1);
+
+    bson_destroy(&filter);
+
+    return rc;
 }
 
 
@@ -2106,7 +2124,14 @@ ngx_http_msgbus_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     ctx->hinted = 0;
 
-    if (given == NULL
+    if (ctx->step == ngx_http_msgbus_step_top) {
+        /* msgbus_marker: wherever this worker posts, it made it first */
+        BSON_APPEND_DOCUMENT_BEGIN(&cmd, "hint", &hint);
+        BSON_APPEND_INT32(&hint, "p_q", 1);
+        BSON_APPEND_INT32(&hint, "k", 1);
+        bson_append_document_end(&cmd, &hint);
+
+    } else if (given == NULL
         && ctx->route.op == ngx_http_msgbus_op_message_list
         && ctx->ids == NULL
         && (ngx_http_msgbus_unhinted == NULL
