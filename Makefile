@@ -8,7 +8,7 @@ RUN := $(CURDIR)/.run
 NGINX ?= /usr/sbin/nginx
 VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
 
-.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench-realtime bench bench-quick
+.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench-realtime bench-depth bench bench-quick
 
 all: build
 
@@ -75,6 +75,11 @@ bench-claims: deps build
 # Fan-out to parked long-polls and SSE streams next to Nchan (bench/realtime/README.md).
 bench-realtime: deps build
 	@bench/realtime/run.sh
+
+# Tail-page GET, POST and claim against one queue at 100, 10,000 and
+# 100,000 messages: store CPU per operation and requests/s (bench/depth/README.md).
+bench-depth: deps build
+	@bench/depth/run.sh
 
 # The seed's benchmark: msgbus next to Gevent, Tornado, Node.js, OpenStack
 # Zaqar, static nginx and the store's ceiling, swept with httperf
