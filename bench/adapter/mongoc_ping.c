@@ -161,25 +161,6 @@ cpu_seconds(void)
 }
 
 
-/*
- * FerretDB has no "endSessions": libmongoc warns about it when the pool
- * goes away.  Everything else goes to the default handler.
- */
-
-static void
-log_handler(mongoc_log_level_t level, const char *domain,
-    const char *message, void *data)
-{
-    if (level == MONGOC_LOG_LEVEL_WARNING
-        && strstr(message, "endSessions") != NULL)
-    {
-        return;
-    }
-
-    mongoc_log_default_handler(level, domain, message, data);
-}
-
-
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -260,7 +241,6 @@ main(int argc, char **argv)
     }
 
     mongoc_init();
-    mongoc_log_set_handler(log_handler, NULL);
 
     uri = mongoc_uri_new_with_error(uri_string, &error);
     if (uri == NULL) {
