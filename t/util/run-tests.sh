@@ -25,7 +25,7 @@ export TEST_NGINX_SERVROOT=${TEST_NGINX_SERVROOT:-$top/t/servroot}
 run=$top/.run/test-$$
 mkdir -p "$run"
 cleanup() {
-    [ -n "${store_started:-}" ] && t/util/store.sh stop "$run/store"
+    [ -n "${store_started:-}" ] && t/util/store.sh destroy "$run/store"
     rm -rf "$run"
 }
 trap cleanup EXIT

@@ -10,6 +10,7 @@
 #         database "admin"; without: --no-auth.
 #   t/util/store.sh stop DIR      both stopped cleanly; the data stay
 #   t/util/store.sh kill DIR      SIGKILL to FerretDB and PostgreSQL, as a crash
+#   t/util/store.sh destroy DIR   stopped, and its data removed (DIR too)
 #   t/util/store.sh cpu DIR       CPU seconds the store has used so far:
 #                                 FerretDB, PostgreSQL's postmaster and every
 #                                 backend, live or ended (for benchmarks: take
@@ -141,19 +142,34 @@ template() {
     rm -rf "$work"
 }
 
+# Where DIR's cluster and its log really are: DIR itself, or, when the
+# user running PostgreSQL cannot reach DIR (a parent folder is private,
+# such as root's home), a folder in /tmp named in DIR/pg.root, with DIR/pg
+# and DIR/postgresql.log links to it for people.
+pg_root() {
+    cat "$1/pg.root" 2>/dev/null || echo "$1"
+}
+
 pg_start() {
-    local dir=$1 pg=$1/pg
+    local dir=$1 root pg
     alive "$dir/postgres.pid" && return 0
+    root=$(pg_root "$dir")
+    pg=$root/pg
     if [ ! -f "$pg/PG_VERSION" ]; then
         template
+        if [ "$root" = "$dir" ] && ! as_pg test -x "$dir"; then
+            root=$(mktemp -d /tmp/msgbus-store-XXXXXX)
+            chmod 711 "$root"
+            echo "$root" > "$dir/pg.root"
+            pg=$root/pg
+        fi
         rm -rf "$pg"
         cp -a "$STORE_CACHE/template" "$pg"
         rm -f "$pg/.ready"
-    fi
-    # the cluster's folder must be reachable for the user running it
-    if ! as_pg test -x "$dir"; then
-        echo "store: $dir cannot be reached by the user postgres (a parent folder is private)" >&2
-        return 1
+        if [ "$root" != "$dir" ]; then
+            ln -sfn "$pg" "$dir/pg"
+            ln -sfn "$root/postgresql.log" "$dir/postgresql.log"
+        fi
     fi
     local port
     port=$(cat "$dir/pg.port" 2>/dev/null || true)
@@ -170,10 +186,10 @@ pg_start() {
             echo "full_page_writes = off"
         fi
     } > "$pg/msgbus.conf"
-    touch "$dir/postgresql.log"
-    pg_owner "$pg" "$dir/postgresql.log"
-    as_pg "$PGBIN/pg_ctl" -D "$pg" -l "$dir/postgresql.log" -w -t 120 ${STORE_CORE:+-c} start > "$dir/pg_ctl.log" 2>&1 \
-        || { echo "store: PostgreSQL did not start; its log:" >&2; tail -n 20 "$dir/postgresql.log" >&2; return 1; }
+    touch "$root/postgresql.log"
+    pg_owner "$pg" "$root/postgresql.log"
+    as_pg "$PGBIN/pg_ctl" -D "$pg" -l "$root/postgresql.log" -w -t 120 ${STORE_CORE:+-c} start > "$dir/pg_ctl.log" 2>&1 \
+        || { echo "store: PostgreSQL did not start; its log:" >&2; tail -n 20 "$root/postgresql.log" >&2; return 1; }
     head -n1 "$pg/postmaster.pid" > "$dir/postgres.pid"
 }
 
@@ -246,13 +262,13 @@ _PY_
         stop_pid "$dir/ferretdb.pid" TERM
     fi
     ferretdb_start "$dir" "$port" "$([ -n "$user" ] && echo --auth || echo --no-auth)" "$@"
-    echo "store: FerretDB $FERRETDB_VERSION on 127.0.0.1:$port, PostgreSQL $PG_MAJOR + DocumentDB on 127.0.0.1:$(cat "$dir/pg.port") (data in $dir/pg)"
+    echo "store: FerretDB $FERRETDB_VERSION on 127.0.0.1:$port, PostgreSQL $PG_MAJOR + DocumentDB on 127.0.0.1:$(cat "$dir/pg.port") (data in $(pg_root "$dir")/pg)"
     ;;
 stop)
     dir=$2
     stop_pid "$dir/ferretdb.pid" TERM
     if alive "$dir/postgres.pid"; then
-        as_pg "$PGBIN/pg_ctl" -D "$dir/pg" -w -t 60 -m fast stop > /dev/null || true
+        as_pg "$PGBIN/pg_ctl" -D "$(pg_root "$dir")/pg" -w -t 60 -m fast stop > /dev/null || true
     fi
     rm -f "$dir/postgres.pid"
     ;;
@@ -272,8 +288,15 @@ kill)
         done
         # a dead postmaster can stay a zombie until init reaps it, and
         # PostgreSQL takes a zombie's pid in its lock file for a live one
-        rm -f "$dir/postgres.pid" "$dir/pg/postmaster.pid"
+        rm -f "$dir/postgres.pid" "$(pg_root "$dir")/pg/postmaster.pid"
     fi
+    ;;
+destroy)
+    dir=$2
+    "$0" stop "$dir"
+    root=$(pg_root "$dir")
+    [ "$root" = "$dir" ] || rm -rf "$root"
+    rm -rf "$dir"
     ;;
 cpu)
     dir=$2
