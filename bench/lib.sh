@@ -65,3 +65,42 @@ bench_mongoc_ping() {
     fi
     echo "$pinger"
 }
+
+# bench_nginx_conf RUN WORKERS CONNECTIONS URI PORT [LOCATIONS]: prints an
+# nginx.conf for msgbus under RUN/nginx (the module copied to RUN), the store
+# at URI, listening on 127.0.0.1:PORT, access log off; LOCATIONS go before
+# "location /"
+bench_nginx_conf() {
+    local run=$1 workers=$2 connections=$3 uri=$4 port=$5 extra=${6:-}
+    cat <<EOF
+load_module $run/ngx_http_msgbus_module.so;
+
+worker_processes $workers;
+error_log $run/nginx/logs/error.log warn;
+pid $run/nginx/logs/nginx.pid;
+
+events {
+    worker_connections $connections;
+}
+
+http {
+    access_log off;
+
+    client_body_temp_path $run/nginx/client_body_temp;
+    proxy_temp_path $run/nginx/proxy_temp;
+    fastcgi_temp_path $run/nginx/fastcgi_temp;
+    uwsgi_temp_path $run/nginx/uwsgi_temp;
+    scgi_temp_path $run/nginx/scgi_temp;
+
+    msgbus_mongodb "$uri";
+
+    server {
+        listen 127.0.0.1:$port;
+$extra
+        location / {
+            msgbus;
+        }
+    }
+}
+EOF
+}

@@ -114,37 +114,8 @@ fi
 # --- nginx -----------------------------------------------------------------------
 
 http_port=$(t/util/store.sh free-port)
-cat > "$run/nginx/conf/nginx.conf" <<EOF
-# rendered by bench/depth/run.sh
-load_module $run/ngx_http_msgbus_module.so;
-
-worker_processes $WORKERS;
-error_log $run/nginx/logs/error.log warn;
-pid $run/nginx/logs/nginx.pid;
-
-events {
-    worker_connections 1024;
-}
-
-http {
-    access_log off;
-    client_body_temp_path $run/nginx/client_body_temp;
-    proxy_temp_path $run/nginx/proxy_temp;
-    fastcgi_temp_path $run/nginx/fastcgi_temp;
-    uwsgi_temp_path $run/nginx/uwsgi_temp;
-    scgi_temp_path $run/nginx/scgi_temp;
-
-    msgbus_mongodb "mongodb://127.0.0.1:$store_port/depth";
-
-    server {
-        listen 127.0.0.1:$http_port;
-
-        location / {
-            msgbus;
-        }
-    }
-}
-EOF
+bench_nginx_conf "$run" "$WORKERS" 1024 "mongodb://127.0.0.1:$store_port/depth" "$http_port" \
+    > "$run/nginx/conf/nginx.conf"
 nginx_up=1
 timeout 30 "$NGINX" -p "$run/nginx/" -c conf/nginx.conf -e "$run/nginx/logs/error.log"
 for _ in $(seq 50); do

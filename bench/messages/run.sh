@@ -118,38 +118,8 @@ mkdir -p "$run/nginx/conf" "$run/nginx/logs"
 
 # nginx.conf; $1: the static location (empty at first)
 render() {
-    cat > "$run/nginx/conf/nginx.conf" <<EOF
-# rendered by bench/messages/run.sh
-load_module $run/ngx_http_msgbus_module.so;
-
-worker_processes $WORKERS;
-error_log $run/nginx/logs/error.log warn;
-pid $run/nginx/logs/nginx.pid;
-
-events {
-    worker_connections 4096;
-}
-
-http {
-    access_log off;
-
-    client_body_temp_path $run/nginx/client_body_temp;
-    proxy_temp_path $run/nginx/proxy_temp;
-    fastcgi_temp_path $run/nginx/fastcgi_temp;
-    uwsgi_temp_path $run/nginx/uwsgi_temp;
-    scgi_temp_path $run/nginx/scgi_temp;
-
-    msgbus_mongodb "$store_uri";
-
-    server {
-        listen 127.0.0.1:$http_port;
-$1
-        location / {
-            msgbus;
-        }
-    }
-}
-EOF
+    bench_nginx_conf "$run" "$WORKERS" 4096 "$store_uri" "$http_port" "$1" \
+        > "$run/nginx/conf/nginx.conf"
 }
 
 # the nginx workers' pids (after a start or a reload: the new ones)
