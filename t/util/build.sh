@@ -35,9 +35,11 @@ if [ ! -f "$tree/.copied" ] || [ "$src/conf_flags" -nt "$tree/.copied" ]; then
     touch "$tree/.copied"
 fi
 
-# Configure again only when the inputs of configure changed.
+# Configure again only when the inputs of configure changed (config,
+# nginx's flags, this script, the list of source files).
 stamp=$out/.configured
-sig=$(cat "$top/config" "$src/conf_flags" "$0" | md5sum | cut -d' ' -f1)
+sig=$( (cat "$top/config" "$src/conf_flags" "$0";
+       ls "$top"/ngx_http_msgbus_module/*/*.[ch]) | md5sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sig" ]; then
     rm -rf "$out"
     mkdir -p "$out"
