@@ -90,7 +90,19 @@ typedef struct {
 
 /* a request's state while its operation runs */
 
-typedef struct {
+typedef struct ngx_http_msgbus_ctx_s  ngx_http_msgbus_ctx_t;
+
+/*
+ * What the real-time layer calls back when a parked request wakes: a
+ * long-poll's page (docs: the batch positioned before the first message
+ * after the waiter's marker, NULL: none came), a waiting claim's retry.
+ */
+typedef ngx_int_t (*ngx_http_msgbus_page_pt)(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_iter_t *docs);
+typedef ngx_int_t (*ngx_http_msgbus_retry_pt)(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+
+struct ngx_http_msgbus_ctx_s {
     ngx_http_msgbus_route_t     route;
     ngx_str_t                   project;
     ngx_str_t                   scoped;      /* "project/queue" */
@@ -148,7 +160,10 @@ typedef struct {
     unsigned                    purge_messages:1;
     unsigned                    stream:1;    /* text/event-stream */
     unsigned                    gap_check:1; /* resumed: a gap is told */
-} ngx_http_msgbus_ctx_t;
+
+    ngx_http_msgbus_page_pt     on_page;     /* a long-poll's answer */
+    ngx_http_msgbus_retry_pt    on_retry;    /* a waiting claim's */
+};
 
 
 ngx_int_t ngx_http_msgbus_command(ngx_http_request_t *r,
