@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "ngx_http_msgbus_mongo_auth.h"
+#include "ngx_http_msgbus_mongo_auth_keys.h"
 
 
 #define NGX_HTTP_MSGBUS_SCRAM_NONCE_BYTES     24
@@ -39,8 +40,6 @@
 #define NGX_HTTP_MSGBUS_SCRAM_SHA1_LEN        20
 #define NGX_HTTP_MSGBUS_SCRAM_SHA256_LEN      32
 
-#define NGX_HTTP_MSGBUS_SCRAM_CACHE_SIZE      8
-#define NGX_HTTP_MSGBUS_SCRAM_KEY_LEN         32
 
 
 /* conversation states */
@@ -54,55 +53,33 @@
 struct ngx_http_msgbus_scram_s {
     ngx_pool_t                 *pool;
     ngx_log_t                  *log;
-    const EVP_MD               *md;
     char                       *mechanism;
-    size_t                      hash_len;
-    ngx_uint_t                  sha256;
     ngx_uint_t                  state;
-    ngx_uint_t                  iterations;
-    ngx_uint_t                  cacheable;        /* cache_key is set */
-    ngx_uint_t                  cache_hit;
 
-    ngx_str_t                   user;             /* as given */
-    ngx_str_t                   password;         /* PBKDF2 input, wiped */
+    /* mechanism, user, password (wiped), and the derived keys */
+    ngx_http_msgbus_scram_keys_t  k;
+
     ngx_str_t                   first_bare;       /* "n=<user>,r=<nonce>" */
 
     size_t                      nonce_len;
     u_char                      nonce[NGX_HTTP_MSGBUS_SCRAM_NONCE_MAX];
 
-    u_char                      cache_key[NGX_HTTP_MSGBUS_SCRAM_KEY_LEN];
-    u_char                      client_key[EVP_MAX_MD_SIZE];
-    u_char                      server_key[EVP_MAX_MD_SIZE];
     u_char                      server_signature[EVP_MAX_MD_SIZE];
 };
 
 
-/*
- * The derived-key cache of a worker process: ClientKey and ServerKey of
- * the last few successful conversations, so that a new connection does
- * not run PBKDF2 again.  An entry is found by a keyed SHA-256 over the
- * mechanism, user, PBKDF2 password input, salt and iteration count; the
- * key is random per process, so the cache holds neither the password
- * nor a plain hash of it.
- */
 
-typedef struct {
-    ngx_uint_t                  used;
-    ngx_uint_t                  sha256;
-    ngx_uint_t                  iterations;
-    u_char                      key[NGX_HTTP_MSGBUS_SCRAM_KEY_LEN];
-    u_char                      client_key[EVP_MAX_MD_SIZE];
-    u_char                      server_key[EVP_MAX_MD_SIZE];
-} ngx_http_msgbus_scram_key_t;
-
-
-typedef struct {
-    ngx_uint_t                  next;
-    u_char                      secret[NGX_HTTP_MSGBUS_SCRAM_KEY_LEN];
-    ngx_http_msgbus_scram_key_t entry[NGX_HTTP_MSGBUS_SCRAM_CACHE_SIZE];
-} ngx_http_msgbus_scram_cache_t;
-
-
+static ngx_int_t ngx_http_msgbus_scram_check(char *mechanism,
+    ngx_uint_t sha256, ngx_str_t *user, ngx_str_t *password, ngx_log_t *log);
+static ngx_int_t ngx_http_msgbus_scram_parse_first(ngx_http_msgbus_scram_t *s,
+    ngx_str_t *server_first, ngx_str_t *nonce, ngx_str_t *salt64,
+    ngx_str_t *iter);
+static ngx_int_t ngx_http_msgbus_scram_salt(ngx_http_msgbus_scram_t *s,
+    ngx_str_t *salt64, ngx_str_t *iter, ngx_str_t *salt);
+static ngx_int_t ngx_http_msgbus_scram_client_final(ngx_http_msgbus_scram_t *s,
+    ngx_str_t *server_first, ngx_str_t *nonce, ngx_str_t *out);
+static ngx_int_t ngx_http_msgbus_scram_error(ngx_http_msgbus_scram_t *s,
+    char *err);
 static void ngx_http_msgbus_scram_cleanup(void *data);
 static void ngx_http_msgbus_scram_wipe(ngx_http_msgbus_scram_t *s);
 static ngx_int_t ngx_http_msgbus_scram_state(ngx_http_msgbus_scram_t *s,
@@ -120,20 +97,6 @@ static ngx_int_t ngx_http_msgbus_scram_decode_base64(ngx_str_t *dst,
     ngx_str_t *src);
 static void ngx_http_msgbus_scram_server_error(ngx_http_msgbus_scram_t *s,
     u_char *p, u_char *last);
-static ngx_int_t ngx_http_msgbus_scram_keys(ngx_http_msgbus_scram_t *s,
-    ngx_str_t *salt);
-static ngx_http_msgbus_scram_cache_t *ngx_http_msgbus_scram_cache_get(
-    ngx_log_t *log);
-static ngx_int_t ngx_http_msgbus_scram_cache_key(ngx_http_msgbus_scram_t *s,
-    ngx_http_msgbus_scram_cache_t *cache, ngx_str_t *salt);
-static ngx_http_msgbus_scram_key_t *ngx_http_msgbus_scram_cache_find(
-    ngx_http_msgbus_scram_t *s, ngx_http_msgbus_scram_cache_t *cache);
-static void ngx_http_msgbus_scram_cache_store(ngx_http_msgbus_scram_t *s);
-static void ngx_http_msgbus_scram_crypto_error(ngx_log_t *log, char *what);
-
-
-/* per worker process, malloc()ed on first use */
-static ngx_http_msgbus_scram_cache_t  *ngx_http_msgbus_scram_cache;
 
 
 ngx_http_msgbus_scram_t *
@@ -146,36 +109,9 @@ ngx_http_msgbus_scram_create(ngx_pool_t *pool, ngx_uint_t sha256,
 
     mechanism = sha256 ? "SCRAM-SHA-256" : "SCRAM-SHA-1";
 
-    if (user->len == 0) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "msgbus mongo auth: %s needs a user name", mechanism);
-        return NULL;
-    }
-
-    if (user->len > NGX_HTTP_MSGBUS_SCRAM_MAX_LEN
-        || ngx_strlchr(user->data, user->data + user->len, '\0') != NULL)
+    if (ngx_http_msgbus_scram_check(mechanism, sha256, user, password, log)
+        != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "msgbus mongo auth: %s: the user name is longer than "
-                      "%d bytes or contains a NUL byte",
-                      mechanism, NGX_HTTP_MSGBUS_SCRAM_MAX_LEN);
-        return NULL;
-    }
-
-    if (password->len == 0) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "msgbus mongo auth: %s needs a password", mechanism);
-        return NULL;
-    }
-
-    if (password->len > NGX_HTTP_MSGBUS_SCRAM_MAX_LEN) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "msgbus mongo auth: %s: the password is longer than "
-                      "%d bytes", mechanism, NGX_HTTP_MSGBUS_SCRAM_MAX_LEN);
-        return NULL;
-    }
-
-    if (sha256 && ngx_http_msgbus_scram_saslprep(password, log) != NGX_OK) {
         return NULL;
     }
 
@@ -195,35 +131,37 @@ ngx_http_msgbus_scram_create(ngx_pool_t *pool, ngx_uint_t sha256,
     s->pool = pool;
     s->log = log;
     s->mechanism = mechanism;
-    s->sha256 = sha256 ? 1 : 0;
+    s->k.log = log;
+    s->k.mechanism = mechanism;
+    s->k.sha256 = sha256 ? 1 : 0;
 
     if (sha256) {
-        s->md = EVP_sha256();
-        s->hash_len = NGX_HTTP_MSGBUS_SCRAM_SHA256_LEN;
+        s->k.md = EVP_sha256();
+        s->k.hash_len = NGX_HTTP_MSGBUS_SCRAM_SHA256_LEN;
 
     } else {
-        s->md = EVP_sha1();
-        s->hash_len = NGX_HTTP_MSGBUS_SCRAM_SHA1_LEN;
+        s->k.md = EVP_sha1();
+        s->k.hash_len = NGX_HTTP_MSGBUS_SCRAM_SHA1_LEN;
     }
 
-    s->user.data = ngx_pnalloc(pool, user->len);
-    if (s->user.data == NULL) {
+    s->k.user.data = ngx_pnalloc(pool, user->len);
+    if (s->k.user.data == NULL) {
         return NULL;
     }
 
-    ngx_memcpy(s->user.data, user->data, user->len);
-    s->user.len = user->len;
+    ngx_memcpy(s->k.user.data, user->data, user->len);
+    s->k.user.len = user->len;
 
     if (sha256) {
         /* SASLprep maps printable ASCII, the only input let in, to itself */
 
-        s->password.data = ngx_pnalloc(pool, password->len);
-        if (s->password.data == NULL) {
+        s->k.password.data = ngx_pnalloc(pool, password->len);
+        if (s->k.password.data == NULL) {
             return NULL;
         }
 
-        ngx_memcpy(s->password.data, password->data, password->len);
-        s->password.len = password->len;
+        ngx_memcpy(s->k.password.data, password->data, password->len);
+        s->k.password.len = password->len;
 
     } else {
         if (ngx_http_msgbus_scram_mongo_digest(s, user, password) != NGX_OK) {
@@ -279,10 +217,10 @@ ngx_http_msgbus_scram_first(ngx_http_msgbus_scram_t *s, ngx_str_t *out)
 
     /* saslname: "=" and "," escaped as "=3D" and "=2C" */
 
-    len = s->user.len;
+    len = s->k.user.len;
 
-    for (i = 0; i < s->user.len; i++) {
-        if (s->user.data[i] == '=' || s->user.data[i] == ',') {
+    for (i = 0; i < s->k.user.len; i++) {
+        if (s->k.user.data[i] == '=' || s->k.user.data[i] == ',') {
             len += 2;
         }
     }
@@ -300,8 +238,8 @@ ngx_http_msgbus_scram_first(ngx_http_msgbus_scram_t *s, ngx_str_t *out)
     *p++ = 'n';
     *p++ = '=';
 
-    for (i = 0; i < s->user.len; i++) {
-        c = s->user.data[i];
+    for (i = 0; i < s->k.user.len; i++) {
+        c = s->k.user.data[i];
 
         if (c == '=') {
             p = ngx_cpymem(p, "=3D", 3);
@@ -341,14 +279,7 @@ ngx_int_t
 ngx_http_msgbus_scram_final(ngx_http_msgbus_scram_t *s,
     ngx_str_t *server_first, ngx_str_t *out)
 {
-    char       *err;
-    u_char     *p, *last;
-    size_t      i, len;
-    ngx_int_t   n;
-    ngx_str_t   nonce, salt64, iter, salt, auth, proof, encoded;
-    u_char      stored_key[EVP_MAX_MD_SIZE];
-    u_char      client_signature[EVP_MAX_MD_SIZE];
-    u_char      client_proof[EVP_MAX_MD_SIZE];
+    ngx_str_t  nonce, salt64, iter, salt;
 
     if (ngx_http_msgbus_scram_state(s, NGX_HTTP_MSGBUS_SCRAM_FIRST_SENT,
                                     "final")
@@ -357,191 +288,33 @@ ngx_http_msgbus_scram_final(ngx_http_msgbus_scram_t *s,
         return NGX_ERROR;
     }
 
-    if (server_first->len == 0
-        || server_first->len > NGX_HTTP_MSGBUS_SCRAM_MAX_LEN)
+    if (ngx_http_msgbus_scram_parse_first(s, server_first, &nonce, &salt64,
+                                          &iter)
+        != NGX_OK
+        || ngx_http_msgbus_scram_salt(s, &salt64, &iter, &salt) != NGX_OK
+        || ngx_http_msgbus_scram_keys(&s->k, &salt) != NGX_OK)
     {
-        err = "empty or too long server-first-message";
-        goto failed;
-    }
-
-    /*
-     * server-first-message = [reserved-mext ","] nonce "," salt ","
-     *                        iteration-count ["," extensions]
-     */
-
-    p = server_first->data;
-    last = p + server_first->len;
-
-    if (last - p >= 2 && p[0] == 'e' && p[1] == '=') {
-        ngx_http_msgbus_scram_server_error(s, p + 2, last);
-        goto wipe;
-    }
-
-    if (last - p >= 2 && p[0] == 'm' && p[1] == '=') {
-        err = "the server requires an unsupported extension (\"m=\")";
-        goto failed;
-    }
-
-    p = ngx_http_msgbus_scram_attr(p, last, 'r', &nonce);
-    if (p == NULL) {
-        err = "no \"r=\" nonce first in the server-first-message";
-        goto failed;
-    }
-
-    p = ngx_http_msgbus_scram_attr(p == last ? p : p + 1, last, 's', &salt64);
-    if (p == NULL) {
-        err = "no \"s=\" salt after the nonce in the server-first-message";
-        goto failed;
-    }
-
-    p = ngx_http_msgbus_scram_attr(p == last ? p : p + 1, last, 'i', &iter);
-    if (p == NULL) {
-        err = "no \"i=\" iteration count after the salt "
-              "in the server-first-message";
-        goto failed;
-    }
-
-    if (ngx_http_msgbus_scram_extensions(p, last) != NGX_OK) {
-        err = "malformed extension in the server-first-message";
-        goto failed;
-    }
-
-    if (nonce.len <= s->nonce_len
-        || ngx_memcmp(nonce.data, s->nonce, s->nonce_len) != 0)
-    {
-        err = "the server nonce does not extend the client nonce";
-        goto failed;
-    }
-
-    if (!ngx_http_msgbus_scram_printable(nonce.data, nonce.len)) {
-        err = "invalid character in the server nonce";
-        goto failed;
-    }
-
-    salt.data = ngx_pnalloc(s->pool, ngx_base64_decoded_length(salt64.len));
-    if (salt.data == NULL) {
-        goto wipe;
-    }
-
-    if (ngx_http_msgbus_scram_decode_base64(&salt, &salt64) != NGX_OK
-        || salt.len == 0)
-    {
-        err = "invalid base64 salt in the server-first-message";
-        goto failed;
-    }
-
-    n = ngx_atoi(iter.data, iter.len);
-
-    if (n == NGX_ERROR) {
-        err = "invalid iteration count in the server-first-message";
-        goto failed;
-    }
-
-    if (n < NGX_HTTP_MSGBUS_SCRAM_MIN_ITERATIONS
-        || n > NGX_HTTP_MSGBUS_SCRAM_MAX_ITERATIONS)
-    {
-        ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                      "msgbus mongo auth: %s: the server's iteration count "
-                      "%i is out of the range %d..%d", s->mechanism, n,
-                      NGX_HTTP_MSGBUS_SCRAM_MIN_ITERATIONS,
-                      NGX_HTTP_MSGBUS_SCRAM_MAX_ITERATIONS);
-        goto wipe;
-    }
-
-    s->iterations = (ngx_uint_t) n;
-
-    if (ngx_http_msgbus_scram_keys(s, &salt) != NGX_OK) {
         goto wipe;
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, s->log, 0,
                    "msgbus mongo auth: %s, %ui iterations, "
-                   "derived key cache %s", s->mechanism, s->iterations,
-                   s->cache_hit ? "hit" : "miss");
+                   "derived key cache %s", s->mechanism, s->k.iterations,
+                   s->k.cache_hit ? "hit" : "miss");
 
     /* the PBKDF2 input is not needed any more */
 
-    OPENSSL_cleanse(s->password.data, s->password.len);
+    OPENSSL_cleanse(s->k.password.data, s->k.password.len);
 
-    /*
-     * client-final-message = "c=biws,r=" nonce ",p=" proof, where
-     * "biws" is base64("n,,"), the gs2-header
-     */
-
-    len = sizeof("c=biws,r=,p=") - 1 + nonce.len
-          + ngx_base64_encoded_length(s->hash_len);
-
-    out->data = ngx_pnalloc(s->pool, len);
-    if (out->data == NULL) {
-        goto wipe;
-    }
-
-    p = ngx_cpymem(out->data, "c=biws,r=", sizeof("c=biws,r=") - 1);
-    p = ngx_cpymem(p, nonce.data, nonce.len);
-
-    /* AuthMessage = client-first-bare "," server-first "," final-no-proof */
-
-    auth.len = s->first_bare.len + 1 + server_first->len + 1
-               + (p - out->data);
-    auth.data = ngx_pnalloc(s->pool, auth.len);
-    if (auth.data == NULL) {
-        goto wipe;
-    }
-
-    last = ngx_cpymem(auth.data, s->first_bare.data, s->first_bare.len);
-    *last++ = ',';
-    last = ngx_cpymem(last, server_first->data, server_first->len);
-    *last++ = ',';
-    ngx_memcpy(last, out->data, p - out->data);
-
-    /*
-     * StoredKey = H(ClientKey)
-     * ClientSignature = HMAC(StoredKey, AuthMessage)
-     * ClientProof = ClientKey XOR ClientSignature
-     * ServerSignature = HMAC(ServerKey, AuthMessage)
-     */
-
-    if (EVP_Digest(s->client_key, s->hash_len, stored_key, NULL, s->md, NULL)
-        != 1
-        || HMAC(s->md, stored_key, (int) s->hash_len, auth.data, auth.len,
-                client_signature, NULL)
-           == NULL
-        || HMAC(s->md, s->server_key, (int) s->hash_len, auth.data, auth.len,
-                s->server_signature, NULL)
-           == NULL)
+    if (ngx_http_msgbus_scram_client_final(s, server_first, &nonce, out)
+        != NGX_OK)
     {
-        OPENSSL_cleanse(stored_key, sizeof(stored_key));
-        OPENSSL_cleanse(client_signature, sizeof(client_signature));
-        ngx_http_msgbus_scram_crypto_error(s->log, "SCRAM signature");
         goto wipe;
     }
-
-    for (i = 0; i < s->hash_len; i++) {
-        client_proof[i] = s->client_key[i] ^ client_signature[i];
-    }
-
-    p = ngx_cpymem(p, ",p=", 3);
-
-    proof.len = s->hash_len;
-    proof.data = client_proof;
-    encoded.data = p;
-
-    ngx_encode_base64(&encoded, &proof);
-
-    out->len = (p - out->data) + encoded.len;
-
-    OPENSSL_cleanse(stored_key, sizeof(stored_key));
-    OPENSSL_cleanse(client_signature, sizeof(client_signature));
-    OPENSSL_cleanse(client_proof, sizeof(client_proof));
 
     s->state = NGX_HTTP_MSGBUS_SCRAM_FINAL_SENT;
 
     return NGX_OK;
-
-failed:
-
-    ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                  "msgbus mongo auth: %s: %s", s->mechanism, err);
 
 wipe:
 
@@ -597,15 +370,15 @@ ngx_http_msgbus_scram_verify(ngx_http_msgbus_scram_t *s,
 
     signature.data = buf;
 
-    if (v.len != ngx_base64_encoded_length(s->hash_len)
+    if (v.len != ngx_base64_encoded_length(s->k.hash_len)
         || ngx_http_msgbus_scram_decode_base64(&signature, &v) != NGX_OK
-        || signature.len != s->hash_len)
+        || signature.len != s->k.hash_len)
     {
         err = "invalid server signature in the server-final-message";
         goto failed;
     }
 
-    if (CRYPTO_memcmp(signature.data, s->server_signature, s->hash_len)
+    if (CRYPTO_memcmp(signature.data, s->server_signature, s->k.hash_len)
         != 0)
     {
         err = "wrong server signature: the server does not know "
@@ -613,7 +386,7 @@ ngx_http_msgbus_scram_verify(ngx_http_msgbus_scram_t *s,
         goto failed;
     }
 
-    ngx_http_msgbus_scram_cache_store(s);
+    ngx_http_msgbus_scram_keys_store(&s->k);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, s->log, 0,
                    "msgbus mongo auth: %s, server signature verified",
@@ -627,12 +400,281 @@ ngx_http_msgbus_scram_verify(ngx_http_msgbus_scram_t *s,
 
 failed:
 
-    ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                  "msgbus mongo auth: %s: %s", s->mechanism, err);
+    (void) ngx_http_msgbus_scram_error(s, err);
 
 wipe:
 
     ngx_http_msgbus_scram_wipe(s);
+
+    return NGX_ERROR;
+}
+
+
+/* the user name and password, as the mechanism takes them */
+
+static ngx_int_t
+ngx_http_msgbus_scram_check(char *mechanism, ngx_uint_t sha256,
+    ngx_str_t *user, ngx_str_t *password, ngx_log_t *log)
+{
+    if (user->len == 0) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "msgbus mongo auth: %s needs a user name", mechanism);
+        return NGX_ERROR;
+    }
+
+    if (user->len > NGX_HTTP_MSGBUS_SCRAM_MAX_LEN
+        || ngx_strlchr(user->data, user->data + user->len, '\0') != NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "msgbus mongo auth: %s: the user name is longer than "
+                      "%d bytes or contains a NUL byte",
+                      mechanism, NGX_HTTP_MSGBUS_SCRAM_MAX_LEN);
+        return NGX_ERROR;
+    }
+
+    if (password->len == 0) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "msgbus mongo auth: %s needs a password", mechanism);
+        return NGX_ERROR;
+    }
+
+    if (password->len > NGX_HTTP_MSGBUS_SCRAM_MAX_LEN) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "msgbus mongo auth: %s: the password is longer than "
+                      "%d bytes", mechanism, NGX_HTTP_MSGBUS_SCRAM_MAX_LEN);
+        return NGX_ERROR;
+    }
+
+    if (sha256 && ngx_http_msgbus_scram_saslprep(password, log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * server-first-message = [reserved-mext ","] nonce "," salt ","
+ *                        iteration-count ["," extensions]
+ */
+
+static ngx_int_t
+ngx_http_msgbus_scram_parse_first(ngx_http_msgbus_scram_t *s,
+    ngx_str_t *server_first, ngx_str_t *nonce, ngx_str_t *salt64,
+    ngx_str_t *iter)
+{
+    char    *err;
+    u_char  *p, *last;
+
+    if (server_first->len == 0
+        || server_first->len > NGX_HTTP_MSGBUS_SCRAM_MAX_LEN)
+    {
+        err = "empty or too long server-first-message";
+        goto failed;
+    }
+
+    p = server_first->data;
+    last = p + server_first->len;
+
+    if (last - p >= 2 && p[0] == 'e' && p[1] == '=') {
+        ngx_http_msgbus_scram_server_error(s, p + 2, last);
+        return NGX_ERROR;
+    }
+
+    if (last - p >= 2 && p[0] == 'm' && p[1] == '=') {
+        err = "the server requires an unsupported extension (\"m=\")";
+        goto failed;
+    }
+
+    p = ngx_http_msgbus_scram_attr(p, last, 'r', nonce);
+    if (p == NULL) {
+        err = "no \"r=\" nonce first in the server-first-message";
+        goto failed;
+    }
+
+    p = ngx_http_msgbus_scram_attr(p == last ? p : p + 1, last, 's', salt64);
+    if (p == NULL) {
+        err = "no \"s=\" salt after the nonce in the server-first-message";
+        goto failed;
+    }
+
+    p = ngx_http_msgbus_scram_attr(p == last ? p : p + 1, last, 'i', iter);
+    if (p == NULL) {
+        err = "no \"i=\" iteration count after the salt "
+              "in the server-first-message";
+        goto failed;
+    }
+
+    if (ngx_http_msgbus_scram_extensions(p, last) != NGX_OK) {
+        err = "malformed extension in the server-first-message";
+        goto failed;
+    }
+
+    if (nonce->len <= s->nonce_len
+        || ngx_memcmp(nonce->data, s->nonce, s->nonce_len) != 0)
+    {
+        err = "the server nonce does not extend the client nonce";
+        goto failed;
+    }
+
+    if (!ngx_http_msgbus_scram_printable(nonce->data, nonce->len)) {
+        err = "invalid character in the server nonce";
+        goto failed;
+    }
+
+    return NGX_OK;
+
+failed:
+
+    return ngx_http_msgbus_scram_error(s, err);
+}
+
+
+/* the salt and the iteration count, checked */
+
+static ngx_int_t
+ngx_http_msgbus_scram_salt(ngx_http_msgbus_scram_t *s, ngx_str_t *salt64,
+    ngx_str_t *iter, ngx_str_t *salt)
+{
+    char       *err;
+    ngx_int_t   n;
+
+    salt->data = ngx_pnalloc(s->pool, ngx_base64_decoded_length(salt64->len));
+    if (salt->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_msgbus_scram_decode_base64(salt, salt64) != NGX_OK
+        || salt->len == 0)
+    {
+        err = "invalid base64 salt in the server-first-message";
+        goto failed;
+    }
+
+    n = ngx_atoi(iter->data, iter->len);
+
+    if (n == NGX_ERROR) {
+        err = "invalid iteration count in the server-first-message";
+        goto failed;
+    }
+
+    if (n < NGX_HTTP_MSGBUS_SCRAM_MIN_ITERATIONS
+        || n > NGX_HTTP_MSGBUS_SCRAM_MAX_ITERATIONS)
+    {
+        ngx_log_error(NGX_LOG_ERR, s->log, 0,
+                      "msgbus mongo auth: %s: the server's iteration count "
+                      "%i is out of the range %d..%d", s->mechanism, n,
+                      NGX_HTTP_MSGBUS_SCRAM_MIN_ITERATIONS,
+                      NGX_HTTP_MSGBUS_SCRAM_MAX_ITERATIONS);
+        return NGX_ERROR;
+    }
+
+    s->k.iterations = (ngx_uint_t) n;
+
+    return NGX_OK;
+
+failed:
+
+    return ngx_http_msgbus_scram_error(s, err);
+}
+
+
+/*
+ * client-final-message = "c=biws,r=" nonce ",p=" proof, where
+ * "biws" is base64("n,,"), the gs2-header
+ */
+
+static ngx_int_t
+ngx_http_msgbus_scram_client_final(ngx_http_msgbus_scram_t *s,
+    ngx_str_t *server_first, ngx_str_t *nonce, ngx_str_t *out)
+{
+    u_char                        *p, *last;
+    size_t                         i, len;
+    ngx_str_t                      auth, proof, encoded;
+    ngx_http_msgbus_scram_keys_t  *k;
+    u_char                         stored_key[EVP_MAX_MD_SIZE];
+    u_char                         client_signature[EVP_MAX_MD_SIZE];
+    u_char                         client_proof[EVP_MAX_MD_SIZE];
+
+    len = sizeof("c=biws,r=,p=") - 1 + nonce->len
+          + ngx_base64_encoded_length(s->k.hash_len);
+
+    out->data = ngx_pnalloc(s->pool, len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(out->data, "c=biws,r=", sizeof("c=biws,r=") - 1);
+    p = ngx_cpymem(p, nonce->data, nonce->len);
+
+    /* AuthMessage = client-first-bare "," server-first "," final-no-proof */
+
+    auth.len = s->first_bare.len + 1 + server_first->len + 1
+               + (p - out->data);
+    auth.data = ngx_pnalloc(s->pool, auth.len);
+    if (auth.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = ngx_cpymem(auth.data, s->first_bare.data, s->first_bare.len);
+    *last++ = ',';
+    last = ngx_cpymem(last, server_first->data, server_first->len);
+    *last++ = ',';
+    ngx_memcpy(last, out->data, p - out->data);
+
+    /*
+     * StoredKey = H(ClientKey)
+     * ClientSignature = HMAC(StoredKey, AuthMessage)
+     * ClientProof = ClientKey XOR ClientSignature
+     * ServerSignature = HMAC(ServerKey, AuthMessage)
+     */
+
+    k = &s->k;
+
+    if (EVP_Digest(k->client_key, k->hash_len, stored_key, NULL, k->md, NULL)
+        != 1
+        || HMAC(k->md, stored_key, (int) k->hash_len, auth.data, auth.len,
+                client_signature, NULL)
+           == NULL
+        || HMAC(k->md, k->server_key, (int) k->hash_len, auth.data, auth.len,
+                s->server_signature, NULL)
+           == NULL)
+    {
+        OPENSSL_cleanse(stored_key, sizeof(stored_key));
+        OPENSSL_cleanse(client_signature, sizeof(client_signature));
+        ngx_http_msgbus_scram_crypto_error(s->log, "SCRAM signature");
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < s->k.hash_len; i++) {
+        client_proof[i] = s->k.client_key[i] ^ client_signature[i];
+    }
+
+    p = ngx_cpymem(p, ",p=", 3);
+
+    proof.len = s->k.hash_len;
+    proof.data = client_proof;
+    encoded.data = p;
+
+    ngx_encode_base64(&encoded, &proof);
+
+    out->len = (p - out->data) + encoded.len;
+
+    OPENSSL_cleanse(stored_key, sizeof(stored_key));
+    OPENSSL_cleanse(client_signature, sizeof(client_signature));
+    OPENSSL_cleanse(client_proof, sizeof(client_proof));
+
+    return NGX_OK;
+}
+
+
+/* logs why the conversation fails; the caller wipes */
+
+static ngx_int_t
+ngx_http_msgbus_scram_error(ngx_http_msgbus_scram_t *s, char *err)
+{
+    ngx_log_error(NGX_LOG_ERR, s->log, 0,
+                  "msgbus mongo auth: %s: %s", s->mechanism, err);
 
     return NGX_ERROR;
 }
@@ -654,16 +696,16 @@ ngx_http_msgbus_scram_cleanup(void *data)
 static void
 ngx_http_msgbus_scram_wipe(ngx_http_msgbus_scram_t *s)
 {
-    if (s->password.data) {
-        OPENSSL_cleanse(s->password.data, s->password.len);
+    if (s->k.password.data) {
+        OPENSSL_cleanse(s->k.password.data, s->k.password.len);
     }
 
-    OPENSSL_cleanse(s->cache_key, sizeof(s->cache_key));
-    OPENSSL_cleanse(s->client_key, sizeof(s->client_key));
-    OPENSSL_cleanse(s->server_key, sizeof(s->server_key));
+    OPENSSL_cleanse(s->k.cache_key, sizeof(s->k.cache_key));
+    OPENSSL_cleanse(s->k.client_key, sizeof(s->k.client_key));
+    OPENSSL_cleanse(s->k.server_key, sizeof(s->k.server_key));
     OPENSSL_cleanse(s->server_signature, sizeof(s->server_signature));
 
-    s->cacheable = 0;
+    s->k.cacheable = 0;
 
     if (s->state != NGX_HTTP_MSGBUS_SCRAM_DONE) {
         s->state = NGX_HTTP_MSGBUS_SCRAM_FAILED;
@@ -763,8 +805,8 @@ ngx_http_msgbus_scram_mongo_digest(ngx_http_msgbus_scram_t *s,
     {
         ngx_hex_dump(p, md5, NGX_HTTP_MSGBUS_SCRAM_MD5_LEN);
 
-        s->password.data = p;
-        s->password.len = 2 * NGX_HTTP_MSGBUS_SCRAM_MD5_LEN;
+        s->k.password.data = p;
+        s->k.password.len = 2 * NGX_HTTP_MSGBUS_SCRAM_MD5_LEN;
 
         rc = NGX_OK;
 
@@ -951,215 +993,4 @@ ngx_http_msgbus_scram_server_error(ngx_http_msgbus_scram_t *s, u_char *p,
     ngx_log_error(NGX_LOG_ERR, s->log, 0,
                   "msgbus mongo auth: %s: the server reports \"%V\"",
                   s->mechanism, &text);
-}
-
-
-/*
- * ClientKey and ServerKey, from the cache or else
- *
- *     SaltedPassword = PBKDF2(password, salt, iterations)
- *     ClientKey = HMAC(SaltedPassword, "Client Key")
- *     ServerKey = HMAC(SaltedPassword, "Server Key")
- */
-
-static ngx_int_t
-ngx_http_msgbus_scram_keys(ngx_http_msgbus_scram_t *s, ngx_str_t *salt)
-{
-    ngx_http_msgbus_scram_key_t    *e;
-    ngx_http_msgbus_scram_cache_t  *cache;
-    u_char                          salted[EVP_MAX_MD_SIZE];
-
-    cache = ngx_http_msgbus_scram_cache_get(s->log);
-
-    if (cache != NULL
-        && ngx_http_msgbus_scram_cache_key(s, cache, salt) == NGX_OK)
-    {
-        s->cacheable = 1;
-
-        e = ngx_http_msgbus_scram_cache_find(s, cache);
-
-        if (e != NULL) {
-            ngx_memcpy(s->client_key, e->client_key, s->hash_len);
-            ngx_memcpy(s->server_key, e->server_key, s->hash_len);
-            s->cache_hit = 1;
-
-            return NGX_OK;
-        }
-    }
-
-    if (PKCS5_PBKDF2_HMAC((const char *) s->password.data,
-                          (int) s->password.len, salt->data, (int) salt->len,
-                          (int) s->iterations, s->md, (int) s->hash_len,
-                          salted)
-        != 1
-        || HMAC(s->md, salted, (int) s->hash_len, (u_char *) "Client Key",
-                sizeof("Client Key") - 1, s->client_key, NULL)
-           == NULL
-        || HMAC(s->md, salted, (int) s->hash_len, (u_char *) "Server Key",
-                sizeof("Server Key") - 1, s->server_key, NULL)
-           == NULL)
-    {
-        OPENSSL_cleanse(salted, sizeof(salted));
-        ngx_http_msgbus_scram_crypto_error(s->log, "SCRAM key derivation");
-        return NGX_ERROR;
-    }
-
-    OPENSSL_cleanse(salted, sizeof(salted));
-
-    return NGX_OK;
-}
-
-
-static ngx_http_msgbus_scram_cache_t *
-ngx_http_msgbus_scram_cache_get(ngx_log_t *log)
-{
-    ngx_http_msgbus_scram_cache_t  *cache;
-
-    if (ngx_http_msgbus_scram_cache) {
-        return ngx_http_msgbus_scram_cache;
-    }
-
-    cache = ngx_alloc(sizeof(ngx_http_msgbus_scram_cache_t), log);
-    if (cache == NULL) {
-        return NULL;
-    }
-
-    ngx_memzero(cache, sizeof(ngx_http_msgbus_scram_cache_t));
-
-    if (RAND_bytes(cache->secret, NGX_HTTP_MSGBUS_SCRAM_KEY_LEN) != 1) {
-        ngx_http_msgbus_scram_crypto_error(log, "RAND_bytes()");
-        ngx_free(cache);
-        return NULL;
-    }
-
-    ngx_http_msgbus_scram_cache = cache;
-
-    return cache;
-}
-
-
-/*
- * SHA-256(secret, mechanism, lengths, user, password, salt): the lengths
- * come first, so that the fields cannot run into each other
- */
-
-static ngx_int_t
-ngx_http_msgbus_scram_cache_key(ngx_http_msgbus_scram_t *s,
-    ngx_http_msgbus_scram_cache_t *cache, ngx_str_t *salt)
-{
-    u_char       mechanism;
-    uint64_t     n[4];
-    ngx_int_t    rc;
-    EVP_MD_CTX  *ctx;
-
-    ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) {
-        ngx_http_msgbus_scram_crypto_error(s->log, "EVP_MD_CTX_new()");
-        return NGX_ERROR;
-    }
-
-    mechanism = s->sha256 ? 2 : 1;
-
-    n[0] = s->user.len;
-    n[1] = s->password.len;
-    n[2] = salt->len;
-    n[3] = s->iterations;
-
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1
-        && EVP_DigestUpdate(ctx, cache->secret, NGX_HTTP_MSGBUS_SCRAM_KEY_LEN)
-           == 1
-        && EVP_DigestUpdate(ctx, &mechanism, 1) == 1
-        && EVP_DigestUpdate(ctx, n, sizeof(n)) == 1
-        && EVP_DigestUpdate(ctx, s->user.data, s->user.len) == 1
-        && EVP_DigestUpdate(ctx, s->password.data, s->password.len) == 1
-        && EVP_DigestUpdate(ctx, salt->data, salt->len) == 1
-        && EVP_DigestFinal_ex(ctx, s->cache_key, NULL) == 1)
-    {
-        rc = NGX_OK;
-
-    } else {
-        ngx_http_msgbus_scram_crypto_error(s->log, "SCRAM cache key");
-        rc = NGX_ERROR;
-    }
-
-    EVP_MD_CTX_free(ctx);
-
-    return rc;
-}
-
-
-static ngx_http_msgbus_scram_key_t *
-ngx_http_msgbus_scram_cache_find(ngx_http_msgbus_scram_t *s,
-    ngx_http_msgbus_scram_cache_t *cache)
-{
-    ngx_uint_t                    i;
-    ngx_http_msgbus_scram_key_t  *e;
-
-    for (i = 0; i < NGX_HTTP_MSGBUS_SCRAM_CACHE_SIZE; i++) {
-        e = &cache->entry[i];
-
-        if (e->used
-            && e->sha256 == s->sha256
-            && e->iterations == s->iterations
-            && CRYPTO_memcmp(e->key, s->cache_key,
-                             NGX_HTTP_MSGBUS_SCRAM_KEY_LEN)
-               == 0)
-        {
-            return e;
-        }
-    }
-
-    return NULL;
-}
-
-
-/* after a verified conversation only: a wrong password is never cached */
-
-static void
-ngx_http_msgbus_scram_cache_store(ngx_http_msgbus_scram_t *s)
-{
-    ngx_http_msgbus_scram_key_t    *e;
-    ngx_http_msgbus_scram_cache_t  *cache;
-
-    cache = ngx_http_msgbus_scram_cache;
-
-    if (cache == NULL || !s->cacheable || s->cache_hit) {
-        return;
-    }
-
-    /* another connection may have stored the same keys meanwhile */
-
-    if (ngx_http_msgbus_scram_cache_find(s, cache) != NULL) {
-        return;
-    }
-
-    e = &cache->entry[cache->next];
-    cache->next = (cache->next + 1) % NGX_HTTP_MSGBUS_SCRAM_CACHE_SIZE;
-
-    OPENSSL_cleanse(e, sizeof(ngx_http_msgbus_scram_key_t));
-
-    e->used = 1;
-    e->sha256 = s->sha256;
-    e->iterations = s->iterations;
-    ngx_memcpy(e->key, s->cache_key, NGX_HTTP_MSGBUS_SCRAM_KEY_LEN);
-    ngx_memcpy(e->client_key, s->client_key, s->hash_len);
-    ngx_memcpy(e->server_key, s->server_key, s->hash_len);
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
-                   "msgbus mongo auth: %s, derived keys cached "
-                   "for %ui iterations", s->mechanism, s->iterations);
-}
-
-
-/* logs and clears the OpenSSL error queue */
-
-static void
-ngx_http_msgbus_scram_crypto_error(ngx_log_t *log, char *what)
-{
-#if (NGX_OPENSSL)
-    ngx_ssl_error(NGX_LOG_ERR, log, 0, "msgbus mongo auth: %s failed", what);
-#else
-    ERR_clear_error();
-    ngx_log_error(NGX_LOG_ERR, log, 0, "msgbus mongo auth: %s failed", what);
-#endif
 }
