@@ -10,6 +10,7 @@
 
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_json.h"
+#include "ngx_http_msgbus_response.h"
 #include "ngx_http_msgbus_realtime.h"
 #include "ngx_http_msgbus_zone.h"
 #include "ngx_http_msgbus_longpoll.h"
@@ -72,9 +73,9 @@ ngx_http_msgbus_park(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 ngx_int_t
 ngx_http_msgbus_claim_none(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    if (ctx->wait == 0
+    if (ctx->read.wait == 0
         || ctx->route.op != ngx_http_msgbus_op_claim_create
-        || (ngx_msec_int_t) (ctx->deadline - ngx_current_msec) <= 0
+        || (ngx_msec_int_t) (ctx->read.deadline - ngx_current_msec) <= 0
         || ngx_exiting || ngx_terminate)
     {
         return ngx_http_msgbus_claim_end(r, ctx);
@@ -120,7 +121,7 @@ ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
                                           "seconds.");
     }
 
-    wt = ctx->waiter;
+    wt = ctx->read.waiter;
 
     if (wt == NULL) {
         wt = ngx_http_msgbus_waiter(r, ctx, how);
@@ -156,7 +157,7 @@ ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         ngx_add_timer(&wt->timer, mlcf->sse_ping);
 
     } else {
-        left = ctx->deadline - ngx_current_msec;
+        left = ctx->read.deadline - ngx_current_msec;
         ngx_add_timer(&wt->timer, left > 0 ? (ngx_msec_t) left : 1);
     }
 
@@ -169,7 +170,7 @@ ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "msgbus notify: waiter parked on \"%V\", kind %ui, "
-                   "after %L", &ctx->scoped, how->kind, wt->scan);
+                   "after %L", &ctx->q.scoped, how->kind, wt->scan);
 
     ngx_http_msgbus_tick_start(NGX_HTTP_MSGBUS_TICK);
 
@@ -214,10 +215,10 @@ ngx_http_msgbus_waiter(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         wt->scan = 0;
 
     } else {
-        wt->scan = (ctx->after == INT64_MAX) ? INT64_MIN : ctx->after;
+        wt->scan = (ctx->q.after == INT64_MAX) ? INT64_MIN : ctx->q.after;
     }
 
-    ctx->waiter = wt;
+    ctx->read.waiter = wt;
 
     return wt;
 }
@@ -234,20 +235,20 @@ ngx_http_msgbus_wait_look(ngx_http_msgbus_ctx_t *ctx,
 {
     ngx_uint_t  version;
 
-    version = ngx_http_msgbus_queue_version(ctx);
+    version = ngx_http_msgbus_queue_version(&ctx->q.scoped);
 
     if (kind == NGX_HTTP_MSGBUS_WAIT_CLAIM) {
 
         /* a post during its attempt: it tries again */
 
-        if (version != ctx->version) {
+        if (version != ctx->read.version) {
             w->tries++;
             ngx_http_msgbus_wake_post();
         }
 
     } else if (kind == NGX_HTTP_MSGBUS_WAIT_STREAM
                || (kind == NGX_HTTP_MSGBUS_WAIT_LIST && !known)
-               || version != ctx->version
+               || version != ctx->read.version
                || version != w->seen)
     {
         w->seen = version - 1;
@@ -275,7 +276,7 @@ ngx_http_msgbus_waiter_cleanup(void *data)
 
     if (wt->trying) {
         /* its attempt failed, or its client left: the next one's turn */
-        ngx_http_msgbus_claim_next(&wt->ctx->scoped);
+        ngx_http_msgbus_claim_next(&wt->ctx->q.scoped);
     }
 }
 
@@ -338,7 +339,7 @@ ngx_http_msgbus_list_deliver(ngx_http_msgbus_waiter_t *wt,
 static ngx_int_t
 ngx_http_msgbus_list_end(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    ctx->now = ngx_time();
+    ctx->q.now = ngx_time();
 
     return ctx->on_page(r, ctx, NULL);
 }
@@ -379,7 +380,7 @@ ngx_http_msgbus_claimed(ngx_http_msgbus_ctx_t *ctx)
 {
     ngx_http_msgbus_waiter_t  *wt;
 
-    wt = ctx->waiter;
+    wt = ctx->read.waiter;
 
     if (wt == NULL) {
         return;
@@ -387,7 +388,7 @@ ngx_http_msgbus_claimed(ngx_http_msgbus_ctx_t *ctx)
 
     wt->trying = 0;
 
-    ngx_http_msgbus_claim_next(&ctx->scoped);
+    ngx_http_msgbus_claim_next(&ctx->q.scoped);
 }
 
 

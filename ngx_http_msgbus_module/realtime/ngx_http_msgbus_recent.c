@@ -31,8 +31,7 @@ static ngx_int_t ngx_http_msgbus_recall_copy(ngx_str_t *scoped,
  */
 
 void
-ngx_http_msgbus_remember(ngx_http_msgbus_ctx_t *ctx, const bson_t *doc,
-    int64_t k)
+ngx_http_msgbus_remember(ngx_str_t *scoped, const bson_t *doc, int64_t k)
 {
     ngx_http_msgbus_shm_t     *shm;
     ngx_http_msgbus_recent_t  *m;
@@ -56,7 +55,7 @@ ngx_http_msgbus_remember(ngx_http_msgbus_ctx_t *ctx, const bson_t *doc,
 
     /* one too large (or no room): its marker says the store has it */
 
-    m->hash = ngx_crc32_long(ctx->scoped.data, ctx->scoped.len);
+    m->hash = ngx_crc32_long(scoped->data, scoped->len);
     m->k = k;
     m->len = 0;
 

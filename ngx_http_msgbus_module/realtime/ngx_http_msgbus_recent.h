@@ -17,7 +17,7 @@
 
 /* the messages this node stored lately, kept in the zone for the waiters */
 
-void ngx_http_msgbus_remember(ngx_http_msgbus_ctx_t *ctx, const bson_t *doc,
+void ngx_http_msgbus_remember(ngx_str_t *scoped, const bson_t *doc,
     int64_t k);
 void ngx_http_msgbus_forget(ngx_str_t *scoped);
 

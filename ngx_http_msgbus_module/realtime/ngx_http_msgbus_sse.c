@@ -10,7 +10,11 @@
 
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_json.h"
-#include "ngx_http_msgbus_messages.h"
+#include "ngx_http_msgbus_response.h"
+#include "ngx_http_msgbus_args.h"
+#include "ngx_http_msgbus_store_query.h"
+#include "ngx_http_msgbus_store_reply.h"
+#include "ngx_http_msgbus_render.h"
 #include "ngx_http_msgbus_realtime.h"
 #include "ngx_http_msgbus_zone.h"
 #include "ngx_http_msgbus_sse.h"
@@ -78,9 +82,9 @@ ngx_http_msgbus_stream(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
                                           "Streams are not available.");
     }
 
-    ctx->stream = 1;
-    ctx->include_claimed = 1;
-    ctx->include_delayed = 1;
+    ctx->read.stream = 1;
+    ctx->q.include_claimed = 1;
+    ctx->q.include_delayed = 1;
 
     rc = ngx_http_msgbus_stream_headers(r);
 
@@ -97,7 +101,7 @@ ngx_http_msgbus_stream(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    ctx->version = ngx_http_msgbus_queue_version(ctx);
+    ctx->read.version = ngx_http_msgbus_queue_version(&ctx->q.scoped);
 
     return ngx_http_msgbus_wait(r, ctx, &ngx_http_msgbus_stream_wait);
 }
@@ -143,8 +147,8 @@ ngx_http_msgbus_stream_resume(ngx_http_request_t *r,
                                           "a message marker.");
     }
 
-    ctx->after = (v.data[0] == '-') ? -n : n;
-    ctx->gap_check = 1;
+    ctx->q.after = (v.data[0] == '-') ? -n : n;
+    ctx->read.gap_check = 1;
 
     return NGX_DECLINED;
 }
@@ -268,11 +272,12 @@ static ngx_int_t
 ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt, bson_iter_t *docs,
     int64_t first)
 {
-    int64_t                  k;
-    ngx_uint_t               n;
-    ngx_http_request_t      *r;
-    ngx_http_msgbus_ctx_t   *ctx;
-    ngx_http_msgbus_jbuf_t   jb;
+    int64_t                   k;
+    ngx_uint_t                n;
+    ngx_http_request_t       *r;
+    ngx_http_msgbus_ctx_t    *ctx;
+    ngx_http_msgbus_jbuf_t    jb;
+    ngx_http_msgbus_render_t  how;
 
     r = wt->request;
     ctx = wt->ctx;
@@ -284,8 +289,8 @@ ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt, bson_iter_t *docs,
         return NGX_ERROR;
     }
 
-    if (ctx->gap_check) {
-        ctx->gap_check = 0;
+    if (ctx->read.gap_check) {
+        ctx->read.gap_check = 0;
 
         if (wt->scan < INT64_MAX && first > wt->scan + 1) {
             if (ngx_http_msgbus_jbuf_reserve(&jb, 2 * NGX_INT64_LEN + 64)
@@ -300,12 +305,16 @@ ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt, bson_iter_t *docs,
         }
     }
 
+    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
+    how.base = ctx->base;
+    how.now = ctx->q.now;
+
     n = 0;
 
     while (bson_iter_next(docs)) {
         k = ngx_http_msgbus_doc_int(docs, "k", 0);
 
-        if (k <= wt->scan || !ngx_http_msgbus_doc_visible(ctx, docs)) {
+        if (k <= wt->scan || !ngx_http_msgbus_doc_visible(&ctx->q, docs)) {
             continue;
         }
 
@@ -315,9 +324,7 @@ ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt, bson_iter_t *docs,
 
         jb.pos = ngx_sprintf(jb.pos, "id: %L\nevent: message\ndata: ", k);
 
-        if (ngx_http_msgbus_message_json(r, ctx, &jb, docs,
-                                         NGX_HTTP_MSGBUS_MESSAGE_ITEM)
-            != NGX_OK
+        if (ngx_http_msgbus_message_json(&jb, docs, &how) != NGX_OK
             || ngx_http_msgbus_jbuf_literal(&jb, "\n\n") != NGX_OK)
         {
             return NGX_ERROR;
@@ -413,7 +420,7 @@ ngx_http_msgbus_stream_pool(ngx_http_request_t *r)
     ngx_http_msgbus_waiter_t  *wt;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgbus_module);
-    wt = ctx ? ctx->waiter : NULL;
+    wt = ctx ? ctx->read.waiter : NULL;
 
     if (wt == NULL) {
         return r->pool;
@@ -437,7 +444,7 @@ ngx_http_msgbus_stream_sent(ngx_http_request_t *r)
     ngx_http_msgbus_waiter_t  *wt;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgbus_module);
-    wt = ctx ? ctx->waiter : NULL;
+    wt = ctx ? ctx->read.waiter : NULL;
 
     if (wt && wt->pool) {
         ngx_destroy_pool(wt->pool);
@@ -456,7 +463,7 @@ ngx_http_msgbus_stream_writer(ngx_http_request_t *r)
 
     wev = r->connection->write;
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgbus_module);
-    wt = ctx ? ctx->waiter : NULL;
+    wt = ctx ? ctx->read.waiter : NULL;
 
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, NGX_ETIMEDOUT,

@@ -10,6 +10,8 @@
 
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_json.h"
+#include "ngx_http_msgbus_response.h"
+#include "ngx_http_msgbus_args.h"
 #include "ngx_http_msgbus_realtime.h"
 #include "ngx_http_msgbus_status.h"
 
@@ -35,6 +37,10 @@ static ngx_str_t  ngx_http_msgbus_prometheus_type =
 
 static char  *ngx_http_msgbus_wait_names[] = { "long_poll", "claim",
                                                "stream" };
+
+
+/* the operations' names: the router's, set at configuration */
+static ngx_http_msgbus_name_pt  ngx_http_msgbus_status_name;
 
 
 /* the figures the status shows, where they are in a slot */
@@ -304,7 +310,7 @@ ngx_http_msgbus_status_metrics(u_char *p, u_char *last, ngx_uint_t *slots,
     for (k = 0; k < ngx_http_msgbus_op_count; k++) {
         off = offsetof(ngx_http_msgbus_slot_t, ops)
               + k * sizeof(ngx_atomic_t);
-        name = ngx_http_msgbus_op_name(k);
+        name = ngx_http_msgbus_status_name(k);
 
         for (j = 0; j < n; j++) {
             s = &shm->slot[slots[j]];
@@ -373,7 +379,7 @@ ngx_http_msgbus_status_json(u_char *p, u_char *last, ngx_uint_t *slots,
             v = ngx_http_msgbus_figure(s, off);
 
             if (v) {
-                name = ngx_http_msgbus_op_name(k);
+                name = ngx_http_msgbus_status_name(k);
                 p = ngx_slprintf(p, last, "%s\"%V\": %ui", i++ ? ", " : "",
                                  name, v);
             }
@@ -385,4 +391,11 @@ ngx_http_msgbus_status_json(u_char *p, u_char *last, ngx_uint_t *slots,
     p = ngx_slprintf(p, last, "}\n");
 
     return p;
+}
+
+
+void
+ngx_http_msgbus_status_names(ngx_http_msgbus_name_pt name)
+{
+    ngx_http_msgbus_status_name = name;
 }

@@ -10,7 +10,10 @@
 
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_json.h"
-#include "ngx_http_msgbus_messages.h"
+#include "ngx_http_msgbus_response.h"
+#include "ngx_http_msgbus_store_query.h"
+#include "ngx_http_msgbus_store_reply.h"
+#include "ngx_http_msgbus_render.h"
 #include "ngx_http_msgbus_realtime.h"
 
 
@@ -180,13 +183,13 @@ ngx_http_msgbus_watch(ngx_http_msgbus_ctx_t *ctx)
 
     wk = &ngx_http_msgbus_worker;
 
-    w = ngx_http_msgbus_watch_lookup(&ctx->scoped);
+    w = ngx_http_msgbus_watch_lookup(&ctx->q.scoped);
 
     if (w) {
         return w;
     }
 
-    if (ctx->scoped.len > NGX_HTTP_MSGBUS_SCOPED_MAX
+    if (ctx->q.scoped.len > NGX_HTTP_MSGBUS_SCOPED_MAX
         || ctx->db.len > sizeof(w->db_data))
     {
         return NULL;
@@ -206,10 +209,10 @@ ngx_http_msgbus_watch(ngx_http_msgbus_ctx_t *ctx)
 
     ngx_memzero(w, sizeof(ngx_http_msgbus_watch_t));
 
-    w->sn.node.key = ngx_crc32_long(ctx->scoped.data, ctx->scoped.len);
+    w->sn.node.key = ngx_crc32_long(ctx->q.scoped.data, ctx->q.scoped.len);
     w->sn.str.data = w->key;
-    w->sn.str.len = ctx->scoped.len;
-    ngx_memcpy(w->key, ctx->scoped.data, ctx->scoped.len);
+    w->sn.str.len = ctx->q.scoped.len;
+    ngx_memcpy(w->key, ctx->q.scoped.data, ctx->q.scoped.len);
 
     w->db.data = w->db_data;
     w->db.len = ctx->db.len;
@@ -284,16 +287,16 @@ ngx_http_msgbus_known_empty(ngx_http_msgbus_ctx_t *ctx)
     int64_t                   scan;
     ngx_http_msgbus_watch_t  *w;
 
-    if (ngx_http_msgbus_worker.shm == NULL || ctx->wait == 0) {
+    if (ngx_http_msgbus_worker.shm == NULL || ctx->read.wait == 0) {
         return 0;
     }
 
-    w = ngx_http_msgbus_watch_lookup(&ctx->scoped);
+    w = ngx_http_msgbus_watch_lookup(&ctx->q.scoped);
     if (w == NULL) {
         return 0;
     }
 
-    scan = (ctx->after == INT64_MAX) ? INT64_MIN : ctx->after;
+    scan = (ctx->q.after == INT64_MAX) ? INT64_MIN : ctx->q.after;
 
     /*
      * other nodes' posts move no version here: the poll, which runs while
@@ -558,10 +561,9 @@ ngx_http_msgbus_fetch(ngx_http_msgbus_watch_t *w, int64_t scan)
 static ngx_int_t
 ngx_http_msgbus_fetch_op(ngx_http_msgbus_watch_t *w)
 {
-    w->op = ngx_http_msgbus_mongo_op_background(w->pool,
-                                                ngx_http_msgbus_worker.mmcf,
-                                                ngx_http_msgbus_fetch_done,
-                                                w);
+    w->op = ngx_http_msgbus_mongo_op_create(w->pool, ngx_cycle->log,
+                                            ngx_http_msgbus_worker.mmcf,
+                                            ngx_http_msgbus_fetch_done, w);
 
     return (w->op == NULL) ? NGX_ERROR : NGX_OK;
 }
@@ -714,7 +716,7 @@ ngx_http_msgbus_part(ngx_http_msgbus_waiter_t *wt, bson_iter_t *batch,
     ngx_http_msgbus_ctx_t  *ctx;
 
     ctx = wt->ctx;
-    ctx->now = ngx_time();
+    ctx->q.now = ngx_time();
 
     docs = *batch;
 
@@ -737,7 +739,7 @@ ngx_http_msgbus_part(ngx_http_msgbus_waiter_t *wt, bson_iter_t *batch,
 
         part->last = k;
 
-        if (ngx_http_msgbus_doc_visible(ctx, &docs)) {
+        if (ngx_http_msgbus_doc_visible(&ctx->q, &docs)) {
             part->visible++;
         }
     }

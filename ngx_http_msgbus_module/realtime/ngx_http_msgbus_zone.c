@@ -356,7 +356,7 @@ ngx_http_msgbus_bucket(ngx_str_t *scoped)
 
 
 ngx_uint_t
-ngx_http_msgbus_queue_version(ngx_http_msgbus_ctx_t *ctx)
+ngx_http_msgbus_queue_version(ngx_str_t *scoped)
 {
     ngx_http_msgbus_shm_t  *shm;
 
@@ -366,7 +366,7 @@ ngx_http_msgbus_queue_version(ngx_http_msgbus_ctx_t *ctx)
         return 0;
     }
 
-    return shm->version[ngx_http_msgbus_bucket(&ctx->scoped)];
+    return shm->version[ngx_http_msgbus_bucket(scoped)];
 }
 
 
@@ -377,7 +377,7 @@ ngx_http_msgbus_queue_version(ngx_http_msgbus_ctx_t *ctx)
  */
 
 void
-ngx_http_msgbus_notify(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+ngx_http_msgbus_notify(ngx_str_t *scoped, ngx_log_t *log)
 {
     ngx_uint_t                 i, n;
     ngx_http_msgbus_slot_t    *slot;
@@ -390,11 +390,11 @@ ngx_http_msgbus_notify(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     }
 
     (void) ngx_atomic_fetch_add(
-                     &wk->shm->version[ngx_http_msgbus_bucket(&ctx->scoped)],
+                     &wk->shm->version[ngx_http_msgbus_bucket(scoped)],
                      1);
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "msgbus notify: \"%V\"", &ctx->scoped);
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "msgbus notify: \"%V\"", scoped);
 
     if (wk->parked) {
         ngx_http_msgbus_wake_post();
@@ -415,7 +415,7 @@ ngx_http_msgbus_notify(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         if (write(wk->pipes->pipe[i].fd[1], "w", 1) != 1
             && ngx_errno != NGX_EAGAIN)
         {
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
                           "msgbus: write() to worker %ui's wake channel "
                           "failed", i);
             slot->wake = 0;

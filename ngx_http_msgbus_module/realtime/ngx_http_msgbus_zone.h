@@ -23,9 +23,8 @@ ngx_int_t ngx_http_msgbus_realtime_init_process(ngx_cycle_t *cycle);
 void ngx_http_msgbus_realtime_exit_process(ngx_cycle_t *cycle);
 ngx_uint_t ngx_http_msgbus_realtime_ready(void);
 
-ngx_uint_t ngx_http_msgbus_queue_version(ngx_http_msgbus_ctx_t *ctx);
-void ngx_http_msgbus_notify(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx);
+ngx_uint_t ngx_http_msgbus_queue_version(ngx_str_t *scoped);
+void ngx_http_msgbus_notify(ngx_str_t *scoped, ngx_log_t *log);
 
 
 #endif /* _NGX_HTTP_MSGBUS_ZONE_H_INCLUDED_ */
