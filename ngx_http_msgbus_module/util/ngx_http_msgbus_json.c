@@ -13,165 +13,22 @@
 #include <math.h>
 
 
-#define NGX_HTTP_MSGBUS_MAX_DESCRIPTION  512
 #define NGX_HTTP_MSGBUS_MAX_DEPTH        90     /* what msgbus stores */
 #define NGX_HTTP_MSGBUS_MAX_READ_DEPTH   128    /* what it reads back */
 #define NGX_HTTP_MSGBUS_MAX_BODY_DEPTH   1024   /* a message body's text */
 
 
 static u_char ngx_http_msgbus_json_short_escape(u_char c);
-static void ngx_http_msgbus_json_cleanup(void *data);
 static ngx_int_t ngx_http_msgbus_json_append(bson_t *bson, const char *key,
     size_t len, json_t *value, ngx_uint_t depth);
 static ngx_int_t ngx_http_msgbus_jbuf_doc(ngx_http_msgbus_jbuf_t *jb,
     bson_iter_t *it, ngx_uint_t array, ngx_uint_t depth);
 static ngx_int_t ngx_http_msgbus_jbuf_json(ngx_http_msgbus_jbuf_t *jb,
     json_t *json, ngx_uint_t depth);
+static ngx_int_t ngx_http_msgbus_jbuf_container(ngx_http_msgbus_jbuf_t *jb,
+    json_t *json, ngx_uint_t depth);
 static u_char *ngx_http_msgbus_json_double(u_char *p, double d);
 static ngx_uint_t ngx_http_msgbus_json_bump(char *buf);
-
-
-/* Zaqar's request body errors (zaqar/transport/wsgi/utils.py) */
-
-static ngx_http_msgbus_error_t  ngx_http_msgbus_err_body_empty = {
-    NGX_HTTP_BAD_REQUEST, "Invalid request body",
-    "Request body can not be empty"
-};
-
-static ngx_http_msgbus_error_t  ngx_http_msgbus_err_body_parse = {
-    NGX_HTTP_BAD_REQUEST, "Invalid request body",
-    "Request body could not be parsed."
-};
-
-static ngx_http_msgbus_error_t  ngx_http_msgbus_err_body_integer = {
-    NGX_HTTP_BAD_REQUEST, "Invalid request body",
-    "JSON contains integer that is too large."
-};
-
-static ngx_http_msgbus_error_t  ngx_http_msgbus_err_body_memory = {
-    NGX_HTTP_INTERNAL_SERVER_ERROR, "Internal server error",
-    "The request body could not be parsed for lack of memory."
-};
-
-
-ngx_str_t  ngx_http_msgbus_json_type = ngx_string("application/json");
-
-
-/*
- * Sends a whole response.  The body is not copied: it must live as long
- * as the request (pool memory or a static document).
- */
-
-ngx_int_t
-ngx_http_msgbus_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, ngx_str_t *body)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = status;
-
-    if (body == NULL || body->len == 0) {
-        r->headers_out.content_length_n = 0;
-
-        rc = ngx_http_send_header(r);
-
-        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-            return rc;
-        }
-
-        return ngx_http_send_special(r, NGX_HTTP_LAST);
-    }
-
-    r->headers_out.content_type = *type;
-    r->headers_out.content_type_len = type->len;
-    r->headers_out.content_length_n = body->len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = body->data;
-    b->last = body->data + body->len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-/*
- * Zaqar's error body: {"title": "...", "description": "..."}, the way
- * its framework (falcon) renders an HTTPError; without a format, the
- * body has the title alone (falcon's 404 and 405).  The description is
- * formatted with ngx_vslprintf() and JSON-escaped, so it may quote
- * client input.
- */
-
-ngx_int_t
-ngx_http_msgbus_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    char *title, char *fmt, ...)
-{
-    u_char     *p, *last;
-    size_t      len, tlen;
-    va_list     args;
-    ngx_str_t   body;
-    u_char      desc[NGX_HTTP_MSGBUS_MAX_DESCRIPTION];
-
-    last = desc;
-
-    if (fmt) {
-        va_start(args, fmt);
-        last = ngx_vslprintf(desc, desc + sizeof(desc), fmt, args);
-        va_end(args);
-    }
-
-    tlen = ngx_strlen(title);
-
-    len = sizeof("{\"title\": \"\", \"description\": \"\"}") - 1
-          + ngx_http_msgbus_json_escaped_len((u_char *) title, tlen)
-          + ngx_http_msgbus_json_escaped_len(desc, last - desc);
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    body.data = p;
-
-    p = ngx_cpymem(p, "{\"title\": \"", sizeof("{\"title\": \"") - 1);
-    p = ngx_http_msgbus_json_escape(p, (u_char *) title, tlen);
-    *p++ = '"';
-
-    if (fmt) {
-        p = ngx_cpymem(p, ", \"description\": \"",
-                       sizeof(", \"description\": \"") - 1);
-        p = ngx_http_msgbus_json_escape(p, desc, last - desc);
-        *p++ = '"';
-    }
-
-    *p++ = '}';
-
-    body.len = p - body.data;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "msgbus handler: error %ui %V", status, &body);
-
-    return ngx_http_msgbus_send(r, status, &ngx_http_msgbus_json_type,
-                                &body);
-}
 
 
 /*
@@ -301,134 +158,6 @@ ngx_http_msgbus_json_short_escape(u_char c)
         return 0;
     }
 }
-
-
-
-/*
- * The request body as JSON (an object or an array, as Zaqar takes it).
- * NULL with *err set: the client's mistake, or no memory.  The body is
- * in memory: msgbus raises client_body_buffer_size above its limits.
- */
-
-json_t *
-ngx_http_msgbus_json_body(ngx_http_request_t *r,
-    ngx_http_msgbus_error_t **err)
-{
-    u_char              *p, *data;
-    size_t               len;
-    json_t              *json;
-    ngx_buf_t           *b;
-    ngx_chain_t         *cl;
-    json_error_t         error;
-    ngx_pool_cleanup_t  *cln;
-
-    len = 0;
-
-    if (r->request_body) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            if (cl->buf->in_file) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "msgbus: the request body was buffered to a "
-                              "file: client_body_buffer_size is too small");
-                *err = &ngx_http_msgbus_err_body_memory;
-                return NULL;
-            }
-
-            len += cl->buf->last - cl->buf->pos;
-        }
-    }
-
-    if (len == 0) {
-        *err = &ngx_http_msgbus_err_body_empty;
-        return NULL;
-    }
-
-    cl = r->request_body->bufs;
-
-    if (cl->next == NULL) {
-        data = cl->buf->pos;
-
-    } else {
-        data = ngx_pnalloc(r->pool, len);
-        if (data == NULL) {
-            *err = &ngx_http_msgbus_err_body_memory;
-            return NULL;
-        }
-
-        p = data;
-
-        for ( /* void */ ; cl; cl = cl->next) {
-            b = cl->buf;
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-        }
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        *err = &ngx_http_msgbus_err_body_memory;
-        return NULL;
-    }
-
-    json = json_loadb((char *) data, len, 0, &error);
-
-    if (json == NULL) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "msgbus: invalid JSON in the request body: %s "
-                      "(at byte %d)", error.text, error.position);
-
-        switch (json_error_code(&error)) {
-
-        case json_error_numeric_overflow:
-            /* Python reads 1e309 as inf; an integer has no bound there */
-            *err = ngx_strstr(error.text, "real")
-                   ? &ngx_http_msgbus_err_body_parse
-                   : &ngx_http_msgbus_err_body_integer;
-            break;
-
-        case json_error_out_of_memory:
-            *err = &ngx_http_msgbus_err_body_memory;
-            break;
-
-        default:
-            *err = &ngx_http_msgbus_err_body_parse;
-        }
-
-        return NULL;
-    }
-
-    cln->handler = ngx_http_msgbus_json_cleanup;
-    cln->data = json;
-
-    return json;
-}
-
-
-/* the size of the request body read, also when it came chunked */
-
-size_t
-ngx_http_msgbus_body_length(ngx_http_request_t *r)
-{
-    size_t        len;
-    ngx_chain_t  *cl;
-
-    len = 0;
-
-    if (r->request_body) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            len += ngx_buf_size(cl->buf);
-        }
-    }
-
-    return len;
-}
-
-
-static void
-ngx_http_msgbus_json_cleanup(void *data)
-{
-    json_decref(data);
-}
-
 
 /*
  * JSON to BSON, the way pymongo stores Python values: integers as int32
@@ -785,12 +514,6 @@ static ngx_int_t
 ngx_http_msgbus_jbuf_json(ngx_http_msgbus_jbuf_t *jb, json_t *json,
     ngx_uint_t depth)
 {
-    size_t       i;
-    json_t      *v;
-    ngx_int_t    rc;
-    const char  *key;
-    ngx_uint_t   first;
-
     if (depth > NGX_HTTP_MSGBUS_MAX_BODY_DEPTH) {
         return NGX_DECLINED;
     }
@@ -802,6 +525,51 @@ ngx_http_msgbus_jbuf_json(ngx_http_msgbus_jbuf_t *jb, json_t *json,
     switch (json_typeof(json)) {
 
     case JSON_OBJECT:
+    case JSON_ARRAY:
+        return ngx_http_msgbus_jbuf_container(jb, json, depth);
+
+    case JSON_STRING:
+        return ngx_http_msgbus_jbuf_string(jb,
+                                           (u_char *) json_string_value(json),
+                                           json_string_length(json));
+
+    case JSON_INTEGER:
+        jb->pos = ngx_sprintf(jb->pos, "%L",
+                              (int64_t) json_integer_value(json));
+        return NGX_OK;
+
+    case JSON_REAL:
+        jb->pos = ngx_http_msgbus_json_double(jb->pos, json_real_value(json));
+        return NGX_OK;
+
+    case JSON_TRUE:
+        jb->pos = ngx_cpymem(jb->pos, "true", 4);
+        return NGX_OK;
+
+    case JSON_FALSE:
+        jb->pos = ngx_cpymem(jb->pos, "false", 5);
+        return NGX_OK;
+
+    default:
+        jb->pos = ngx_cpymem(jb->pos, "null", 4);
+        return NGX_OK;
+    }
+}
+
+
+/* an object or an array, its members each as ngx_http_msgbus_jbuf_json() */
+
+static ngx_int_t
+ngx_http_msgbus_jbuf_container(ngx_http_msgbus_jbuf_t *jb, json_t *json,
+    ngx_uint_t depth)
+{
+    size_t       i;
+    json_t      *v;
+    ngx_int_t    rc;
+    const char  *key;
+    ngx_uint_t   first;
+
+    if (json_is_object(json)) {
         *jb->pos++ = '{';
         first = 1;
 
@@ -833,9 +601,7 @@ ngx_http_msgbus_jbuf_json(ngx_http_msgbus_jbuf_t *jb, json_t *json,
             }
         }
 
-        break;
-
-    case JSON_ARRAY:
+    } else {
         *jb->pos++ = '[';
 
         json_array_foreach(json, i, v) {
@@ -853,41 +619,13 @@ ngx_http_msgbus_jbuf_json(ngx_http_msgbus_jbuf_t *jb, json_t *json,
                 return rc;
             }
         }
-
-        break;
-
-    case JSON_STRING:
-        return ngx_http_msgbus_jbuf_string(jb,
-                                           (u_char *) json_string_value(json),
-                                           json_string_length(json));
-
-    case JSON_INTEGER:
-        jb->pos = ngx_sprintf(jb->pos, "%L",
-                              (int64_t) json_integer_value(json));
-        return NGX_OK;
-
-    case JSON_REAL:
-        jb->pos = ngx_http_msgbus_json_double(jb->pos, json_real_value(json));
-        return NGX_OK;
-
-    case JSON_TRUE:
-        jb->pos = ngx_cpymem(jb->pos, "true", 4);
-        return NGX_OK;
-
-    case JSON_FALSE:
-        jb->pos = ngx_cpymem(jb->pos, "false", 5);
-        return NGX_OK;
-
-    default:
-        jb->pos = ngx_cpymem(jb->pos, "null", 4);
-        return NGX_OK;
     }
 
     if (ngx_http_msgbus_jbuf_reserve(jb, 1) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    *jb->pos++ = (json_typeof(json) == JSON_OBJECT) ? '}' : ']';
+    *jb->pos++ = json_is_object(json) ? '}' : ']';
 
     return NGX_OK;
 }
@@ -1031,30 +769,4 @@ ngx_http_msgbus_json_bump(char *buf)
     }
 
     return 0;
-}
-
-
-/*
- * Every answer of msgbus is JSON: an internal failure that an operation
- * returned as a bare 500 becomes Zaqar's error body, while the header is
- * not sent yet (if even that fails, nginx's own page goes out).
- */
-
-ngx_int_t
-ngx_http_msgbus_json_status(ngx_http_request_t *r, ngx_int_t rc)
-{
-    if (rc != NGX_HTTP_INTERNAL_SERVER_ERROR || r->header_sent) {
-        return rc;
-    }
-
-    return ngx_http_msgbus_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                      "Internal server error",
-                                      "The request could not be completed.");
-}
-
-
-void
-ngx_http_msgbus_finalize(ngx_http_request_t *r, ngx_int_t rc)
-{
-    ngx_http_finalize_request(r, ngx_http_msgbus_json_status(r, rc));
 }

@@ -35,15 +35,6 @@ typedef struct {
     ngx_http_msgbus_jbuf_raw(jb, (u_char *) s, sizeof(s) - 1)
 
 
-ngx_int_t ngx_http_msgbus_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, ngx_str_t *body);
-ngx_int_t ngx_http_msgbus_send_error(ngx_http_request_t *r,
-    ngx_uint_t status, char *title, char *fmt, ...);
-ngx_int_t ngx_http_msgbus_json_status(ngx_http_request_t *r, ngx_int_t rc);
-void ngx_http_msgbus_finalize(ngx_http_request_t *r, ngx_int_t rc);
-size_t ngx_http_msgbus_body_length(ngx_http_request_t *r);
-json_t *ngx_http_msgbus_json_body(ngx_http_request_t *r,
-    ngx_http_msgbus_error_t **err);
 ngx_int_t ngx_http_msgbus_json_to_bson(json_t *json, bson_t *bson);
 ngx_int_t ngx_http_msgbus_bson_to_json(ngx_pool_t *pool, const bson_t *doc,
     ngx_uint_t array, ngx_str_t *out);
@@ -58,9 +49,6 @@ ngx_int_t ngx_http_msgbus_jbuf_value(ngx_http_msgbus_jbuf_t *jb,
     bson_iter_t *it, ngx_uint_t depth);
 size_t ngx_http_msgbus_json_escaped_len(u_char *src, size_t size);
 u_char *ngx_http_msgbus_json_escape(u_char *dst, u_char *src, size_t size);
-
-
-extern ngx_str_t  ngx_http_msgbus_json_type;
 
 
 #endif /* _NGX_HTTP_MSGBUS_JSON_H_INCLUDED_ */

@@ -1,0 +1,232 @@
+
+/*
+ * Copyright (C) msgbus authors
+ */
+
+
+/*
+ * Messages as Zaqar writes them, from the documents the store holds
+ * (bson_iter_t over each): a listing's item, a pop's, a claim's.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_msgbus_render.h"
+#include "ngx_http_msgbus_store_reply.h"
+#include "ngx_http_msgbus_store_messages.h"
+
+
+static ngx_uint_t ngx_http_msgbus_render_won(bson_iter_t *doc,
+    ngx_array_t *won);
+static ngx_int_t ngx_http_msgbus_render_body(ngx_http_msgbus_jbuf_t *jb,
+    bson_iter_t *doc);
+
+
+/*
+ * One message: {"id", "href", "ttl", "age", "body"}, "href" with the
+ * claim's id while it is claimed (as just claimed: the claim's ttl and
+ * grace, if that extended the message's life); a pop's: {"id", "age",
+ * "ttl", "claim_count", "body", "claim_id"}.
+ */
+
+ngx_int_t
+ngx_http_msgbus_message_json(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
+    ngx_http_msgbus_render_t *how)
+{
+    u_char            *p;
+    int64_t            ttl, count, expires;
+    ngx_uint_t         claimed, pop;
+    const bson_oid_t  *id, *cid;
+    char               hex[25], claim[25];
+
+    if (ngx_http_msgbus_doc_oid(doc, "_id", &id) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    bson_oid_to_string(id, hex);
+
+    ttl = ngx_http_msgbus_doc_int(doc, "t", 0);
+    count = ngx_http_msgbus_doc_int(doc, "c.c", 0);
+    expires = ngx_http_msgbus_doc_int(doc, "c.e", 0);
+
+    claimed = 0;
+    pop = (how->how == NGX_HTTP_MSGBUS_MESSAGE_POP);
+
+    if (how->how == NGX_HTTP_MSGBUS_MESSAGE_CLAIM) {
+        bson_oid_to_string(how->claim, claim);
+        claimed = 1;
+
+        if (ngx_http_msgbus_doc_int(doc, "e", 0)
+            < (how->now + how->claim_life) * 1000)
+        {
+            ttl = how->claim_life;
+        }
+
+    } else if (ngx_http_msgbus_doc_oid(doc, "c.id", &cid) == NGX_OK) {
+        bson_oid_to_string(cid, claim);
+        claimed = pop || expires > how->now;
+    }
+
+    if (ngx_http_msgbus_jbuf_reserve(jb, 6 * how->base.len + 256) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = jb->pos;
+
+    if (pop) {
+        p = ngx_sprintf(p, "{\"id\": \"%s\", \"age\": %T, \"ttl\": %L, "
+                        "\"claim_count\": %L, \"body\": ", hex,
+                        how->now - bson_oid_get_time_t(id), ttl, count);
+
+    } else {
+        p = ngx_sprintf(p, "{\"id\": \"%s\", \"href\": \"", hex);
+        p = ngx_http_msgbus_json_escape(p, how->base.data, how->base.len);
+        p = ngx_sprintf(p, "/messages/%s", hex);
+
+        if (claimed) {
+            p = ngx_sprintf(p, "?claim_id=%s", claim);
+        }
+
+        p = ngx_sprintf(p, "\", \"ttl\": %L, \"age\": %T, \"body\": ", ttl,
+                        how->now - bson_oid_get_time_t(id));
+    }
+
+    jb->pos = p;
+
+    if (ngx_http_msgbus_render_body(jb, doc) != NGX_OK
+        || ngx_http_msgbus_jbuf_reserve(jb, 64) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (pop) {
+        jb->pos = claimed ? ngx_sprintf(jb->pos, ", \"claim_id\": \"%s\"}",
+                                        claim)
+                          : ngx_cpymem(jb->pos, ", \"claim_id\": null}", 19);
+    } else {
+        *jb->pos++ = '}';
+    }
+
+    return NGX_OK;
+}
+
+
+/* the body: msgbus's JSON text, or a BSON value Zaqar stored */
+
+static ngx_int_t
+ngx_http_msgbus_render_body(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc)
+{
+    uint32_t        len;
+    bson_iter_t     body;
+    bson_subtype_t  subtype;
+    const uint8_t  *data;
+
+    if (!bson_iter_recurse(doc, &body) || !bson_iter_find(&body, "b")) {
+        return ngx_http_msgbus_jbuf_literal(jb, "null");
+    }
+
+    if (BSON_ITER_HOLDS_BINARY(&body)) {
+        bson_iter_binary(&body, &subtype, &len, &data);
+
+        if (subtype == NGX_HTTP_MSGBUS_BODY_SUBTYPE) {
+            return ngx_http_msgbus_jbuf_raw(jb, (u_char *) data, len);
+        }
+    }
+
+    return ngx_http_msgbus_jbuf_value(jb, &body, 0);
+}
+
+
+/*
+ * The messages of a batch (how->won: only those), comma separated, as
+ * ngx_http_msgbus_message_json() writes each.
+ */
+
+ngx_int_t
+ngx_http_msgbus_messages_json(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *docs,
+    ngx_http_msgbus_render_t *how)
+{
+    ngx_uint_t  n;
+
+    n = 0;
+
+    while (bson_iter_next(docs)) {
+
+        if (how->won && !ngx_http_msgbus_render_won(docs, how->won)) {
+            continue;
+        }
+
+        if ((n++ && ngx_http_msgbus_jbuf_literal(jb, ", ") != NGX_OK)
+            || ngx_http_msgbus_message_json(jb, docs, how) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_msgbus_render_won(bson_iter_t *doc, ngx_array_t *won)
+{
+    ngx_uint_t         i;
+    bson_oid_t        *oid;
+    const bson_oid_t  *id;
+
+    if (ngx_http_msgbus_doc_oid(doc, "_id", &id) != NGX_OK) {
+        return 0;
+    }
+
+    oid = won->elts;
+
+    for (i = 0; i < won->nelts; i++) {
+        if (bson_oid_equal(&oid[i], id)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A message as the queue's stats show its oldest and newest: {"age",
+ * "created", "href"}; a document without an _id: null.
+ */
+
+ngx_int_t
+ngx_http_msgbus_message_ref(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
+    ngx_http_msgbus_render_t *how)
+{
+    u_char            *p;
+    time_t             created;
+    ngx_tm_t           tm;
+    const bson_oid_t  *id;
+    char               hex[25];
+
+    if (ngx_http_msgbus_jbuf_reserve(jb, 6 * how->base.len + 200) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (doc == NULL || ngx_http_msgbus_doc_oid(doc, "_id", &id) != NGX_OK) {
+        jb->pos = ngx_cpymem(jb->pos, "null", 4);
+        return NGX_OK;
+    }
+
+    created = bson_oid_get_time_t(id);
+    bson_oid_to_string(id, hex);
+    ngx_gmtime(created, &tm);
+
+    p = ngx_sprintf(jb->pos, "{\"age\": %T, \"created\": "
+                    "\"%4d-%02d-%02dT%02d:%02d:%02dZ\", \"href\": \"",
+                    how->now - created,
+                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+    p = ngx_http_msgbus_json_escape(p, how->base.data, how->base.len);
+    jb->pos = ngx_sprintf(p, "/messages/%s\"}", hex);
+
+    return NGX_OK;
+}
