@@ -54,8 +54,10 @@ test-valgrind: deps build
 	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
 	@TEST_NGINX_USE_VALGRIND='$(VALGRIND_OPTS)' t/util/run-tests.sh
 
+# The C style gate, then the layers: sizes, prototypes, calls only down.
 style:
 	@t/util/style-check
+	@t/util/layer-check
 
 clean:
 	rm -rf .build t/servroot

@@ -17,6 +17,7 @@
 
 #include "ngx_http_msgbus_router.h"
 #include "ngx_http_msgbus_mongo.h"
+#include "ngx_http_msgbus_store_query.h"
 
 
 #define NGX_HTTP_MSGBUS_VERSION         "0.1.0"
@@ -88,9 +89,13 @@ typedef struct {
 } ngx_http_msgbus_loc_conf_t;
 
 
-/* a request's state while its operation runs */
-
-typedef struct ngx_http_msgbus_ctx_s  ngx_http_msgbus_ctx_t;
+/*
+ * The continuation of a store call: it gets the finished op (a reply or
+ * an error kind) and returns what the request's finalization takes;
+ * NGX_ERROR: the reply was not what the store should send (503).
+ */
+typedef ngx_int_t (*ngx_http_msgbus_next_pt)(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
 
 /*
  * What the real-time layer calls back when a parked request wakes: a
@@ -102,45 +107,34 @@ typedef ngx_int_t (*ngx_http_msgbus_page_pt)(ngx_http_request_t *r,
 typedef ngx_int_t (*ngx_http_msgbus_retry_pt)(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 
-struct ngx_http_msgbus_ctx_s {
-    ngx_http_msgbus_route_t     route;
-    ngx_str_t                   project;
-    ngx_str_t                   scoped;      /* "project/queue" */
-    ngx_http_msgbus_mongo_op_t *op;
-    ngx_uint_t                  step;
-    json_t                     *body;
 
-    /* GET /v2/queues */
-    ngx_uint_t                  limit;
-    ngx_str_t                   marker;
+/* GET /v2/queues */
+
+typedef struct {
     ngx_str_t                   last;        /* the page's last name */
     ngx_str_t                   page;        /* the "queues" array */
     unsigned                    detailed:1;
     unsigned                    with_count:1;
+} ngx_http_msgbus_list_ctx_t;
 
-    /* messages: the queue's partition and the operation's state */
-    ngx_str_t                   db;
-    ngx_uint_t                  partition;
-    ngx_uint_t                  index;       /* being created */
-    ngx_array_t                *msgs;        /* a post's messages */
+
+/* POST .../messages and the queue it may create */
+
+typedef struct {
+    ngx_array_t                *msgs;        /* ngx_http_msgbus_msg_t */
     ngx_uint_t                  stored;      /* of them, inserted */
-    ngx_uint_t                  failed;      /* other write errors in a row */
-    size_t                      size;        /* of the post's body */
+    ngx_uint_t                  index;       /* being created */
+    size_t                      size;        /* of the body */
     int64_t                     next;        /* the marker to insert at */
     int64_t                     top;         /* highest marker to keep */
-    int64_t                     after;       /* a listing's marker */
-    time_t                      now;
-    ngx_msec_t                  started;
-    ngx_array_t                *ids;         /* bson_oid_t */
+    unsigned                    queue_created:1;
+} ngx_http_msgbus_post_ctx_t;
+
+
+/* message reads, long-polls, streams, stats */
+
+typedef struct {
     ngx_str_t                   id_list;     /* "ids" as given */
-    bson_oid_t                  claim;
-    int64_t                     claim_ttl;
-    int64_t                     claim_grace;
-    bson_t                     *found;       /* a reply kept for later */
-    ngx_array_t                *cands;       /* of a pop or claim */
-    ngx_uint_t                  tried;       /* of them, arbitrated */
-    ngx_uint_t                  round;       /* of them, being arbitrated */
-    ngx_uint_t                  attempts;    /* finds of candidates */
     ngx_msec_t                  wait;        /* ?wait=, 0: none */
     ngx_msec_t                  deadline;    /* of the wait */
     ngx_uint_t                  version;     /* the queue's, when it looked */
@@ -148,34 +142,60 @@ struct ngx_http_msgbus_ctx_s {
     int64_t                     total;
     int64_t                     nfree;
     ngx_str_t                   out;         /* JSON built so far */
-    u_char                      client[16];
-    ngx_str_t                   client_text;
-    unsigned                    client_uuid:1;
-    unsigned                    echo:1;
-    unsigned                    include_claimed:1;
-    unsigned                    include_delayed:1;
-    unsigned                    has_claim:1;
     unsigned                    hinted:1;    /* the find names an index */
-    unsigned                    queue_created:1;
-    unsigned                    purge_messages:1;
     unsigned                    stream:1;    /* text/event-stream */
     unsigned                    gap_check:1; /* resumed: a gap is told */
+    unsigned                    purge_messages:1;
+} ngx_http_msgbus_read_ctx_t;
+
+
+/* pops and claims: the candidates and the arbitration */
+
+typedef struct {
+    ngx_array_t                *cands;       /* ngx_http_msgbus_cand_t */
+    ngx_uint_t                  tried;       /* of them, arbitrated */
+    ngx_uint_t                  round;       /* of them, being arbitrated */
+    ngx_uint_t                  attempts;    /* finds of candidates */
+    bson_t                     *found;       /* the candidates' reply */
+    ngx_http_msgbus_retry_pt    won;         /* the arbitration's end */
+    bson_oid_t                  claim;
+    int64_t                     claim_ttl;
+    int64_t                     claim_grace;
+    unsigned                    has_claim:1;
+} ngx_http_msgbus_take_ctx_t;
+
+
+/*
+ * A request's state while its operation runs: what every operation has,
+ * then one part per family of operations.
+ */
+
+struct ngx_http_msgbus_ctx_s {
+    ngx_http_request_t         *request;
+    ngx_http_msgbus_route_t     route;
+    ngx_http_msgbus_operation_t  *info;      /* the operation's facts */
+    ngx_str_t                   project;
+    ngx_http_msgbus_query_t     q;           /* queue, clock, filters */
+    ngx_str_t                   db;          /* the queue's partition */
+    ngx_uint_t                  partition;
+    ngx_msec_t                  started;
+    ngx_http_msgbus_mongo_op_t *op;
+    ngx_http_msgbus_next_pt     next;        /* of the store call */
+    char                       *failure;     /* a store failure's text */
+    json_t                     *body;
+    ngx_uint_t                  failed;      /* write errors in a row */
+    ngx_uint_t                  limit;
+    ngx_str_t                   marker;
+    ngx_str_t                   base;        /* "/v2/queues/{q}" */
+
+    ngx_http_msgbus_list_ctx_t  list;
+    ngx_http_msgbus_post_ctx_t  post;
+    ngx_http_msgbus_read_ctx_t  read;
+    ngx_http_msgbus_take_ctx_t  take;
 
     ngx_http_msgbus_page_pt     on_page;     /* a long-poll's answer */
     ngx_http_msgbus_retry_pt    on_retry;    /* a waiting claim's */
 };
-
-
-ngx_int_t ngx_http_msgbus_command(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx, bson_t *cmd, ngx_str_t *db,
-    ngx_uint_t idempotent, ngx_http_msgbus_mongo_done_pt handler);
-ngx_table_elt_t *ngx_http_msgbus_header(ngx_http_request_t *r,
-    ngx_str_t *name);
-ngx_int_t ngx_http_msgbus_parse_uuid(ngx_str_t *value, u_char *out);
-ngx_int_t ngx_http_msgbus_client_uuid(ngx_http_request_t *r, u_char *out,
-    ngx_str_t *text);
-ngx_int_t ngx_http_msgbus_send_store_error(ngx_http_request_t *r,
-    ngx_http_msgbus_mongo_op_t *op, char *what);
 
 
 extern ngx_module_t  ngx_http_msgbus_module;

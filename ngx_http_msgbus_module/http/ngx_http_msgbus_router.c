@@ -8,11 +8,21 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_router.h"
+#include "ngx_http_msgbus_docs.h"
+#include "ngx_http_msgbus_ping.h"
+#include "ngx_http_msgbus_queues.h"
+#include "ngx_http_msgbus_queue_list.h"
+#include "ngx_http_msgbus_queue_patch.h"
+#include "ngx_http_msgbus_queue_stats.h"
+#include "ngx_http_msgbus_message_post.h"
+#include "ngx_http_msgbus_message_read.h"
+#include "ngx_http_msgbus_message_delete.h"
+#include "ngx_http_msgbus_claims.h"
 
 
 #define NGX_HTTP_MSGBUS_MAX_SEGMENTS  6
-#define NGX_HTTP_MSGBUS_MAX_QUEUE     64
 
 
 typedef struct {
@@ -150,36 +160,81 @@ static ngx_http_msgbus_resource_t  ngx_http_msgbus_resources[] = {
 };
 
 
-static ngx_str_t  ngx_http_msgbus_op_names[] = {
-    ngx_string("versions"),
-    ngx_string("home"),
-    ngx_string("ping"),
-    ngx_string("health"),
-    ngx_string("queue_list"),
-    ngx_string("queue_create"),
-    ngx_string("queue_exists"),
-    ngx_string("queue_get"),
-    ngx_string("queue_update"),
-    ngx_string("queue_delete"),
-    ngx_string("queue_stats"),
-    ngx_string("queue_purge"),
-    ngx_string("queue_share"),
-    ngx_string("message_post"),
-    ngx_string("message_list"),
-    ngx_string("message_delete_many"),
-    ngx_string("message_get"),
-    ngx_string("message_delete"),
-    ngx_string("claim_create"),
-    ngx_string("claim_get"),
-    ngx_string("claim_update"),
-    ngx_string("claim_delete"),
-    ngx_string("subscription_list"),
-    ngx_string("subscription_create"),
-    ngx_string("subscription_get"),
-    ngx_string("subscription_update"),
-    ngx_string("subscription_delete"),
-    ngx_string("subscription_confirm"),
+/*
+ * Every operation's facts, by ngx_http_msgbus_op_e: its name (logs,
+ * status), its handler (NULL: not implemented yet), the body it reads
+ * and what a too large one is told, the text of a store failure, and
+ * whether it drops the queue's recent copies before it runs (it changes
+ * the queue's messages; a claim drops them once it has won some).
+ */
+
+#define M   NGX_HTTP_MSGBUS_BODY_METADATA
+#define P   NGX_HTTP_MSGBUS_BODY_MESSAGES
+
+static ngx_http_msgbus_operation_t  ngx_http_msgbus_operations[] = {
+
+    { ngx_string("versions"), ngx_http_msgbus_versions, 0, NULL, NULL,
+      NULL, 0 },
+    { ngx_string("home"), ngx_http_msgbus_home, 0, NULL, NULL, NULL, 0 },
+    { ngx_string("ping"), ngx_http_msgbus_ping, 0, NULL, NULL, NULL, 0 },
+    { ngx_string("health"), ngx_http_msgbus_ping, 0, NULL, NULL, NULL, 0 },
+
+    { ngx_string("queue_list"), ngx_http_msgbus_queue_list, 0, NULL, NULL,
+      "Queues could not be listed.", 0 },
+    { ngx_string("queue_create"), ngx_http_msgbus_queue_create, M,
+      "Invalid API request", "Queue metadata is too large. Max size: %uz",
+      "Queue could not be created.", 0 },
+    { ngx_string("queue_exists"), ngx_http_msgbus_queue_get, 0, NULL, NULL,
+      "Queue metadata could not be retrieved.", 0 },
+    { ngx_string("queue_get"), ngx_http_msgbus_queue_get, 0, NULL, NULL,
+      "Queue metadata could not be retrieved.", 0 },
+    { ngx_string("queue_update"), ngx_http_msgbus_queue_patch, M,
+      "Invalid request body", "Queue metadata is too large. Max size: %uz",
+      "Queue could not be updated.", 0 },
+    { ngx_string("queue_delete"), ngx_http_msgbus_queue_delete, 0, NULL,
+      NULL, "Queue could not be deleted.", 1 },
+    { ngx_string("queue_stats"), ngx_http_msgbus_queue_stats, 0, NULL, NULL,
+      "Queue stats could not be read.", 0 },
+    { ngx_string("queue_purge"), ngx_http_msgbus_queue_purge, M,
+      "Invalid API request", "Queue metadata is too large. Max size: %uz",
+      "Queue could not be purged.", 1 },
+    { ngx_string("queue_share"), NULL, 0, NULL, NULL, NULL, 0 },
+
+    { ngx_string("message_post"), ngx_http_msgbus_message_post, P,
+      "Invalid API request",
+      "Message collection size is too large. Max size %uz",
+      "Messages could not be enqueued.", 0 },
+    { ngx_string("message_list"), ngx_http_msgbus_message_list, 0, NULL,
+      NULL, "Messages could not be listed.", 0 },
+    { ngx_string("message_delete_many"),
+      ngx_http_msgbus_message_delete_many, 0, NULL, NULL,
+      "Messages could not be popped.", 1 },
+    { ngx_string("message_get"), ngx_http_msgbus_message_get, 0, NULL, NULL,
+      "Message could not be retrieved.", 0 },
+    { ngx_string("message_delete"), ngx_http_msgbus_message_delete, 0, NULL,
+      NULL, "Message could not be deleted.", 1 },
+
+    { ngx_string("claim_create"), ngx_http_msgbus_claim_create, M,
+      "Invalid request body", "Claim metadata is too large. Max size: %uz",
+      "Claim could not be created.", 0 },
+    { ngx_string("claim_get"), ngx_http_msgbus_claim_get, 0, NULL, NULL,
+      "Claim could not be queried.", 0 },
+    { ngx_string("claim_update"), ngx_http_msgbus_claim_update, M,
+      "Invalid request body", "Claim metadata is too large. Max size: %uz",
+      "Claim could not be updated.", 1 },
+    { ngx_string("claim_delete"), ngx_http_msgbus_claim_delete, 0, NULL,
+      NULL, "Claim could not be deleted.", 1 },
+
+    { ngx_string("subscription_list"), NULL, 0, NULL, NULL, NULL, 0 },
+    { ngx_string("subscription_create"), NULL, 0, NULL, NULL, NULL, 0 },
+    { ngx_string("subscription_get"), NULL, 0, NULL, NULL, NULL, 0 },
+    { ngx_string("subscription_update"), NULL, 0, NULL, NULL, NULL, 0 },
+    { ngx_string("subscription_delete"), NULL, 0, NULL, NULL, NULL, 0 },
+    { ngx_string("subscription_confirm"), NULL, 0, NULL, NULL, NULL, 0 }
 };
+
+#undef M
+#undef P
 
 
 /*
@@ -264,7 +319,7 @@ ngx_http_msgbus_route(ngx_http_request_t *r, ngx_str_t *base,
 
                 ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                                "msgbus router: \"%V\" is %V", &r->uri,
-                               &ngx_http_msgbus_op_names[m->op]);
+                               &ngx_http_msgbus_operations[m->op].name);
 
                 return NGX_OK;
             }
@@ -285,36 +340,15 @@ ngx_http_msgbus_route(ngx_http_request_t *r, ngx_str_t *base,
 }
 
 
-ngx_str_t *
-ngx_http_msgbus_op_name(ngx_http_msgbus_op_e op)
+ngx_http_msgbus_operation_t *
+ngx_http_msgbus_operation(ngx_http_msgbus_op_e op)
 {
-    return &ngx_http_msgbus_op_names[op];
+    return &ngx_http_msgbus_operations[op];
 }
 
 
-/* Zaqar's queue names: [a-zA-Z0-9_.-]{1,64} */
-
-ngx_int_t
-ngx_http_msgbus_valid_queue_name(ngx_str_t *name)
+ngx_str_t *
+ngx_http_msgbus_op_name(ngx_uint_t op)
 {
-    u_char      c;
-    ngx_uint_t  i;
-
-    if (name->len == 0 || name->len > NGX_HTTP_MSGBUS_MAX_QUEUE) {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < name->len; i++) {
-        c = name->data[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')
-        {
-            continue;
-        }
-
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
+    return &ngx_http_msgbus_operations[op].name;
 }

@@ -60,10 +60,34 @@ typedef struct {
 } ngx_http_msgbus_route_t;
 
 
+typedef struct ngx_http_msgbus_ctx_s  ngx_http_msgbus_ctx_t;
+
+typedef ngx_int_t (*ngx_http_msgbus_op_pt)(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+typedef ngx_str_t *(*ngx_http_msgbus_name_pt)(ngx_uint_t op);
+
+
+/* the body an operation reads, by its limit */
+#define NGX_HTTP_MSGBUS_BODY_METADATA  1    /* msgbus_max_queue_metadata */
+#define NGX_HTTP_MSGBUS_BODY_MESSAGES  2    /* ..._max_messages_post_size */
+
+
+typedef struct {
+    ngx_str_t                   name;
+    ngx_http_msgbus_op_pt       handler;    /* NULL: not implemented */
+    ngx_uint_t                  body;       /* NGX_HTTP_MSGBUS_BODY_* */
+    char                       *too_large_title;
+    char                       *too_large;  /* %uz: the limit */
+    char                       *failure;    /* a store failure's text */
+    ngx_uint_t                  forget;     /* drops recent copies */
+} ngx_http_msgbus_operation_t;
+
+
 ngx_int_t ngx_http_msgbus_route(ngx_http_request_t *r, ngx_str_t *base,
     ngx_http_msgbus_route_t *route);
-ngx_str_t *ngx_http_msgbus_op_name(ngx_http_msgbus_op_e op);
-ngx_int_t ngx_http_msgbus_valid_queue_name(ngx_str_t *name);
+ngx_http_msgbus_operation_t *ngx_http_msgbus_operation(
+    ngx_http_msgbus_op_e op);
+ngx_str_t *ngx_http_msgbus_op_name(ngx_uint_t op);
 
 
 #endif /* _NGX_HTTP_MSGBUS_ROUTER_H_INCLUDED_ */

@@ -12,6 +12,7 @@
 
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_docs.h"
+#include "ngx_http_msgbus_response.h"
 
 
 typedef struct {
@@ -22,6 +23,10 @@ typedef struct {
     char                       *allow[5];
     ngx_uint_t                  post;       /* has "accept-post" */
 } ngx_http_msgbus_home_rel_t;
+
+
+static ngx_str_t  ngx_http_msgbus_home_type =
+    ngx_string("application/json-home");
 
 
 static json_t *ngx_http_msgbus_home_resource(ngx_str_t *base,
@@ -287,4 +292,44 @@ ngx_http_msgbus_home_resource(ngx_str_t *base, ngx_http_msgbus_home_rel_t *rel)
     }
 
     return res;
+}
+
+
+/* GET /: the versions document, "300 Multiple Choices" as Zaqar's */
+
+ngx_int_t
+ngx_http_msgbus_versions(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    ngx_str_set(&r->headers_out.status_line, "300 Multiple Choices");
+
+    return ngx_http_msgbus_send(r, NGX_HTTP_SPECIAL_RESPONSE,
+                                &ngx_http_msgbus_json_type, &mlcf->versions);
+}
+
+
+/* GET /v2: the JSON-Home document, cacheable for a day */
+
+ngx_int_t
+ngx_http_msgbus_home(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    ngx_table_elt_t             *h;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "max-age=86400");
+
+    return ngx_http_msgbus_send(r, NGX_HTTP_OK, &ngx_http_msgbus_home_type,
+                                &mlcf->home);
 }

@@ -1,0 +1,585 @@
+
+/*
+ * Copyright (C) msgbus authors
+ */
+
+
+/*
+ * GET .../messages (a page, a long-poll, a stream, or ?ids=) and GET
+ * .../messages/{id}: a find in the queue's partition and the answer
+ * rendered from its documents.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_msgbus_module.h"
+#include "ngx_http_msgbus_message_read.h"
+#include "ngx_http_msgbus_partition.h"
+#include "ngx_http_msgbus_call.h"
+#include "ngx_http_msgbus_args.h"
+#include "ngx_http_msgbus_response.h"
+#include "ngx_http_msgbus_render.h"
+#include "ngx_http_msgbus_store_messages.h"
+#include "ngx_http_msgbus_store_reply.h"
+#include "ngx_http_msgbus_zone.h"
+#include "ngx_http_msgbus_longpoll.h"
+#include "ngx_http_msgbus_sse.h"
+
+
+static ngx_int_t ngx_http_msgbus_list_args(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_list_find(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_list_found(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
+static ngx_int_t ngx_http_msgbus_list_page(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, bson_iter_t *docs);
+static ngx_int_t ngx_http_msgbus_list_next(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb, int64_t last);
+static ngx_int_t ngx_http_msgbus_get_ids(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_str_t *value);
+static ngx_int_t ngx_http_msgbus_find_ids(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_uint_t limit,
+    ngx_http_msgbus_next_pt next);
+static ngx_int_t ngx_http_msgbus_got_ids(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
+static ngx_int_t ngx_http_msgbus_got(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
+
+
+/* GET .../messages: a page, a long-poll or a stream; ?ids=: those */
+
+ngx_int_t
+ngx_http_msgbus_message_list(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+    ngx_str_t  value;
+
+    if (ngx_http_msgbus_partition(r, ctx) != NGX_OK
+        || ngx_http_msgbus_ids_arg(r, &value) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (value.len) {
+        return ngx_http_msgbus_get_ids(r, ctx, &value);
+    }
+
+    rc = ngx_http_msgbus_list_args(r, ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    ctx->read.version = ngx_http_msgbus_queue_version(&ctx->q.scoped);
+
+    ctx->q.client_uuid = (ngx_http_msgbus_client_uuid(r, ctx->q.client,
+                                                      &ctx->q.client_text)
+                          == NGX_OK);
+
+    if (ngx_http_msgbus_stream_wanted(r)) {
+        if (ctx->q.after == INT64_MAX) {
+            ctx->q.after = INT64_MIN;
+        }
+
+        return ngx_http_msgbus_stream(r, ctx);
+    }
+
+    ctx->on_page = ngx_http_msgbus_list_page;
+
+    if (ctx->limit == 0) {
+        ctx->read.out.len = 0;
+        ctx->read.wait = 0;
+        return ngx_http_msgbus_list_page(r, ctx, NULL);
+    }
+
+    if (ctx->read.wait) {
+        /* its worker's watch of the queue answers it, one find for all */
+        return ngx_http_msgbus_park(r, ctx);
+    }
+
+    return ngx_http_msgbus_list_find(r, ctx);
+}
+
+
+/*
+ * A page in marker order after ?marker=, without expired messages,
+ * claimed ones (unless include_claimed), delayed ones (unless
+ * include_delayed) and the client's own (unless echo).  NGX_DECLINED:
+ * the arguments are good.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_list_args(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    ngx_int_t                    rc, limit;
+    ngx_str_t                    err;
+    ngx_uint_t                   echo, claimed, delayed;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    if (ngx_http_msgbus_int_arg(r, "limit", &limit) != NGX_OK) {
+        return ngx_http_msgbus_int_arg_error(r, "limit");
+    }
+
+    if (limit == NGX_CONF_UNSET) {
+        ctx->limit = 10;
+
+    } else if (limit < 1 || (ngx_uint_t) limit > mlcf->max_messages_per_page)
+    {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid API request",
+                                          "Limit must be at least 1 and may "
+                                          "not be greater than %ui.",
+                                          mlcf->max_messages_per_page);
+    } else {
+        ctx->limit = limit;
+    }
+
+    if (ngx_http_msgbus_bool_arg(r, "echo", &echo, &err) != NGX_OK
+        || ngx_http_msgbus_bool_arg(r, "include_claimed", &claimed, &err)
+           != NGX_OK
+        || ngx_http_msgbus_bool_arg(r, "include_delayed", &delayed, &err)
+           != NGX_OK)
+    {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid parameter",
+                                          "The \"%V\" parameter is invalid. "
+                                          "The value of the parameter must "
+                                          "be \"true\" or \"false\".", &err);
+    }
+
+    ctx->q.echo = echo;
+    ctx->q.include_claimed = claimed;
+    ctx->q.include_delayed = delayed;
+
+    rc = ngx_http_msgbus_wait_arg(r, &ctx->read.wait);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (!ngx_http_msgbus_realtime_ready()) {
+        ctx->read.wait = 0;
+    }
+
+    ctx->read.deadline = ctx->started + ctx->read.wait;
+
+    if (ngx_http_arg(r, (u_char *) "marker", 6, &ctx->marker) != NGX_OK) {
+        ngx_str_null(&ctx->marker);
+    }
+
+    /* Zaqar: a marker that is not an integer lists nothing */
+
+    if (ngx_http_msgbus_marker_arg(&ctx->marker, &ctx->q.after) != NGX_OK) {
+        ctx->limit = 0;
+        ctx->q.after = 0;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_list_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    bson_t     cmd, filter;
+
+    bson_init(&filter);
+    ngx_http_msgbus_filter_listing(&ctx->q, &filter,
+                                   !ctx->q.include_claimed);
+
+    ctx->read.hinted = ngx_http_msgbus_partition_hinted(ctx->partition);
+
+    bson_init(&cmd);
+    ngx_http_msgbus_cmd_find(&cmd, &filter, 1, ctx->limit, 0,
+                             ctx->read.hinted ? NGX_HTTP_MSGBUS_HINT_ACTIVE
+                                              : NGX_HTTP_MSGBUS_HINT_NONE);
+
+    bson_destroy(&filter);
+
+    return ngx_http_msgbus_store(r, ctx, &cmd, &ctx->db, 1,
+                                 ngx_http_msgbus_list_found);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_list_found(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    ngx_http_msgbus_mongo_op_t *op)
+{
+    bson_iter_t  docs;
+
+    if (op->err == ngx_http_msgbus_mongo_ok) {
+        if (ngx_http_msgbus_batch(op->reply, &docs) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_msgbus_list_page(r, ctx, &docs);
+    }
+
+    /* no such index here (BadValue): the page without the hint */
+
+    if (ctx->read.hinted
+        && op->err == ngx_http_msgbus_mongo_err_server
+        && op->code == 2
+        && ngx_http_msgbus_partition_unhint(ctx->partition) == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "msgbus: %V.messages has no index "
+                      "{p_q: 1, k: 1, c.e: 1}: %V, pages read "
+                      "without it", &ctx->db, &op->errmsg);
+
+        return ngx_http_msgbus_list_find(r, ctx);
+    }
+
+    return ngx_http_msgbus_store_failed(r, ctx, op);
+}
+
+
+/*
+ * The page: the messages of docs the client may see, up to the limit.
+ * No messages and ?wait=: the request waits for some (the real-time
+ * layer calls this again when they come, or with none at the end).
+ */
+
+static ngx_int_t
+ngx_http_msgbus_list_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    bson_iter_t *docs)
+{
+    int64_t                   last;
+    ngx_uint_t                n;
+    ngx_http_msgbus_jbuf_t    jb;
+    ngx_http_msgbus_render_t  how;
+
+    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
+    jb.pool = r->pool;
+
+    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
+    how.base = ctx->base;
+    how.now = ctx->q.now;
+
+    if (ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = 0;
+    last = 0;
+
+    while (docs && n < ctx->limit && bson_iter_next(docs)) {
+        if (!BSON_ITER_HOLDS_DOCUMENT(docs)) {
+            return NGX_ERROR;
+        }
+
+        if (!ngx_http_msgbus_doc_visible(&ctx->q, docs)) {
+            continue;
+        }
+
+        last = ngx_http_msgbus_doc_int(docs, "k", 0);
+
+        if ((n++ && ngx_http_msgbus_jbuf_literal(&jb, ", ") != NGX_OK)
+            || ngx_http_msgbus_message_json(&jb, docs, &how) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (n == 0 && ctx->read.wait && ctx->read.waiter == NULL
+        && !ngx_exiting && !ngx_terminate)
+    {
+        return ngx_http_msgbus_park(r, ctx);
+    }
+
+    if (n == 0 && !(ctx->read.wait && ctx->marker.len)) {
+        if (ngx_http_msgbus_jbuf_literal(&jb, "], \"links\": []}") != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_msgbus_send_json(r, NGX_HTTP_OK, &jb);
+    }
+
+    /* a long-poll's end: the link keeps the marker it was given */
+
+    return ngx_http_msgbus_list_next(r, ctx, &jb, n ? last : ctx->q.after);
+}
+
+
+/*
+ * links.next: the path with the parameters given (as Zaqar writes them)
+ * and the page's last marker
+ */
+
+static ngx_int_t
+ngx_http_msgbus_list_next(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    ngx_http_msgbus_jbuf_t *jb, int64_t last)
+{
+    u_char     *p;
+    ngx_str_t   v;
+
+    if (ngx_http_msgbus_jbuf_literal(jb, "], \"links\": [{\"rel\": \"next\", "
+                                     "\"href\": \"")
+        != NGX_OK
+        || ngx_http_msgbus_jbuf_reserve(jb, 6 * r->uri.len + 200) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_http_msgbus_json_escape(jb->pos, r->uri.data, r->uri.len);
+    *p++ = '?';
+
+    /* Zaqar's order: a given marker first, else the new one last */
+
+    if (ctx->marker.len) {
+        p = ngx_sprintf(p, "marker=%L&", last);
+    }
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &v) == NGX_OK && v.len) {
+        p = ngx_sprintf(p, "limit=%ui&", ctx->limit);
+    }
+
+    if (ngx_http_arg(r, (u_char *) "echo", 4, &v) == NGX_OK && v.len) {
+        p = ngx_sprintf(p, "echo=%s&", ctx->q.echo ? "true" : "false");
+    }
+
+    if (ngx_http_arg(r, (u_char *) "include_claimed", 15, &v) == NGX_OK
+        && v.len)
+    {
+        p = ngx_sprintf(p, "include_claimed=%s&",
+                        ctx->q.include_claimed ? "true" : "false");
+    }
+
+    if (ngx_http_arg(r, (u_char *) "include_delayed", 15, &v) == NGX_OK
+        && v.len)
+    {
+        p = ngx_sprintf(p, "include_delayed=%s&",
+                        ctx->q.include_delayed ? "true" : "false");
+    }
+
+    if (ctx->marker.len == 0) {
+        p = ngx_sprintf(p, "marker=%L&", last);
+    }
+
+    jb->pos = ngx_cpymem(p - 1, "\"}]}", 4);
+
+    return ngx_http_msgbus_send_json(r, NGX_HTTP_OK, jb);
+}
+
+
+/* GET ?ids=: the messages that exist (in marker order), 404 if none */
+
+static ngx_int_t
+ngx_http_msgbus_get_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    ngx_str_t *value)
+{
+    ngx_int_t                    rc;
+    ngx_http_msgbus_ids_t        ids;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    ctx->failure = "Message could not be retrieved.";
+
+    rc = ngx_http_msgbus_parse_ids(r, value, &ids);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->q.ids = ids.oids;
+    ctx->read.id_list = ids.text;
+
+    if (ids.given < 1 || ids.given > mlcf->max_messages_per_page) {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid API request",
+                                          "Limit must be at least 1 and may "
+                                          "not be greater than %ui.",
+                                          mlcf->max_messages_per_page);
+    }
+
+    if (ctx->q.ids->nelts == 0) {
+        return ngx_http_msgbus_got_ids(r, ctx, NULL);
+    }
+
+    return ngx_http_msgbus_find_ids(r, ctx, ctx->q.ids->nelts,
+                                    ngx_http_msgbus_got_ids);
+}
+
+
+/* the live messages of q.ids, in marker order */
+
+static ngx_int_t
+ngx_http_msgbus_find_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    ngx_uint_t limit, ngx_http_msgbus_next_pt next)
+{
+    bson_t     cmd, filter;
+
+    bson_init(&filter);
+    ngx_http_msgbus_filter_ids(&ctx->q, &filter);
+    ngx_http_msgbus_filter_live(&ctx->q, &filter, 0);
+
+    bson_init(&cmd);
+    ngx_http_msgbus_cmd_find(&cmd, &filter, 1, limit, 0,
+                             NGX_HTTP_MSGBUS_HINT_NONE);
+
+    bson_destroy(&filter);
+
+    return ngx_http_msgbus_store(r, ctx, &cmd, &ctx->db, 1, next);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_got_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    ngx_http_msgbus_mongo_op_t *op)
+{
+    ngx_uint_t                n;
+    bson_iter_t               docs;
+    ngx_http_msgbus_jbuf_t    jb;
+    ngx_http_msgbus_render_t  how;
+
+    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
+    jb.pool = r->pool;
+
+    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
+    how.base = ctx->base;
+    how.now = ctx->q.now;
+
+    if (ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = 0;
+
+    if (op) {
+        if (op->err != ngx_http_msgbus_mongo_ok) {
+            return ngx_http_msgbus_store_failed(r, ctx, op);
+        }
+
+        if (ngx_http_msgbus_batch(op->reply, &docs) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        while (bson_iter_next(&docs)) {
+            if (!BSON_ITER_HOLDS_DOCUMENT(&docs)) {
+                return NGX_ERROR;
+            }
+
+            if ((n++ && ngx_http_msgbus_jbuf_literal(&jb, ", ") != NGX_OK)
+                || ngx_http_msgbus_message_json(&jb, &docs, &how) != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+    }
+
+    if (n == 0) {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_NOT_FOUND, "Not found",
+                                          "No messages with IDs: [%V] found "
+                                          "in the queue %V for project %V.",
+                                          &ctx->read.id_list,
+                                          &ctx->route.queue, &ctx->project);
+    }
+
+    if (ngx_http_msgbus_jbuf_literal(&jb, "]}") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_msgbus_send_json(r, NGX_HTTP_OK, &jb);
+}
+
+
+/* GET .../messages/{id} */
+
+ngx_int_t
+ngx_http_msgbus_message_get(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    if (ngx_http_msgbus_partition(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_msgbus_parse_id(r, &ctx->route.id, &ctx->q.ids);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ctx->q.ids->nelts == 0) {
+        return ngx_http_msgbus_got(r, ctx, NULL);
+    }
+
+    return ngx_http_msgbus_find_ids(r, ctx, 1, ngx_http_msgbus_got);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_got(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    ngx_http_msgbus_mongo_op_t *op)
+{
+    ngx_int_t                 rc;
+    bson_iter_t               doc;
+    ngx_http_msgbus_jbuf_t    jb;
+    ngx_http_msgbus_render_t  how;
+
+    rc = NGX_DECLINED;
+
+    if (op) {
+        if (op->err != ngx_http_msgbus_mongo_ok) {
+            return ngx_http_msgbus_store_failed(r, ctx, op);
+        }
+
+        rc = ngx_http_msgbus_batch_first(op->reply, &doc);
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_NOT_FOUND, "Not found",
+                                          "Message %V does not exist in "
+                                          "queue %V for project %V",
+                                          &ctx->route.id, &ctx->route.queue,
+                                          &ctx->project);
+    }
+
+    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
+    jb.pool = r->pool;
+
+    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
+    how.base = ctx->base;
+    how.now = ctx->q.now;
+
+    if (ngx_http_msgbus_message_json(&jb, &doc, &how) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_msgbus_send_json(r, NGX_HTTP_OK, &jb);
+}
+
+
+/*
+ * {"messages": [...]}: those of a batch as "how" says (a pop's, a
+ * claim's)
+ */
+
+ngx_int_t
+ngx_http_msgbus_send_messages(ngx_http_request_t *r, ngx_uint_t status,
+    bson_iter_t *docs, ngx_http_msgbus_render_t *how)
+{
+    ngx_http_msgbus_jbuf_t  jb;
+
+    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
+    jb.pool = r->pool;
+
+    if (ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK
+        || ngx_http_msgbus_messages_json(&jb, docs, how) != NGX_OK
+        || ngx_http_msgbus_jbuf_literal(&jb, "]}") != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_msgbus_send_json(r, status, &jb);
+}
