@@ -23,6 +23,10 @@
 # (make test) trades durability after an OS crash for speed.
 set -euo pipefail
 
+# The sanitizers are nginx's (make test-asan preloads them for the suite):
+# PostgreSQL started under them hangs.
+unset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS
+
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=t/util/store-env.sh
 . "$top/t/util/store-env.sh"
