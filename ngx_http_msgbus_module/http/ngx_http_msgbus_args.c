@@ -557,6 +557,36 @@ ngx_http_msgbus_parse_ids(ngx_http_request_t *r, ngx_str_t *value,
 
 
 /*
+ * "?ids=" of a request on many messages: at most msgbus_max_messages_
+ * per_page of them given (fmt: Zaqar's text else, %ui the maximum).
+ * NGX_DECLINED: good; else the answer's status.
+ */
+
+ngx_int_t
+ngx_http_msgbus_ids_param(ngx_http_request_t *r, ngx_str_t *value, char *fmt,
+    ngx_http_msgbus_ids_t *ids)
+{
+    ngx_int_t                    rc;
+    ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+
+    rc = ngx_http_msgbus_parse_ids(r, value, ids);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ids->given < 1 || ids->given > mlcf->max_messages_per_page) {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid API request", fmt,
+                                          mlcf->max_messages_per_page);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
  * ?wait=N: seconds, at most msgbus_longpoll_max_wait; 0: none.
  * NGX_DECLINED: valid; else the error answer's code.
  */

@@ -42,6 +42,8 @@ ngx_int_t ngx_http_msgbus_parse_id(ngx_http_request_t *r, ngx_str_t *id,
     ngx_array_t **ids);
 ngx_int_t ngx_http_msgbus_parse_ids(ngx_http_request_t *r, ngx_str_t *value,
     ngx_http_msgbus_ids_t *ids);
+ngx_int_t ngx_http_msgbus_ids_param(ngx_http_request_t *r, ngx_str_t *value,
+    char *fmt, ngx_http_msgbus_ids_t *ids);
 ngx_int_t ngx_http_msgbus_wait_arg(ngx_http_request_t *r, ngx_msec_t *value);
 ngx_int_t ngx_http_msgbus_marker_arg(ngx_str_t *v, int64_t *marker);
 ngx_uint_t ngx_http_msgbus_stream_wanted(ngx_http_request_t *r);

@@ -20,12 +20,30 @@
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_call.h"
 #include "ngx_http_msgbus_response.h"
+#include "ngx_http_msgbus_store_reply.h"
 
 
 static ngx_int_t ngx_http_msgbus_store_op(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static void ngx_http_msgbus_store_done(ngx_http_msgbus_mongo_op_t *op);
 static void ngx_http_msgbus_store_cleanup(void *data);
+
+
+/*
+ * A find's first document, for a continuation: NGX_OK (doc set),
+ * NGX_DECLINED (none), or what the continuation returns: NGX_ABORT (the
+ * call failed), NGX_ERROR (a reply that is no find's)
+ */
+
+ngx_int_t
+ngx_http_msgbus_store_first(ngx_http_msgbus_mongo_op_t *op, bson_iter_t *doc)
+{
+    if (op->err != ngx_http_msgbus_mongo_ok) {
+        return NGX_ABORT;
+    }
+
+    return ngx_http_msgbus_batch_first(op->reply, doc);
+}
 
 
 /*
@@ -102,8 +120,10 @@ ngx_http_msgbus_store_op(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
 /*
  * The reply (or the error) goes to the call's continuation, whose
- * answer finalizes the request; then the connection's posted requests
- * run, as after any event of the request
+ * answer finalizes the request (NGX_ABORT: the call failed, answered
+ * with the operation's failure text; NGX_ERROR: the reply was not what
+ * the store should send); then the connection's posted requests run, as
+ * after any event of the request
  */
 
 static void
@@ -120,7 +140,10 @@ ngx_http_msgbus_store_done(ngx_http_msgbus_mongo_op_t *op)
 
     rc = ctx->next(r, ctx, op);
 
-    if (rc == NGX_ERROR) {
+    if (rc == NGX_ABORT) {
+        rc = ngx_http_msgbus_store_failed(r, ctx, op);
+
+    } else if (rc == NGX_ERROR) {
         rc = ngx_http_msgbus_store_unexpected(r, ctx);
     }
 

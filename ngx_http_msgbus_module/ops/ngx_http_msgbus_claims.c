@@ -228,18 +228,14 @@ ngx_http_msgbus_claim_reread(ngx_http_request_t *r,
     ngx_int_t    rc;
     bson_iter_t  doc;
 
-    if (op->err != ngx_http_msgbus_mongo_ok) {
-        return ngx_http_msgbus_store_failed(r, ctx, op);
-    }
-
-    rc = ngx_http_msgbus_batch_first(op->reply, &doc);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
+    rc = ngx_http_msgbus_store_first(op, &doc);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_msgbus_claim_none(r, ctx);
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     return ngx_http_msgbus_claim_created(r, ctx, op->reply,
@@ -283,9 +279,7 @@ ngx_http_msgbus_claim_created(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ngx_memzero(&render, sizeof(ngx_http_msgbus_render_t));
-    render.base = ctx->base;
-    render.now = ctx->q.now;
+    ngx_http_msgbus_render_init(ctx, &render);
     render.how = how;
     render.claim = &ctx->take.claim;
     render.claim_life = ctx->take.claim_ttl + ctx->take.claim_grace;
@@ -326,22 +320,17 @@ ngx_http_msgbus_claim_got(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_http_msgbus_jbuf_t    jb;
     ngx_http_msgbus_render_t  how;
 
-    if (op->err != ngx_http_msgbus_mongo_ok) {
-        return ngx_http_msgbus_store_failed(r, ctx, op);
-    }
-
-    rc = ngx_http_msgbus_batch_first(op->reply, &docs);
+    rc = ngx_http_msgbus_store_first(op, &docs);
 
     if (rc != NGX_OK) {
         return (rc == NGX_DECLINED) ? ngx_http_msgbus_claim_not_found(r, ctx)
-                                    : NGX_ERROR;
+                                    : rc;
     }
 
     ttl = ngx_http_msgbus_doc_int(&docs, "c.t", 0);
     expires = ngx_http_msgbus_doc_int(&docs, "c.e", 0);
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
     if (ngx_http_msgbus_jbuf_reserve(&jb, 96) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -350,9 +339,7 @@ ngx_http_msgbus_claim_got(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     jb.pos = ngx_sprintf(jb.pos, "{\"age\": %L, \"ttl\": %L, \"messages\": [",
                          ctx->q.now - (expires - ttl), ttl);
 
-    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
-    how.base = ctx->base;
-    how.now = ctx->q.now;
+    ngx_http_msgbus_render_init(ctx, &how);
 
     (void) ngx_http_msgbus_batch(op->reply, &docs);
 
@@ -434,18 +421,14 @@ ngx_http_msgbus_claim_update_found(ngx_http_request_t *r,
     ngx_int_t    rc;
     bson_iter_t  doc;
 
-    if (op->err != ngx_http_msgbus_mongo_ok) {
-        return ngx_http_msgbus_store_failed(r, ctx, op);
-    }
-
-    rc = ngx_http_msgbus_batch_first(op->reply, &doc);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
+    rc = ngx_http_msgbus_store_first(op, &doc);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_msgbus_claim_not_found(r, ctx);
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     return ngx_http_msgbus_claim_set(r, ctx, 1);

@@ -63,11 +63,7 @@ ngx_http_msgbus_message_delete(ngx_http_request_t *r,
     ngx_int_t  rc;
     ngx_str_t  claim;
 
-    if (ngx_http_msgbus_partition(r, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_msgbus_parse_id(r, &ctx->route.id, &ctx->q.ids);
+    rc = ngx_http_msgbus_message_id(r, ctx);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -117,18 +113,14 @@ ngx_http_msgbus_delete_found(ngx_http_request_t *r,
     bson_iter_t        doc;
     const bson_oid_t  *cid;
 
-    if (op->err != ngx_http_msgbus_mongo_ok) {
-        return ngx_http_msgbus_store_failed(r, ctx, op);
-    }
-
-    rc = ngx_http_msgbus_batch_first(op->reply, &doc);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
+    rc = ngx_http_msgbus_store_first(op, &doc);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     mine = 0;
@@ -211,29 +203,19 @@ static ngx_int_t
 ngx_http_msgbus_delete_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_str_t *value)
 {
-    ngx_int_t                    rc;
-    ngx_http_msgbus_ids_t        ids;
-    ngx_http_msgbus_loc_conf_t  *mlcf;
-
-    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+    ngx_int_t              rc;
+    ngx_http_msgbus_ids_t  ids;
 
     ctx->failure = "Messages could not be deleted.";
 
-    rc = ngx_http_msgbus_parse_ids(r, value, &ids);
-    if (rc != NGX_OK) {
+    rc = ngx_http_msgbus_ids_param(r, value, "ids parameter should have at "
+                                   "least 1 and not greater than %ui "
+                                   "values.", &ids);
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
     ctx->q.ids = ids.oids;
-
-    if (ids.given < 1 || ids.given > mlcf->max_messages_per_page) {
-        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "Invalid API request",
-                                          "ids parameter should have at "
-                                          "least 1 and not greater than %ui "
-                                          "values.",
-                                          mlcf->max_messages_per_page);
-    }
 
     if (ctx->q.ids->nelts == 0) {
         return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
@@ -443,9 +425,7 @@ ngx_http_msgbus_deleted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
-    how.base = ctx->base;
-    how.now = ctx->q.now;
+    ngx_http_msgbus_render_init(ctx, &how);
     how.how = NGX_HTTP_MSGBUS_MESSAGE_POP;
     how.won = ctx->q.ids;
 

@@ -437,19 +437,19 @@ ngx_http_msgbus_post_queue_found(ngx_http_request_t *r,
     bson_iter_t                   doc;
     ngx_http_msgbus_main_conf_t  *mmcf;
 
-    if (op->err != ngx_http_msgbus_mongo_ok) {
-        return ngx_http_msgbus_store_failed(r, ctx, op);
-    }
-
-    rc = ngx_http_msgbus_batch_first(op->reply, &doc);
+    rc = ngx_http_msgbus_store_first(op, &doc);
 
     if (rc == NGX_OK) {
         return ngx_http_msgbus_post_defaults(r, ctx, &doc);
     }
 
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     /* lazy creation: the queue is created by its first post */
 
-    if (rc == NGX_ERROR || ctx->post.queue_created) {
+    if (ctx->post.queue_created) {
         return NGX_ERROR;
     }
 
@@ -835,8 +835,7 @@ ngx_http_msgbus_posted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     h->value.len = p - h->value.data;
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
     if (ngx_http_msgbus_jbuf_literal(&jb, "{\"resources\": [")
         != NGX_OK)

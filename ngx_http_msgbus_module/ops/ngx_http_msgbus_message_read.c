@@ -254,12 +254,9 @@ ngx_http_msgbus_list_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_http_msgbus_jbuf_t    jb;
     ngx_http_msgbus_render_t  how;
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
-    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
-    how.base = ctx->base;
-    how.now = ctx->q.now;
+    ngx_http_msgbus_render_init(ctx, &how);
 
     if (ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -374,29 +371,19 @@ static ngx_int_t
 ngx_http_msgbus_get_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_str_t *value)
 {
-    ngx_int_t                    rc;
-    ngx_http_msgbus_ids_t        ids;
-    ngx_http_msgbus_loc_conf_t  *mlcf;
-
-    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
+    ngx_int_t              rc;
+    ngx_http_msgbus_ids_t  ids;
 
     ctx->failure = "Message could not be retrieved.";
 
-    rc = ngx_http_msgbus_parse_ids(r, value, &ids);
-    if (rc != NGX_OK) {
+    rc = ngx_http_msgbus_ids_param(r, value, "Limit must be at least 1 and "
+                                   "may not be greater than %ui.", &ids);
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
     ctx->q.ids = ids.oids;
     ctx->read.id_list = ids.text;
-
-    if (ids.given < 1 || ids.given > mlcf->max_messages_per_page) {
-        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "Invalid API request",
-                                          "Limit must be at least 1 and may "
-                                          "not be greater than %ui.",
-                                          mlcf->max_messages_per_page);
-    }
 
     if (ctx->q.ids->nelts == 0) {
         return ngx_http_msgbus_got_ids(r, ctx, NULL);
@@ -438,12 +425,9 @@ ngx_http_msgbus_got_ids(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_http_msgbus_jbuf_t    jb;
     ngx_http_msgbus_render_t  how;
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
-    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
-    how.base = ctx->base;
-    how.now = ctx->q.now;
+    ngx_http_msgbus_render_init(ctx, &how);
 
     if (ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -497,11 +481,7 @@ ngx_http_msgbus_message_get(ngx_http_request_t *r,
 {
     ngx_int_t  rc;
 
-    if (ngx_http_msgbus_partition(r, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_msgbus_parse_id(r, &ctx->route.id, &ctx->q.ids);
+    rc = ngx_http_msgbus_message_id(r, ctx);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -523,19 +503,7 @@ ngx_http_msgbus_got(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_http_msgbus_jbuf_t    jb;
     ngx_http_msgbus_render_t  how;
 
-    rc = NGX_DECLINED;
-
-    if (op) {
-        if (op->err != ngx_http_msgbus_mongo_ok) {
-            return ngx_http_msgbus_store_failed(r, ctx, op);
-        }
-
-        rc = ngx_http_msgbus_batch_first(op->reply, &doc);
-    }
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
+    rc = op ? ngx_http_msgbus_store_first(op, &doc) : NGX_DECLINED;
 
     if (rc == NGX_DECLINED) {
         return ngx_http_msgbus_send_error(r, NGX_HTTP_NOT_FOUND, "Not found",
@@ -545,12 +513,13 @@ ngx_http_msgbus_got(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
                                           &ctx->project);
     }
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
-    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
-    how.base = ctx->base;
-    how.now = ctx->q.now;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
+
+    ngx_http_msgbus_render_init(ctx, &how);
 
     if (ngx_http_msgbus_message_json(&jb, &doc, &how) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -571,8 +540,7 @@ ngx_http_msgbus_send_messages(ngx_http_request_t *r, ngx_uint_t status,
 {
     ngx_http_msgbus_jbuf_t  jb;
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
     if (ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK
         || ngx_http_msgbus_messages_json(&jb, docs, how) != NGX_OK
@@ -582,4 +550,32 @@ ngx_http_msgbus_send_messages(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     return ngx_http_msgbus_send_json(r, status, &jb);
+}
+
+
+/* messages as the request's queue shows them: its hrefs, its clock */
+
+void
+ngx_http_msgbus_render_init(ngx_http_msgbus_ctx_t *ctx,
+    ngx_http_msgbus_render_t *how)
+{
+    ngx_memzero(how, sizeof(ngx_http_msgbus_render_t));
+    how->base = ctx->base;
+    how->now = ctx->q.now;
+}
+
+
+/*
+ * .../messages/{id}: the queue's partition and the id, as an ObjectId
+ * (none if it is not one, as Zaqar's to_oid())
+ */
+
+ngx_int_t
+ngx_http_msgbus_message_id(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    if (ngx_http_msgbus_partition(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_msgbus_parse_id(r, &ctx->route.id, &ctx->q.ids);
 }

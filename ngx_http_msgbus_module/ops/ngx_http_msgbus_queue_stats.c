@@ -19,6 +19,7 @@
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_queue_stats.h"
 #include "ngx_http_msgbus_partition.h"
+#include "ngx_http_msgbus_message_read.h"
 #include "ngx_http_msgbus_call.h"
 #include "ngx_http_msgbus_response.h"
 #include "ngx_http_msgbus_render.h"
@@ -72,18 +73,14 @@ ngx_http_msgbus_stats_found(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_int_t    rc;
     bson_iter_t  doc;
 
-    if (op->err != ngx_http_msgbus_mongo_ok) {
-        return ngx_http_msgbus_store_failed(r, ctx, op);
-    }
-
-    rc = ngx_http_msgbus_batch_first(op->reply, &doc);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
+    rc = ngx_http_msgbus_store_first(op, &doc);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_msgbus_stats_send(r, ctx, NULL);
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     return ngx_http_msgbus_stats_count(r, ctx, 0,
@@ -169,8 +166,7 @@ ngx_http_msgbus_stats_oldest(ngx_http_request_t *r,
         return ngx_http_msgbus_store_failed(r, ctx, op);
     }
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
     if (ngx_http_msgbus_jbuf_literal(&jb, ", \"oldest\": ") != NGX_OK
         || ngx_http_msgbus_stats_ref(r, ctx, &jb, op->reply) != NGX_OK)
@@ -197,8 +193,7 @@ ngx_http_msgbus_stats_newest(ngx_http_request_t *r,
         return ngx_http_msgbus_store_failed(r, ctx, op);
     }
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
     if (ngx_http_msgbus_jbuf_raw(&jb, ctx->read.out.data, ctx->read.out.len)
         != NGX_OK
@@ -224,9 +219,7 @@ ngx_http_msgbus_stats_ref(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     bson_iter_t               doc;
     ngx_http_msgbus_render_t  how;
 
-    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
-    how.base = ctx->base;
-    how.now = ctx->q.now;
+    ngx_http_msgbus_render_init(ctx, &how);
 
     return ngx_http_msgbus_message_ref(jb,
                                        ngx_http_msgbus_batch_first(reply,
@@ -244,8 +237,7 @@ ngx_http_msgbus_stats_send(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 {
     ngx_http_msgbus_jbuf_t  jb;
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
     if (ngx_http_msgbus_jbuf_reserve(&jb, (ends ? ends->len : 0) + 128)
         != NGX_OK)

@@ -92,8 +92,7 @@ ngx_http_msgbus_stream(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return rc;
     }
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
     if (ngx_http_msgbus_jbuf_literal(&jb, ": msgbus stream\n\n") != NGX_OK
         || ngx_http_msgbus_stream_send(r, &jb, 0) == NGX_ERROR)
@@ -226,8 +225,7 @@ ngx_http_msgbus_stream_end(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
     ngx_http_msgbus_jbuf_t  jb;
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = r->pool;
+    ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
     return (ngx_http_msgbus_stream_send(r, &jb, 1) == NGX_ERROR)
            ? NGX_ERROR : NGX_OK;
@@ -245,8 +243,7 @@ ngx_http_msgbus_stream_ping(ngx_event_t *ev)
 
     wt = ev->data;
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = ngx_http_msgbus_stream_pool(wt->request);
+    ngx_http_msgbus_jbuf_init(&jb, ngx_http_msgbus_stream_pool(wt->request));
 
     mlcf = ngx_http_get_module_loc_conf(wt->request, ngx_http_msgbus_module);
 
@@ -282,8 +279,7 @@ ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt, bson_iter_t *docs,
     r = wt->request;
     ctx = wt->ctx;
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = ngx_http_msgbus_stream_pool(r);
+    ngx_http_msgbus_jbuf_init(&jb, ngx_http_msgbus_stream_pool(r));
 
     if (jb.pool == NULL) {
         return NGX_ERROR;

@@ -283,8 +283,7 @@ ngx_http_msgbus_bson_to_json(ngx_pool_t *pool, const bson_t *doc,
     bson_iter_t             it;
     ngx_http_msgbus_jbuf_t  jb;
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = pool;
+    ngx_http_msgbus_jbuf_init(&jb, pool);
 
     if (!bson_iter_init(&it, doc)
         || ngx_http_msgbus_jbuf_doc(&jb, &it, array, 0) != NGX_OK)
@@ -494,8 +493,7 @@ ngx_http_msgbus_json_compact(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
     ngx_int_t               rc;
     ngx_http_msgbus_jbuf_t  jb;
 
-    ngx_memzero(&jb, sizeof(ngx_http_msgbus_jbuf_t));
-    jb.pool = pool;
+    ngx_http_msgbus_jbuf_init(&jb, pool);
 
     rc = ngx_http_msgbus_jbuf_json(&jb, json, 0);
 
@@ -769,4 +767,12 @@ ngx_http_msgbus_json_bump(char *buf)
     }
 
     return 0;
+}
+
+
+void
+ngx_http_msgbus_jbuf_init(ngx_http_msgbus_jbuf_t *jb, ngx_pool_t *pool)
+{
+    ngx_memzero(jb, sizeof(ngx_http_msgbus_jbuf_t));
+    jb->pool = pool;
 }

@@ -40,6 +40,7 @@ ngx_int_t ngx_http_msgbus_bson_to_json(ngx_pool_t *pool, const bson_t *doc,
     ngx_uint_t array, ngx_str_t *out);
 ngx_int_t ngx_http_msgbus_json_compact(ngx_pool_t *pool, json_t *json,
     ngx_str_t *out);
+void ngx_http_msgbus_jbuf_init(ngx_http_msgbus_jbuf_t *jb, ngx_pool_t *pool);
 ngx_int_t ngx_http_msgbus_jbuf_reserve(ngx_http_msgbus_jbuf_t *jb, size_t n);
 ngx_int_t ngx_http_msgbus_jbuf_raw(ngx_http_msgbus_jbuf_t *jb, u_char *s,
     size_t len);
