@@ -197,6 +197,8 @@ HEAD /v2/queues/fruit
 ['{"title": "Service temporarily unavailable", "description": "Queue could not be created. Please try again in a few seconds."}',
  '{"title": "Service temporarily unavailable", "description": "Queue metadata could not be retrieved. Please try again in a few seconds."}',
  '{"title": "Service temporarily unavailable", "description": "Queue could not be deleted. Please try again in a few seconds."}']
+--- error_log
+msgbus mongo: cannot connect to 127.0.0.1:1 (111: Connection refused)
 
 
 
