@@ -254,16 +254,63 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
                       [@own, grep { ref $_ || !$own{$_} } @strict]);
 });
 
-# A scenario of t/util/realtime.py against the block's nginx: one
-# assertion (it printed OK), its measurements as notes.
+# ---------------------------------------------------------------- verdicts
+#
+# What a block's "--- init" found (a script's assertions, the store's
+# figures), one line each, for the block's request to fetch and its
+# response_body to list:
+#
+#   --- config
+#       location = /verdict { root html; }
+#   --- init
+#   Msgbus::Test::verdict('messages stored: ' . main::count('q'));
+#   --- request
+#   GET /verdict
+#   --- response_body
+#   messages stored: 3
+sub verdict {
+    my $file = Test::Nginx::Socket::html_dir() . '/verdict';
+    open my $v, '>', $file or die "cannot write $file: $!";
+    print $v map { "$_\n" } @_;
+    close $v or die "cannot write $file: $!";
+}
+
+# A checking script (t/util/*.py, see t/util/verdict.py) run against the
+# block's nginx from its "--- init": the lines it prints for its
+# assertions, "ok - WHAT" or "not ok - WHAT", are the verdict, so that
+# the block lists every assertion in its response_body ("ok - ...").
+# Its other lines (what it measured) become notes, and the whole output a
+# diagnostic when an assertion failed or it exited with 1 or worse.
+sub script {
+    my @cmd = ('/usr/bin/python3', @_);
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+    if (!$pid) {
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or POSIX::_exit(127);
+    }
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
+    my $rc = $? >> 8;
+    my @lines = split /\n/, $out;
+    my @verdict = grep { /^(?:not )?ok - / } @lines;
+    Test::More::note($_) for grep { !/^(?:not )?ok - |^  # / } @lines;
+    Test::More::diag("@_:\n$out")
+        if $rc == 1 || $rc > 2 || grep { /^not ok - / } @verdict;
+    verdict(@verdict);
+    return $out;
+}
+
+# A scenario of t/util/realtime.py against the block's nginx
 sub realtime {
     my ($name) = @_;
     my $port = Test::Nginx::Socket::server_port();
     my $pid = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '/logs/nginx.pid';
-    my $out = `/usr/bin/python3 t/util/realtime.py --port $port --project '$ENV{TEST_NGINX_PROJECT}' --pid-file '$pid' --mongodb '$ENV{TEST_NGINX_MONGODB_URI}' --binary '$ENV{TEST_NGINX_BINARY}' --module '$ENV{TEST_NGINX_LOAD_MODULES}' $name 2>&1`;
-    Test::More::note($_) for grep { /^$name: / } split /\n/, $out;
-    Test::More::ok($? == 0 && $out =~ /^OK$/m, "$name: as expected")
-        or Test::More::diag($out);
+    return script('t/util/realtime.py', '--port', $port,
+                  '--project', $ENV{TEST_NGINX_PROJECT},
+                  '--pid-file', $pid,
+                  '--mongodb', $ENV{TEST_NGINX_MONGODB_URI},
+                  '--binary', $ENV{TEST_NGINX_BINARY},
+                  '--module', $ENV{TEST_NGINX_LOAD_MODULES}, $name);
 }
 
 1;
