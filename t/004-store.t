@@ -65,7 +65,8 @@ msgbus mongo: cannot connect to 127.0.0.1:
 
 
 === TEST 4: the store is killed under traffic: 503s, none hangs, then recovery
-(the kill resets the connections that have requests in flight, when they have)
+(the kill resets or closes the connections that have requests in flight, when
+they have)
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_FLAKY_PORT/msgbus_test?connectTimeoutMS=500&socketTimeoutMS=1000";
 --- config
@@ -98,6 +99,7 @@ GET /v2/ping
 msgbus mongo: cannot connect to 127.0.0.1:
 --- allowed_error_log
 recv() failed (104: Connection reset by peer)
+closed the connection
 
 
 
