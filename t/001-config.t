@@ -55,7 +55,7 @@ msgbus_mongodb: invalid connection string "mongodb://": Invalid host string in U
 
 
 
-=== TEST 4b: a value libmongoc would only warn about fails too
+=== TEST 5: a value libmongoc would only warn about fails too
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:27017/msgbus?connectTimeoutMS=abc";
 --- config
@@ -66,7 +66,7 @@ msgbus_mongodb: invalid connection string "mongodb://127.0.0.1:27017/msgbus?conn
 
 
 
-=== TEST 4c: an option this libmongoc does not know is only a warning
+=== TEST 6: an option this libmongoc does not know is only a warning
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:27017/msgbus?someFutureOption=1";
 --- config
@@ -74,10 +74,12 @@ msgbus_mongodb: invalid connection string "mongodb://127.0.0.1:27017/msgbus?conn
 --- request
 GET /
 --- error_code: 300
+--- error_log eval
+qr/\[warn\] .*msgbus_mongodb: Unsupported URI option "somefutureoption" in /
 
 
 
-=== TEST 5: msgbus without msgbus_mongodb is refused
+=== TEST 7: msgbus without msgbus_mongodb is refused
 --- http_config
 --- config
     location / { msgbus; }
@@ -87,7 +89,7 @@ GET /
 
 
 
-=== TEST 6: msgbus_mongodb twice is refused
+=== TEST 8: msgbus_mongodb twice is refused
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:27017/a";
     msgbus_mongodb "mongodb://127.0.0.1:27017/b";
@@ -99,7 +101,7 @@ GET /
 
 
 
-=== TEST 7: msgbus_mongodb is an http-level directive only
+=== TEST 9: msgbus_mongodb is an http-level directive only
 --- config
     location / {
         msgbus_mongodb "mongodb://127.0.0.1:27017/a";
@@ -111,7 +113,7 @@ GET /
 
 
 
-=== TEST 8: msgbus_client_id takes uuid or relaxed
+=== TEST 10: msgbus_client_id takes uuid or relaxed
 --- config
     location / { msgbus; msgbus_client_id loose; }
 --- must_die
@@ -120,7 +122,7 @@ invalid value "loose"
 
 
 
-=== TEST 9: nginx without msgbus locations needs no store
+=== TEST 11: nginx without msgbus locations needs no store
 --- http_config
 --- config
     location /x { return 200 "plain\n"; }

@@ -122,7 +122,7 @@ Content-Type: application/json
 
 
 
-=== TEST 7b: reserved metadata is checked as Zaqar checks it
+=== TEST 8: reserved metadata is checked as Zaqar checks it
 --- config
     location / { msgbus; }
 --- more_headers eval
@@ -159,7 +159,7 @@ Content-Type: application/json
 
 
 
-=== TEST 8: tenants are isolated: another project sees none of these queues
+=== TEST 9: tenants are isolated: another project sees none of these queues
 --- config
     location / { msgbus; }
 --- more_headers eval
@@ -171,7 +171,7 @@ Content-Type: application/json
 
 
 
-=== TEST 9: ... and the owner still has its queue
+=== TEST 10: ... and the owner still has its queue
 --- config
     location / { msgbus; }
 --- more_headers eval
@@ -182,7 +182,7 @@ HEAD /v2/queues/fruit
 
 
 
-=== TEST 10: the store is down: 503 with Zaqar's description
+=== TEST 11: the store is down: 503 with Zaqar's description
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:1/msgbus_test?connectTimeoutMS=300";
 --- config
@@ -197,10 +197,12 @@ HEAD /v2/queues/fruit
 ['{"title": "Service temporarily unavailable", "description": "Queue could not be created. Please try again in a few seconds."}',
  '{"title": "Service temporarily unavailable", "description": "Queue metadata could not be retrieved. Please try again in a few seconds."}',
  '{"title": "Service temporarily unavailable", "description": "Queue could not be deleted. Please try again in a few seconds."}']
+--- error_log
+msgbus mongo: cannot connect to 127.0.0.1:1 (111: Connection refused)
 
 
 
-=== TEST 11: the message limit directives set the defaults shown and the checks of reserved metadata
+=== TEST 12: the message limit directives set the defaults shown and the checks of reserved metadata
 --- config
     location / {
         msgbus;
@@ -228,7 +230,7 @@ HEAD /v2/queues/fruit
 
 
 
-=== TEST 12: a default TTL above the maximum is refused at configuration time
+=== TEST 13: a default TTL above the maximum is refused at configuration time
 --- config
     location / { msgbus; msgbus_default_message_ttl 2h; msgbus_max_message_ttl 1h; }
 --- must_die

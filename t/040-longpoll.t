@@ -97,13 +97,18 @@ __DATA__
 === TEST 5: a stream: status, headers, a comment, then the messages as events; resumed after ?last_event_id=; a bad resume point is 400
 --- config
     location / { msgbus; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('first');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - the stream answers 200
+ok - header Content-Type: text/event-stream
+ok - header Cache-Control: no-cache
+ok - header X-Accel-Buffering: no
+ok - the stream's bytes: a comment, then each message once
+ok - a bad resume point is refused with 400
 
 
 

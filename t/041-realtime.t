@@ -1,5 +1,6 @@
 # Real-time delivery on 2 workers, by t/util/realtime.py (which prints
-# what it measured, then OK or the failures):
+# what it measured and its assertions, "ok - WHAT", each block listing
+# them):
 # - wake: long-polls in both workers, one post wakes them all;
 # - abort: clients that close leave no waiter behind (the status says 0);
 # - stream: events in marker order, resumed with Last-Event-ID without
@@ -40,13 +41,19 @@ __DATA__
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('wake');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - the status shows 16 long-polls
+ok - the long-polls wait in both workers
+ok - every long-poll got the post
+ok - all woken within a second
+ok - no waiter is left
+ok - at most 4 store commands for 16 long-polls after the last marker
+ok - every long-poll after the marker got the next post
 
 
 
@@ -54,13 +61,14 @@ GET /v2/ping
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('abort');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - the status shows 9 waiters
+ok - aborted waiters are gone within 2 s
 
 
 
@@ -68,13 +76,20 @@ GET /v2/ping
 --- config
     location / { msgbus; msgbus_sse_ping 1s; }
     location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('stream');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - the stream waits
+ok - the first stream read 20 messages
+ok - every message once, in posting order
+ok - bodies in order
+ok - markers increase
+ok - no gap event
+ok - no stream error
+ok - pings every second
 
 
 
@@ -82,13 +97,16 @@ GET /v2/ping
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('gap');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - the middle message deleted
+ok - a gap, then the message, after 1
+ok - the gap names the resume point, 1, and the next marker, 3
+ok - no gap after 2
 
 
 
@@ -96,13 +114,18 @@ GET /v2/ping
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('claim');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - the status shows 2 claims waiting
+ok - one 201 and one 204
+ok - the claim has the message
+ok - claimed within a second
+ok - the other waited its 3 s
+ok - no claimed message for a long-poll
 
 
 
@@ -110,13 +133,19 @@ GET /v2/ping
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('reload');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - the status shows 11 waiters
+ok - every long-poll answered 200 with no message, at its marker
+ok - every claim answered 204
+ok - every stream ended, no error
+ok - answered within 3 s
+ok - the old workers exited
+ok - the new workers answer
 
 
 
@@ -124,13 +153,15 @@ GET /v2/ping
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('nodes');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - node 2 has the long-poll
+ok - node 2's long-poll got the post
+ok - woken within 550 ms
 
 
 
@@ -141,13 +172,15 @@ GET /v2/ping
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('joiners');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - the status shows 4 streams
+ok - every long-poll got the first message
+ok - every stream resumed at marker 2, without a gap
 
 
 
@@ -158,13 +191,18 @@ GET /v2/ping
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('claimers');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - the status shows 8 claims waiting
+ok - one claim won the first message
+ok - for one post, one claim a worker (and one more after the win) tried again
+ok - the next three messages claimed within a second
+ok - each message claimed once
+ok - the others got 204
 
 
 
@@ -175,10 +213,12 @@ GET /v2/ping
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
 --- init
 Msgbus::Test::realtime('large');
 --- request
-GET /v2/ping
---- error_code: 204
---- no_error_log
-[error]
+GET /verdict
+--- response_body
+ok - the stream waits
+ok - every message, in order
+ok - all of them within a second

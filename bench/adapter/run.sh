@@ -16,13 +16,13 @@
 # A private store (t/util/store.sh: FerretDB in front of PostgreSQL with
 # DocumentDB) and nginx on free ports, runtime files in .run/bench-adapter/.
 # The store's CPU is all of it: FerretDB, the postmaster and its backends
-# (a ping goes through FerretDB to PostgreSQL and back).  Results are appended to
-# bench/results/adapter-<UTC date>.csv and summed up on stdout.
+# (a ping goes through FerretDB to PostgreSQL and back).  Results go to
+# bench/results/adapter-<UTC time>.csv and are summed up on stdout.
 #
 # Settings (environment):
 #   DURATION=10 WARMUP=2 CONCURRENCY=64 POOL=16 MONGOC_POOL=$POOL
 #   WRK_THREADS=1 PIN=1 STORE_CPU=0 LOAD_CPU=1 NGINX_CPUS="0 1"
-#   RESULTS=bench/results/adapter-<date>.csv KEEP_STORE=0
+#   RESULTS=bench/results/adapter-<UTC time>.csv KEEP_STORE=0
 #   QUIET_PCT=10 QUIET_WAIT=10: before each measurement, wait up to
 #   QUIET_WAIT s for a second in which the machine's other work uses at
 #   most QUIET_PCT % of one CPU (a warning, not a stop, when it never is)
@@ -54,7 +54,8 @@ KEEP_STORE=${KEEP_STORE:-0}
 QUIET_PCT=${QUIET_PCT:-10}
 QUIET_WAIT=${QUIET_WAIT:-10}
 NGINX=${NGINX:-/usr/sbin/nginx}
-RESULTS=${RESULTS:-$top/bench/results/adapter-$(date -u +%Y%m%d).csv}
+run_id=$(bench_stamp)
+RESULTS=${RESULTS:-$top/bench/results/adapter-$run_id.csv}
 
 run=$top/.run/bench-adapter
 module=$top/.build/default/ngx_http_msgbus_module.so
@@ -113,15 +114,8 @@ nginx_pid=
 worker_pid=
 
 stop_all() {
-    local i
     if [ -n "$nginx_pid" ] && kill -0 "$nginx_pid" 2>/dev/null; then
-        timeout 10 "$NGINX" -p "$run/nginx/" -c conf/nginx.conf -s quit \
-            2>/dev/null || kill "$nginx_pid" 2>/dev/null || true
-        for i in $(seq 50); do
-            kill -0 "$nginx_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$nginx_pid" 2>/dev/null || true
+        bench_nginx_stop "$run" "$nginx_pid"
         [ -z "$worker_pid" ] || kill -9 "$worker_pid" 2>/dev/null || true
     fi
     if [ "$started_store" = 1 ] && [ "$KEEP_STORE" != 1 ]; then
@@ -168,44 +162,14 @@ http_port=$(t/util/store.sh free-port)
 mkdir -p "$run/nginx/conf" "$run/nginx/logs"
 store_uri="mongodb://127.0.0.1:$store_port/bench?maxPoolSize=$POOL"
 
-cat > "$run/nginx/conf/nginx.conf" <<EOF
-# rendered by bench/adapter/run.sh
-load_module $module;
-
-worker_processes 1;
-error_log $run/nginx/logs/error.log warn;
-pid $run/nginx/logs/nginx.pid;
-
-events {
-    worker_connections 4096;
-}
-
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-
-    client_body_temp_path $run/nginx/client_body_temp;
-    proxy_temp_path $run/nginx/proxy_temp;
-    fastcgi_temp_path $run/nginx/fastcgi_temp;
-    uwsgi_temp_path $run/nginx/uwsgi_temp;
-    scgi_temp_path $run/nginx/scgi_temp;
-
-    msgbus_mongodb "$store_uri";
-
-    server {
-        listen 127.0.0.1:$http_port;
-
+# the module as it is now: a build running meanwhile does not change it
+cp "$module" "$run/ngx_http_msgbus_module.so"
+bench_nginx_conf "$run" 1 4096 "$store_uri" "$http_port" "
         location = /static {
             return 204;
         }
-
-        location / {
-            msgbus;
-        }
-    }
-}
-EOF
+" "    keepalive_requests 1000000;
+    keepalive_timeout 75s;" > "$run/nginx/conf/nginx.conf"
 
 "${on_nginx[@]}" timeout 30 "$NGINX" -p "$run/nginx/" -c conf/nginx.conf \
     -e "$run/nginx/logs/error.log"
@@ -230,109 +194,14 @@ done
 
 # --- facts -----------------------------------------------------------------
 
-nproc=$(nproc)
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-kernel=$(uname -r)
-nginx_version=$("$NGINX" -V 2>&1 | sed -n 's/^nginx version: //p')
+bench_facts "$NGINX"
 "$NGINX" -V > "$run/nginx-V.txt" 2>&1
-store_version=$(bench_store_version)
 libmongoc_version=$(pkg-config --modversion libmongoc-1.0)
-wrk_version=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain -- ngx_http_msgbus_module config 2>/dev/null)" ]; then
-    commit="$commit+dirty"
-fi
-run_id=$(date -u +%Y%m%dT%H%M%SZ)
-tck=$(getconf CLK_TCK)
-
-# CPU seconds used so far by a process (all its threads)
-cpu_of() {
-    awk -v t="$tck" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / t }' \
-        "/proc/$1/stat"
-}
-
-# /proc/stat on one line: "cpuN busy total" for each CPU (jiffies; busy
-# is all but idle and iowait)
-cpu_now() {
-    awk '/^cpu[0-9]/ { t = $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9
-                       printf "%s %d %d ", $1, t - $5 - $6, t }
-         END { print "" }' /proc/stat
-}
-
-# from two cpu_now lines: "cpu0:B cpu1:B" (B: that CPU's busy %) and,
-# with a third argument, only the busy jiffies summed over the CPUs as %
-# of one CPU over that many seconds
-cpu_diff() {
-    awk -v a="$1" -v b="$2" -v d="${3:-}" -v t="$tck" 'BEGIN {
-        n = split(a, x, " "); split(b, y, " "); cores = ""; busy = 0
-        for (i = 1; i < n; i += 3) {
-            tot = y[i + 2] - x[i + 2]
-            busy += y[i + 1] - x[i + 1]
-            cores = cores (cores == "" ? "" : " ") x[i] ":" \
-                    sprintf("%.0f", tot > 0 ? (y[i + 1] - x[i + 1]) / tot * 100 : 0)
-        }
-        if (d != "") printf "%.0f\n", busy / t / d * 100
-        else print cores
-    }'
-}
 
 # "pid ticks" of every process but those measured here (the store's
-# processes at the time, the nginx master and worker, wrk and mongoc_ping
-# by name)
+# processes at the time, the nginx master and worker, wrk and mongoc_ping)
 others_now() {
-    local skip
-    skip=" $(bench_store_pids "$run/store" | tr '\n' ' ') $nginx_pid $worker_pid "
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v skip="$skip" '{
-        pid = $1; comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\) [^)]*$/, "", comm)
-        rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
-        if (index(skip, " " pid " ") || comm == "wrk" || comm == "mongoc_ping") next
-        print pid, f[12] + f[13]
-    }'
-}
-
-# CPU of those processes between two others_now files over D seconds, %
-# of one CPU (processes that ended in between are not counted)
-others_diff() {
-    awk -v d="$3" -v t="$tck" 'FNR == NR { a[$1] = $2; next }
-        { s += $2 - ($1 in a ? a[$1] : 0) }
-        END { printf "%.0f\n", s / t / d * 100 }' "$1" "$2"
-}
-
-# How busy the machine is over one second, in % of one CPU (nothing of
-# this benchmark runs between measurements: that is all other work).
-busy_1s() {
-    local c0 c1
-    c0=$(cpu_now)
-    sleep 1
-    c1=$(cpu_now)
-    cpu_diff "$c0" "$c1" 1
-}
-
-# Waits (at most QUIET_WAIT seconds) for the machine to be quiet: other
-# work on a 2-core machine moves the numbers a lot.
-wait_quiet() {
-    local b waited=0
-    while :; do
-        b=$(busy_1s)
-        waited=$((waited + 1))
-        [ "$b" -le "$QUIET_PCT" ] && break
-        if [ "$waited" -ge "$QUIET_WAIT" ]; then
-            say "warning: the machine is busy (${b}% of a CPU used by others)" >&2
-            break
-        fi
-    done
-    echo "$b"
-}
-
-# wrk's percentile in ms ("1.23ms", "456.00us", "1.01s")
-wrk_ms() {
-    awk -v p="$1" '$1 == p {
-        v = $2
-        if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v) }
-        else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
-        printf "%.3f\n", v
-    }' "$2"
+    bench_others_now "$run/store" "$nginx_pid $worker_pid" "wrk mongoc_ping"
 }
 
 declare -A per_s p50 p99 reqs errs threads cmdline store_pct nginx_pct load_pct
@@ -350,21 +219,17 @@ measure() {
         set +e
         sleep "$delay"
         others_now > "$run/others.0"
-        s0=$(bench_store_cpu "$run/store") n0=$(cpu_of "$worker_pid") c0=$(cpu_now)
+        s0=$(bench_store_cpu "$run/store") n0=$(bench_cpu_of "$worker_pid") c0=$(bench_cpu_now)
         sleep "$DURATION"
-        s1=$(bench_store_cpu "$run/store") n1=$(cpu_of "$worker_pid") c1=$(cpu_now)
+        s1=$(bench_store_cpu "$run/store") n1=$(bench_cpu_of "$worker_pid") c1=$(bench_cpu_now)
         others_now > "$run/others.1"
         awk -v a="$s0" -v b="$s1" -v c="$n0" -v e="$n1" -v d="$DURATION" \
             'BEGIN { printf "%.0f %.0f ", (b - a) / d * 100, (e - c) / d * 100 }'
-        others_diff "$run/others.0" "$run/others.1" "$DURATION" | tr '\n' ' '
-        cpu_diff "$c0" "$c1"
+        bench_others_diff "$run/others.0" "$run/others.1" "$DURATION" | tr '\n' ' '
+        bench_cpu_diff "$c0" "$c1"
     ) > "$run/$name.cpu" &
     sampler=$!
-    CPU_OUT=$run/load-cpu perl -e '
-        my $rc = system(@ARGV); my @t = times;
-        open my $f, ">", $ENV{CPU_OUT} or die;
-        printf $f "%.2f\n", $t[2] + $t[3];
-        exit($rc == -1 ? 127 : $rc >> 8);' -- "$@" > "$run/$name.out"
+    bench_timed "$run/load-cpu" "$@" > "$run/$name.out"
     wait "$sampler" || true
     read -r "store_pct[$name]" "nginx_pct[$name]" "others[$name]" \
         "busy[$name]" < "$run/$name.cpu" || true
@@ -375,7 +240,7 @@ wrk_case() {
     local name=$1 url=$2 cpu=$3 f
     pin_nginx "$cpu"
     where[$name]=$(placement "$cpu")
-    before[$name]=$(wait_quiet)
+    before[$name]=$(bench_wait_quiet "$QUIET_PCT" "$QUIET_WAIT")
     say "$name (${where[$name]}): warm-up ${WARMUP}s, then wrk for ${DURATION}s"
     if [ "$WARMUP" != 0 ]; then
         timeout $((WARMUP + 30)) "${on_load[@]}" wrk -t"$WRK_THREADS" \
@@ -385,13 +250,11 @@ wrk_case() {
         wrk -t"$WRK_THREADS" -c"$CONCURRENCY" -d"${DURATION}s" --timeout 5s \
         --latency "$url"
     f=$run/$name.out
-    per_s[$name]=$(awk '/^Requests\/sec:/ { printf "%.1f", $2 }' "$f")
-    reqs[$name]=$(awk '/ requests in / { print $1 }' "$f")
-    errs[$name]=$(awk '/Non-2xx or 3xx responses:/ { n += $NF }
-                       /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
-                       END { print n + 0 }' "$f")
-    p50[$name]=$(wrk_ms 50% "$f")
-    p99[$name]=$(wrk_ms 99% "$f")
+    per_s[$name]=$(bench_wrk_per_s "$f")
+    reqs[$name]=$(bench_wrk_requests "$f")
+    errs[$name]=$(bench_wrk_errors "$f")
+    p50[$name]=$(bench_wrk_ms 50% "$f")
+    p99[$name]=$(bench_wrk_ms 99% "$f")
     threads[$name]=$WRK_THREADS
     load_pct[$name]=$(awk -v c="$(cat "$run/load-cpu")" -v d="$DURATION" \
                       'BEGIN { printf "%.0f", c / d * 100 }')
@@ -401,7 +264,7 @@ mongoc_case() {
     local name=mongoc f
     local uri="mongodb://127.0.0.1:$store_port/bench?maxPoolSize=$MONGOC_POOL"
     where[$name]=$(placement "${nginx_cpus[0]}")
-    before[$name]=$(wait_quiet)
+    before[$name]=$(bench_wait_quiet "$QUIET_PCT" "$QUIET_WAIT")
     say "mongoc (${where[$name]}): warm-up ${WARMUP}s, then mongoc_ping for ${DURATION}s"
     # mongoc_ping warms up in its own process: sample after the warm-up
     measure "$name" "$WARMUP" timeout $((WARMUP + DURATION + 60)) \
@@ -448,8 +311,6 @@ done
 
 # --- results ---------------------------------------------------------------
 
-csvq() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; }
-
 mkdir -p "$(dirname "$RESULTS")"
 if [ ! -s "$RESULTS" ]; then
     echo "$header" > "$RESULTS"
@@ -460,7 +321,7 @@ for name in "${tests[@]}"; do
     [ "$name" = mongoc ] && pool=$MONGOC_POOL
     [ "$name" = static ] && pool=
     cmd=${cmdline[$name]//$top\//}
-    echo "$run_id,$date_utc,$name,$CONCURRENCY,$pool,${threads[$name]},$DURATION,${reqs[$name]},${errs[$name]},${per_s[$name]},${p50[$name]},${p99[$name]},${vs_mongoc[$name]},${store_pct[$name]},${nginx_pct[$name]},${load_pct[$name]},${client_us[$name]},${store_us[$name]},${others[$name]},${before[$name]},$(csvq "${busy[$name]}"),$(csvq "${where[$name]}"),$nproc,$(csvq "$cpu_model"),$kernel,$nginx_version,$(csvq "$store_version"),$libmongoc_version,$wrk_version,$commit,$(csvq "$cmd")" >> "$RESULTS"
+    echo "$run_id,$date_utc,$name,$CONCURRENCY,$pool,${threads[$name]},$DURATION,${reqs[$name]},${errs[$name]},${per_s[$name]},${p50[$name]},${p99[$name]},${vs_mongoc[$name]},${store_pct[$name]},${nginx_pct[$name]},${load_pct[$name]},${client_us[$name]},${store_us[$name]},${others[$name]},${before[$name]},$(bench_csvq "${busy[$name]}"),$(bench_csvq "${where[$name]}"),$nproc,$(bench_csvq "$cpu_model"),$kernel,$nginx_version,$(bench_csvq "$store_version"),$libmongoc_version,$wrk_version,$commit,$(bench_csvq "$cmd")" >> "$RESULTS"
 done
 
 echo

@@ -11,7 +11,7 @@
 # batches of 10, then CONSUMERS consumers claim LIMIT at a time and delete
 # each message with its claim id (Zaqar's consumer loop).  The summary
 # line is appended, with the machine and versions, to
-# bench/results/claims-<UTC date>.csv.
+# bench/results/claims-<UTC time>.csv.
 #
 # Settings (environment): MESSAGES=1000 CONSUMERS=8 LIMIT=10
 set -euo pipefail
@@ -24,7 +24,8 @@ MESSAGES=${MESSAGES:-1000}
 CONSUMERS=${CONSUMERS:-8}
 LIMIT=${LIMIT:-10}
 NGINX=${NGINX:-/usr/sbin/nginx}
-RESULTS=${RESULTS:-$top/bench/results/claims-$(date -u +%Y%m%d).csv}
+run_id=$(bench_stamp)
+RESULTS=${RESULTS:-$top/bench/results/claims-$run_id.csv}
 
 run=$top/bench/results/tmp/claims
 module=$top/.build/default/ngx_http_msgbus_module.so

@@ -47,16 +47,8 @@ nginx_up=0
 store_up=0
 
 stop_all() {
-    local pid i
     if [ "$nginx_up" = 1 ] && [ -s "$run/nginx/logs/nginx.pid" ]; then
-        pid=$(cat "$run/nginx/logs/nginx.pid")
-        timeout 10 "$NGINX" -p "$run/nginx/" -c conf/nginx.conf -s quit 2> /dev/null \
-            || kill -QUIT "$pid" 2> /dev/null || true
-        for i in $(seq 50); do
-            kill -0 "$pid" 2> /dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2> /dev/null || true
+        bench_nginx_stop "$run" "$(cat "$run/nginx/logs/nginx.pid")"
         nginx_up=0
     fi
     if [ "$store_up" = 1 ]; then

@@ -16,13 +16,13 @@
 #            bytes msgbus answered (return 200 '...', application/json)
 #   ordering t/util/ordering.py with ORDERING_MESSAGES messages (4
 #            producers, a consumer, 2 observers) against the same nginx
-# Rows are appended to bench/results/messages-<UTC date>.csv and summed up
+# Results go to bench/results/messages-<UTC time>.csv and are summed up
 # on stdout.
 #
 # Settings (environment):
 #   DURATION=10 WARMUP=2 CONNECTIONS=64 WRK_THREADS=1 WORKERS=2
 #   ORDERING_MESSAGES=50000 (0: no ordering run)
-#   RESULTS=bench/results/messages-<date>.csv
+#   RESULTS=bench/results/messages-<UTC time>.csv
 #   QUIET_PCT=10 QUIET_WAIT=10: before each wrk measurement, wait up to
 #   QUIET_WAIT s for a second in which other work on the machine uses at
 #   most QUIET_PCT % of one CPU (a warning, not a stop, when it never is)
@@ -41,7 +41,8 @@ ORDERING_MESSAGES=${ORDERING_MESSAGES:-50000}
 QUIET_PCT=${QUIET_PCT:-10}
 QUIET_WAIT=${QUIET_WAIT:-10}
 NGINX=${NGINX:-/usr/sbin/nginx}
-RESULTS=${RESULTS:-$top/bench/results/messages-$(date -u +%Y%m%d).csv}
+run_id=$(bench_stamp)
+RESULTS=${RESULTS:-$top/bench/results/messages-$run_id.csv}
 
 run=$top/bench/results/tmp/messages
 module=$top/.build/default/ngx_http_msgbus_module.so
@@ -78,16 +79,7 @@ nginx_pid=
 started_store=0
 
 stop_all() {
-    local i
-    if [ -n "$nginx_pid" ] && kill -0 "$nginx_pid" 2>/dev/null; then
-        timeout 10 "$NGINX" -p "$run/nginx/" -c conf/nginx.conf -s quit \
-            2>/dev/null || kill "$nginx_pid" 2>/dev/null || true
-        for i in $(seq 50); do
-            kill -0 "$nginx_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$nginx_pid" 2>/dev/null || true
-    fi
+    bench_nginx_stop "$run" "$nginx_pid"
     if [ "$started_store" = 1 ]; then
         timeout 30 t/util/store.sh stop "$run/store" || true
     fi
@@ -191,102 +183,12 @@ say "the page: $page_bytes bytes of JSON, $(wc -c < "$run/msgbus.headers") of he
 
 # --- facts -------------------------------------------------------------------
 
-nproc=$(nproc)
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-kernel=$(uname -r)
-nginx_version=$("$NGINX" -V 2>&1 | sed -n 's/^nginx version: //p')
-store_version=$(bench_store_version)
-wrk_version=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain -- ngx_http_msgbus_module config 2>/dev/null)" ]; then
-    commit="$commit+dirty"
-fi
-run_id=$(date -u +%Y%m%dT%H%M%SZ)
-tck=$(getconf CLK_TCK)
-
-# CPU seconds used so far by processes (all their threads)
-cpu_of() {
-    local p s=0
-    for p in "$@"; do
-        s=$(awk -v s="$s" -v t="$tck" '{ sub(/^.*\) /, ""); printf "%.2f\n", s + ($12 + $13) / t }' "/proc/$p/stat")
-    done
-    echo "$s"
-}
-
-# /proc/stat on one line: "cpuN busy total" for each CPU (jiffies)
-cpu_now() {
-    awk '/^cpu[0-9]/ { t = $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9
-                       printf "%s %d %d ", $1, t - $5 - $6, t }
-         END { print "" }' /proc/stat
-}
-
-# from two cpu_now lines: "cpu0:B cpu1:B" (each CPU's busy %), or with a
-# third argument the busy jiffies summed as % of one CPU over that many s
-cpu_diff() {
-    awk -v a="$1" -v b="$2" -v d="${3:-}" -v t="$tck" 'BEGIN {
-        n = split(a, x, " "); split(b, y, " "); cores = ""; busy = 0
-        for (i = 1; i < n; i += 3) {
-            tot = y[i + 2] - x[i + 2]
-            busy += y[i + 1] - x[i + 1]
-            cores = cores (cores == "" ? "" : " ") x[i] ":" \
-                    sprintf("%.0f", tot > 0 ? (y[i + 1] - x[i + 1]) / tot * 100 : 0)
-        }
-        if (d != "") printf "%.0f\n", busy / t / d * 100
-        else print cores
-    }'
-}
+bench_facts "$NGINX"
 
 # "pid ticks" of every process but the store's (those at the time),
 # nginx and wrk
 others_now() {
-    local skip
-    skip=" $(bench_store_pids "$run/store" | tr '\n' ' ') $nginx_pid $workers "
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v skip="$skip" '{
-        pid = $1; comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\) [^)]*$/, "", comm)
-        rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
-        if (index(skip, " " pid " ") || comm == "wrk") next
-        print pid, f[12] + f[13]
-    }'
-}
-
-others_diff() {
-    awk -v d="$3" -v t="$tck" 'FNR == NR { a[$1] = $2; next }
-        { s += $2 - ($1 in a ? a[$1] : 0) }
-        END { printf "%.0f\n", s / t / d * 100 }' "$1" "$2"
-}
-
-busy_1s() {
-    local c0 c1
-    c0=$(cpu_now)
-    sleep 1
-    c1=$(cpu_now)
-    cpu_diff "$c0" "$c1" 1
-}
-
-# waits (at most QUIET_WAIT s) for the machine to be quiet
-wait_quiet() {
-    local b waited=0
-    while :; do
-        b=$(busy_1s)
-        waited=$((waited + 1))
-        [ "$b" -le "$QUIET_PCT" ] && break
-        if [ "$waited" -ge "$QUIET_WAIT" ]; then
-            say "warning: the machine is busy (${b}% of a CPU used by others)" >&2
-            break
-        fi
-    done
-    echo "$b"
-}
-
-# wrk's percentile in ms ("1.23ms", "456.00us", "1.01s")
-wrk_ms() {
-    awk -v p="$1" '$1 == p {
-        v = $2
-        if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v) }
-        else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
-        printf "%.3f\n", v
-    }' "$2"
+    bench_others_now "$run/store" "$nginx_pid $workers" wrk
 }
 
 declare -A per_s p50 p99 reqs errs cmdline nginx_pct store_pct load_pct
@@ -301,7 +203,7 @@ wrk_case() {
     shift 2
     local cmd=(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -H "Connection: close" "$@")
     tests+=("$name")
-    before[$name]=$(wait_quiet)
+    before[$name]=$(bench_wait_quiet "$QUIET_PCT" "$QUIET_WAIT")
     say "$name: warm-up ${WARMUP}s, then wrk for ${DURATION}s"
     if [ "$WARMUP" != 0 ]; then
         timeout $((WARMUP + 30)) "${cmd[@]}" -d"${WARMUP}s" "$url" > /dev/null
@@ -309,34 +211,28 @@ wrk_case() {
     (
         set +e
         others_now > "$run/others.0"
-        n0=$(cpu_of $workers) s0=$(bench_store_cpu "$run/store") c0=$(cpu_now)
+        n0=$(bench_cpu_of $workers) s0=$(bench_store_cpu "$run/store") c0=$(bench_cpu_now)
         sleep "$DURATION"
-        n1=$(cpu_of $workers) s1=$(bench_store_cpu "$run/store") c1=$(cpu_now)
+        n1=$(bench_cpu_of $workers) s1=$(bench_store_cpu "$run/store") c1=$(bench_cpu_now)
         others_now > "$run/others.1"
         awk -v a="$n0" -v b="$n1" -v c="$s0" -v e="$s1" -v d="$DURATION" \
             'BEGIN { printf "%.0f %.0f ", (b - a) / d * 100, (e - c) / d * 100 }'
-        others_diff "$run/others.0" "$run/others.1" "$DURATION" | tr '\n' ' '
-        cpu_diff "$c0" "$c1"
+        bench_others_diff "$run/others.0" "$run/others.1" "$DURATION" | tr '\n' ' '
+        bench_cpu_diff "$c0" "$c1"
     ) > "$run/$name.cpu" &
     local sampler=$!
-    CPU_OUT=$run/load-cpu perl -e '
-        my $rc = system(@ARGV); my @t = times;
-        open my $f, ">", $ENV{CPU_OUT} or die;
-        printf $f "%.2f\n", $t[2] + $t[3];
-        exit($rc == -1 ? 127 : $rc >> 8);' -- \
+    bench_timed "$run/load-cpu" \
         timeout $((DURATION + 30)) "${cmd[@]}" -d"${DURATION}s" --timeout 5s \
         --latency "$url" > "$run/$name.out"
     wait "$sampler" || true
     read -r "nginx_pct[$name]" "store_pct[$name]" "others[$name]" \
         "busy[$name]" < "$run/$name.cpu" || true
     f=$run/$name.out
-    per_s[$name]=$(awk '/^Requests\/sec:/ { printf "%.1f", $2 }' "$f")
-    reqs[$name]=$(awk '/ requests in / { print $1 }' "$f")
-    errs[$name]=$(awk '/Non-2xx or 3xx responses:/ { n += $NF }
-                       /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
-                       END { print n + 0 }' "$f")
-    p50[$name]=$(wrk_ms 50% "$f")
-    p99[$name]=$(wrk_ms 99% "$f")
+    per_s[$name]=$(bench_wrk_per_s "$f")
+    reqs[$name]=$(bench_wrk_requests "$f")
+    errs[$name]=$(bench_wrk_errors "$f")
+    p50[$name]=$(bench_wrk_ms 50% "$f")
+    p99[$name]=$(bench_wrk_ms 99% "$f")
     load_pct[$name]=$(awk -v c="$(cat "$run/load-cpu")" -v d="$DURATION" \
                       'BEGIN { printf "%.0f", c / d * 100 }')
     # CPU microseconds per request of nginx's workers and of the store
@@ -386,8 +282,6 @@ fi
 
 # --- results -----------------------------------------------------------------
 
-csvq() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; }
-
 vs_static=$(awk -v a="${per_s[msgbus]}" -v s="${per_s[static]}" \
             'BEGIN { printf "%.3f", (s > 0 ? a / s : 0) }')
 
@@ -399,10 +293,10 @@ for name in "${tests[@]}"; do
     vs=$vs_static
     [ "$name" = static ] && vs=1.000
     cmd=${cmdline[$name]//$top\//}
-    echo "$run_id,$date_utc,$name,$WORKERS,$CONNECTIONS,$WRK_THREADS,$DURATION,${reqs[$name]},${errs[$name]},${per_s[$name]},${p50[$name]},${p99[$name]},$vs,$resp_bytes,${nginx_pct[$name]},${store_pct[$name]},${load_pct[$name]},${nginx_us[$name]},${store_us[$name]},${others[$name]},${before[$name]},$(csvq "${busy[$name]}"),$nproc,$(csvq "$cpu_model"),$kernel,$nginx_version,$(csvq "$store_version"),$wrk_version,$commit,$(csvq "$cmd"),$(csvq "$page_bytes bytes of JSON: 10 messages")" >> "$RESULTS"
+    echo "$run_id,$date_utc,$name,$WORKERS,$CONNECTIONS,$WRK_THREADS,$DURATION,${reqs[$name]},${errs[$name]},${per_s[$name]},${p50[$name]},${p99[$name]},$vs,$resp_bytes,${nginx_pct[$name]},${store_pct[$name]},${load_pct[$name]},${nginx_us[$name]},${store_us[$name]},${others[$name]},${before[$name]},$(bench_csvq "${busy[$name]}"),$nproc,$(bench_csvq "$cpu_model"),$kernel,$nginx_version,$(bench_csvq "$store_version"),$wrk_version,$commit,$(bench_csvq "$cmd"),$(bench_csvq "$page_bytes bytes of JSON: 10 messages")" >> "$RESULTS"
 done
 if [ -n "$ordering_line" ]; then
-    echo "$run_id,$date_utc,ordering,$WORKERS,7,,$ordering_secs,$ordering_acked,$ordering_refused,$ordering_rate,,,,,,,,,,,,,$nproc,$(csvq "$cpu_model"),$kernel,$nginx_version,$(csvq "$store_version"),$wrk_version,$commit,$(csvq "ORDERING_MESSAGES=$ORDERING_MESSAGES /usr/bin/python3 t/util/ordering.py --port P --mongodb $store_uri --project ordering"),$(csvq "$verdict: $ordering_line")" >> "$RESULTS"
+    echo "$run_id,$date_utc,ordering,$WORKERS,7,,$ordering_secs,$ordering_acked,$ordering_refused,$ordering_rate,,,,,,,,,,,,,$nproc,$(bench_csvq "$cpu_model"),$kernel,$nginx_version,$(bench_csvq "$store_version"),$wrk_version,$commit,$(bench_csvq "ORDERING_MESSAGES=$ORDERING_MESSAGES /usr/bin/python3 t/util/ordering.py --port P --mongodb $store_uri --project ordering"),$(bench_csvq "$verdict: $ordering_line")" >> "$RESULTS"
 fi
 
 echo

@@ -517,7 +517,8 @@ http {
         m = re.search(r"post (\d+) messages .*? ([\d.]+) s (\d+) messages/s; claim\+delete .*?"
                       r"(\d+) claims\) ([\d.]+) s (\d+) messages/s", r.stdout)
         verdict = "OK" if r.returncode == 0 else "FAILED (%s)" % "; ".join(
-            line[6:] for line in r.stdout.splitlines() if line.startswith("FAIL: "))[:300]
+            line.strip(" #") for line in r.stdout.splitlines()
+            if line.startswith("  # "))[:300]
         row = dict(run=self.id, workload="claim", contender=contender, rate="", calls=8,
                    command=" ".join(cmd).replace(TOP + "/", ""), exit=r.returncode,
                    server_cpu_s="%.2f" % (c1 - c0), store_cpu_s="%.2f" % (s1 - s0))

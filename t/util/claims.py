@@ -25,7 +25,8 @@
 #             and delete each with its claim id; messages per second of
 #             each phase.
 #
-# Prints a summary, then "OK" or the failures.  Exit status 0 or 1.
+# Prints a summary, its assertions ("ok - WHAT" or "not ok - WHAT" and the
+# reasons: t/util/verdict.py), then OK or FAILED.  Exit status 0 or 1.
 # The store is read with pymongo (Debian's python3-pymongo).
 
 import argparse
@@ -40,6 +41,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from ordering import Client             # noqa: E402
+from verdict import Verdict             # noqa: E402
 
 
 def post_all(o, n):
@@ -118,7 +120,21 @@ def claimer(o, out):
     out.put((got, statuses))
 
 
-def exclusive(o, failures):
+NOT_TWICE = 'no message in two claims'
+ONLY_POSTED = 'claims hold only posted messages'
+CLAIMS_ANSWERED = 'claims answered 201 or 204 (or 5xx)'
+CLAIMS_5XX = 'at most --store-errors claims answered 5xx'
+
+
+def exclusive(o, verdict):
+    in_store = 'the store holds every posted message'
+    in_claim = 'every message in a claim answered (but after store errors)'
+    left_out = 'no message held by a claim whose answer left it out'
+    orphan = 'no claim nobody was answered (but after store errors)'
+    agrees = 'the store holds each message\'s claim, its count 1'
+    for what in (NOT_TWICE, ONLY_POSTED, CLAIMS_ANSWERED, CLAIMS_5XX,
+                 in_store, in_claim, left_out, orphan, agrees):
+        verdict.expect(what)
     posted = post_all(o, o.messages)
     results, took = processes(claimer, [(o,)] * o.claimers)
 
@@ -130,11 +146,11 @@ def exclusive(o, failures):
             nclaims += 1
             for i in ids:
                 if i in holder:
-                    failures.append('message %s in claims %s and %s'
-                                    % (i, holder[i], cid))
+                    verdict.fail(NOT_TWICE, 'message %s in claims %s and %s'
+                           % (i, holder[i], cid))
                 holder[i] = cid
     if set(holder) - set(posted):
-        failures.append('claims hold messages never posted')
+        verdict.fail(ONLY_POSTED, 'claims hold messages never posted')
     # a store error (5xx) may come after the claim was stored: its
     # messages are then held by a claim nobody was told of (an orphan,
     # as Zaqar's driver notes), never by two
@@ -142,15 +158,16 @@ def exclusive(o, failures):
     bad = {k: v for k, v in statuses.items()
            if k not in (201, 204) and k < 500}
     if bad:
-        failures.append('answers other than 201, 204 and 5xx: %s' % bad)
+        verdict.fail(CLAIMS_ANSWERED, 'answers other than 201, 204 and 5xx: %s'
+               % bad)
     if failed > o.store_errors:
-        failures.append('%d claims answered 5xx (at most %d allowed)'
-                        % (failed, o.store_errors))
+        verdict.fail(CLAIMS_5XX, '%d claims answered 5xx (at most %d allowed)'
+               % (failed, o.store_errors))
 
     docs = store(o)
     if len(docs) != len(posted):
-        failures.append('the store has %d messages, not %d'
-                        % (len(docs), len(posted)))
+        verdict.fail(in_store, 'the store has %d messages, not %d'
+               % (len(docs), len(posted)))
     answered = set(holder.values())
     orphans = {i for i in posted if i not in holder and i in docs
                and docs[i]['c'].get('id') is not None
@@ -160,24 +177,24 @@ def exclusive(o, failures):
     # the claim was written: those messages wait until the keys expire
     missing = set(posted) - set(holder) - orphans
     if len(missing) > failed * o.limit:
-        failures.append('%d messages in no claim, e.g. %s'
-                        % (len(missing), sorted(missing)[0]))
+        verdict.fail(in_claim, '%d messages in no claim, e.g. %s'
+               % (len(missing), sorted(missing)[0]))
     held = [i for i in missing if docs.get(i, {}).get('c', {}).get('id')]
     if held:
-        failures.append('%d messages held by a claim whose answer left '
-                        'them out, e.g. %s' % (len(held), held[0]))
+        verdict.fail(left_out, '%d messages held by a claim whose answer left '
+               'them out, e.g. %s' % (len(held), held[0]))
     if len(orphan_claims) > failed:
-        failures.append('%d claims nobody was answered, after %d store '
-                        'errors' % (len(orphan_claims), failed))
+        verdict.fail(orphan, '%d claims nobody was answered, after %d store '
+               'errors' % (len(orphan_claims), failed))
     wrong = [i for i in posted if i in holder
              and (str(docs.get(i, {}).get('c', {}).get('id')) != holder[i]
                   or docs.get(i, {}).get('c', {}).get('c') != 1)]
     if wrong:
         d = docs.get(wrong[0], {}).get('c')
-        failures.append('%d messages whose claim in the store is not the '
-                        'one answered, or whose count is not 1, e.g. %s: %s'
-                        ' (answered %s)' % (len(wrong), wrong[0], d,
-                                            holder.get(wrong[0])))
+        verdict.fail(agrees, '%d messages whose claim in the store is not the '
+               'one answered, or whose count is not 1, e.g. %s: %s'
+               ' (answered %s)' % (len(wrong), wrong[0], d,
+                                   holder.get(wrong[0])))
     print('exclusive: %d messages, %d claimers, limit %d, %d claims in '
           '%.1f s (%.0f messages/s), answers %s; after store errors, %d '
           'messages held by %d claims nobody was answered, %d waiting'
@@ -226,7 +243,18 @@ def consumer(o, seq, done, out):
     out.put((log, deletes))
 
 
-def delivery(o, failures):
+def delivery(o, verdict):
+    claims_5xx = 'at most --store-errors claims and deletes answered 5xx'
+    deletes_answered = 'deletes answered 204 (or 5xx)'
+    once = 'every message deleted once'
+    again = ('a message delivered again only in a new claim after its '
+             'abandoned claim ended')
+    last = 'no message last delivered in an abandoned claim'
+    tested = 'some claims were abandoned'
+    empty = 'no message left in the store'
+    for what in (CLAIMS_ANSWERED, claims_5xx, deletes_answered, once, again,
+                 last, tested, empty):
+        verdict.expect(what)
     posted = post_all(o, o.messages)
     seq, done = mp.Value('i', 0), mp.Value('i', 0)
     results, took = processes(consumer, [(o, seq, done)] * o.claimers)
@@ -244,17 +272,17 @@ def delivery(o, failures):
                 deliveries.setdefault(e[0], []).append(e[1:])
 
     if [e for e in errors if e < 500]:
-        failures.append('claims answered %s' % sorted(set(errors)))
+        verdict.fail(CLAIMS_ANSWERED, 'claims answered %s' % sorted(set(errors)))
     failed = len(errors) + sum(v for k, v in deletes.items() if k >= 500)
     if failed > o.store_errors:
-        failures.append('%d claims and deletes answered 5xx (at most %d '
-                        'allowed)' % (failed, o.store_errors))
+        verdict.fail(claims_5xx, '%d claims and deletes answered 5xx (at most %d '
+               'allowed)' % (failed, o.store_errors))
     if set(k for k in deletes if k < 500) - {204}:
-        failures.append('deletes answered %s' % deletes)
+        verdict.fail(deletes_answered, 'deletes answered %s' % deletes)
     if set(deleted) != set(posted) or set(deleted.values()) != {1}:
-        failures.append('%d of %d messages deleted (%d more than once)'
-                        % (len(deleted), len(posted),
-                           sum(1 for v in deleted.values() if v > 1)))
+        verdict.fail(once, '%d of %d messages deleted (%d more than once)'
+               % (len(deleted), len(posted),
+                  sum(1 for v in deleted.values() if v > 1)))
     redelivered = abandoned = 0
     for i in posted:
         ds = sorted(deliveries.get(i, []), key=lambda d: d[1])
@@ -264,22 +292,22 @@ def delivery(o, failures):
         # comes after its end (2 s; times in whole seconds: 1 s early)
         for prev, nxt in zip(ds, ds[1:]):
             if not prev[3]:
-                failures.append('message %s delivered again though its '
-                                'claim %s was not abandoned' % (i, prev[0]))
+                verdict.fail(again, 'message %s delivered again though its '
+                       'claim %s was not abandoned' % (i, prev[0]))
             elif nxt[1] < prev[1] + 2 - 1:
-                failures.append('message %s delivered again %.2f s after '
-                                'its claim %s of 2 s' % (i, nxt[1] - prev[1],
-                                                         prev[0]))
+                verdict.fail(again, 'message %s delivered again %.2f s after '
+                       'its claim %s of 2 s' % (i, nxt[1] - prev[1],
+                                                prev[0]))
         if ds[-1][3]:
-            failures.append('message %s last delivered in an abandoned '
-                            'claim' % i)
+            verdict.fail(last, 'message %s last delivered in an abandoned '
+                   'claim' % i)
         redelivered += len(ds) > 1
         abandoned += sum(1 for d in ds if d[3])
     if abandoned == 0:
-        failures.append('no claim was abandoned: nothing was tested')
+        verdict.fail(tested, 'no claim was abandoned: nothing was tested')
     left = store(o)
     if left:
-        failures.append('%d messages left in the store' % len(left))
+        verdict.fail(empty, '%d messages left in the store' % len(left))
     print('delivery: %d messages, %d consumers, limit %d, deleted in %.1f s '
           '(%.0f messages/s claimed and deleted), %d deliveries in '
           'abandoned claims, %d messages delivered again; store errors: '
@@ -291,14 +319,13 @@ def delivery(o, failures):
 
 # ------------------------------------------------------------ lifecycle
 
-def lifecycle(o, failures):
+def lifecycle(o, verdict):
     c = Client('127.0.0.1', o.port, o.project, str(uuid.uuid4()),
                timeout=o.timeout)
     [mid] = post_all(o, 1)
 
     def expect(what, got, want):
-        if got != want:
-            failures.append('%s: %r, not %r' % (what, got, want))
+        verdict.check(got == want, what, '%s: %r, not %r' % (what, got, want))
 
     def count():
         return store(o)[mid]['c'].get('c')
@@ -314,6 +341,7 @@ def lifecycle(o, failures):
         t = time.time()
         claimed('claim %d' % n, 2)
         expect('claim count after claim %d' % n, count(), n)
+        verdict.expect('a claim while it is held')
         if time.time() < t + 1:
             expect('a claim while it is held', claim(c, o, 1, 0)[0], 204)
         time.sleep(max(0, t + 2.1 - time.time()))
@@ -354,7 +382,7 @@ def producer(o, share, out):
     out.put(time.time() - t0)
 
 
-def bench(o, failures):
+def bench(o, verdict):
     producers = o.producers or o.claimers
     shares = [o.messages // producers + (i < o.messages % producers)
               for i in range(producers)]
@@ -366,11 +394,11 @@ def bench(o, failures):
     claims = len({e[1] for log, _ in results for e in log
                   if e[0] not in ('deleted', 'error')})
     errors = [e[1] for log, _ in results for e in log if e[0] == 'error']
-    if done.value != o.messages:
-        failures.append('%d of %d messages claimed and deleted'
-                        % (done.value, o.messages))
-    if errors:
-        failures.append('claims answered %s' % sorted(set(errors)))
+    verdict.check(done.value == o.messages, 'every message claimed and deleted',
+            '%d of %d messages claimed and deleted'
+            % (done.value, o.messages))
+    verdict.check(not errors, 'claims answered 201 or 204',
+            'claims answered %s' % sorted(set(errors)))
     print('bench: post %d messages (batches of 10, %d producers) %.1f s '
           '%.0f messages/s; claim+delete (limit %d, delete with claim id, '
           '%d consumers, %d claims) %.1f s %.0f messages/s; ratio %.2f'
@@ -404,14 +432,12 @@ def main():
     if o.messages is None:
         o.messages = {'exclusive': 2000, 'delivery': 1000,
                       'bench': 1000}.get(o.scenario, 1)
-    failures = []
+    verdict = Verdict()
     {'exclusive': exclusive, 'delivery': delivery, 'lifecycle': lifecycle,
-     'bench': bench}[o.scenario](o, failures)
-    for f in failures[:20]:
-        print('FAIL: ' + f)
-    if not failures:
-        print('OK')
-    return 1 if failures else 0
+     'bench': bench}[o.scenario](o, verdict)
+    verdict.report()
+    print('FAILED' if verdict.failures() else 'OK')
+    return 1 if verdict.failures() else 0
 
 
 if __name__ == '__main__':

@@ -40,8 +40,10 @@
 #     a refused post stored); every marker known (the pages', the ones
 #     read, the store's) belongs to one message; and as markers start at 1,
 #     no more messages were stored than markers known or counted.
-# Prints a one-line summary, the refused posts (not 201), then "OK" or the
-# failures.  Exit status: 0 OK, 1 failures, 2 OK but some posts refused.
+# Prints a one-line summary, the refused posts (not 201), the assertions
+# ("ok - WHAT" or "not ok - WHAT" and the reasons: t/util/verdict.py; every
+# post answered 201 is one, but no failure of the invariant), then OK or
+# FAILED.  Exit status: 0 OK, 1 failures, 2 OK but some posts refused.
 #
 # Only the standard library but for the store check (pymongo: Debian's
 # python3-pymongo, hence /usr/bin/python3).  --verbose: requests per kind.
@@ -58,6 +60,11 @@ import tempfile
 import time
 import urllib.parse
 import uuid
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from verdict import Verdict             # noqa: E402
 import zlib
 
 EMPTY_AFTER_DONE = 3
@@ -345,12 +352,34 @@ def observer(o, n, done, progress, tmp, out):
                'requests': requests, 'stats': c.stats})
 
 
-def load(path, who, failures):
+# the assertions (a), (b) and (c), and what they rest on
+RAN = ('the producers, the consumer and the observers ran to their end '
+       'without errors')
+ACKED = 'as many messages acknowledged as asked for, each once'
+POPPED = 'the consumer popped each message once, and only posted ones'
+SEEN = ('(a) each observer saw every message not removed once, with the '
+        'body posted, and no other')
+ORDER = ('(b) each observer saw each producer\'s messages in posting order, '
+         'under increasing markers')
+PAGES = ('(b) the page markers are numbers, go up, and are their last '
+         'message\'s marker')
+STORE_ORDER = '(b) the store\'s markers keep each producer\'s posting order'
+STORED = ('(c) the store holds every acknowledged message not removed, and '
+          'nothing else')
+ONE_MARKER = ('(c) one marker, one message: in the store, the pages and the '
+              'markers read')
+COUNTER = ('(c) the queue counter is above every marker, and no more messages '
+           'than markers')
+ASSERTIONS = (RAN, ACKED, POPPED, SEEN, ORDER, PAGES, STORE_ORDER, STORED,
+              ONE_MARKER, COUNTER)
+
+
+def load(path, who, verdict):
     try:
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError) as e:
-        failures.append('%s left no results (%s)' % (who, e))
+        verdict.fail(RAN, '%s left no results (%s)' % (who, e))
         return None
 
 
@@ -374,7 +403,7 @@ def store_docs(o):
     return docs, qdoc
 
 
-def check(o, res, failures):
+def check(o, res, verdict):
     acked = {}                  # id -> (producer, seq)
     refused = []                # (producer, first seq, last seq)
     posts = 0
@@ -388,23 +417,25 @@ def check(o, res, failures):
                                    % (n, first, last, status, body))
         for i, p, s in r['acked']:
             if i in acked:
-                failures.append('id %s acknowledged twice' % i)
+                verdict.fail(ACKED, 'id %s acknowledged twice' % i)
             acked[i] = (p, s)
 
     removed = set()
     cons = res['consumer'] or {'popped': [], 'deleted': [], 'errors': [],
                                'pops': 0, 'deletes': 0, 'known': []}
-    failures.extend(cons['errors'])
+    for e in cons['errors']:
+        verdict.fail(RAN, e)
     def of_refused(p, s):
         return any(p == n and first <= s <= last
                    for n, first, last in refused)
 
     popped = set(i for i, p, s in cons['popped'])
     if len(popped) != len(cons['popped']):
-        failures.append('a message was popped twice')
+        verdict.fail(POPPED, 'a message was popped twice')
     for i, p, s in cons['popped']:
         if i not in acked and not of_refused(p, s):
-            failures.append('popped %s (p %s s %s), never posted' % (i, p, s))
+            verdict.fail(POPPED, 'popped %s (p %s s %s), never posted'
+                         % (i, p, s))
     removed |= popped
     removed |= set(cons['deleted'])
 
@@ -416,8 +447,8 @@ def check(o, res, failures):
         i = str(d['_id'])
         k = d.get('k')
         if k in by_k:
-            failures.append('(c) marker %s shared by %s and %s in the store'
-                            % (k, by_k[k], i))
+            verdict.fail(ONE_MARKER, '(c) marker %s shared by %s and %s in '
+                         'the store' % (k, by_k[k], i))
         by_k[k] = i
         if d.get('tx') is not None:
             # a deleted message's tombstone: it keeps its marker taken
@@ -432,35 +463,35 @@ def check(o, res, failures):
             if of_refused(p, s):
                 orphans.add(i)
             else:
-                failures.append('(c) %s (k %s, body %r) in the store, never '
-                                'posted' % (i, k, d.get('b')))
+                verdict.fail(STORED, '(c) %s (k %s, body %r) in the store, '
+                             'never posted' % (i, k, d.get('b')))
         elif i in popped:
-            failures.append('(c) %s (k %s) popped, still in the store'
-                            % (i, k))
+            verdict.fail(STORED, '(c) %s (k %s) popped, still in the store'
+                         % (i, k))
     for i in acked:
         if i not in stored and i not in removed:
-            failures.append('(c) %s (producer %d s %d) acknowledged, not '
-                            'removed, not in the store' % ((i,) + acked[i]))
+            verdict.fail(STORED, '(c) %s (producer %d s %d) acknowledged, '
+                         'not removed, not in the store' % ((i,) + acked[i]))
     # posting order in the store
     last = {}
     for i, k in sorted(((i, k) for i, k in stored.items() if i in acked),
                        key=lambda x: x[1]):
         p, s = acked[i]
         if p in last and last[p] >= s:
-            failures.append('(b) store: producer %d s %d has k %s, above s %d'
-                            % (p, s, k, last[p]))
+            verdict.fail(STORE_ORDER, '(b) store: producer %d s %d has k %s, '
+                         'above s %d' % (p, s, k, last[p]))
         last[p] = s
     counter = (qdoc or {}).get('c', {}).get('v')
     if by_k and (counter is None or counter <= max(by_k)):
-        failures.append('(c) the queue counter %s is not above the highest '
-                        'marker %s' % (counter, max(by_k)))
+        verdict.fail(COUNTER, '(c) the queue counter %s is not above the '
+                     'highest marker %s' % (counter, max(by_k)))
 
     # the markers the consumer read before it deleted
     known_k = {}
     for i, k in cons['known']:
         if known_k.get(i, k) != k:
-            failures.append('(c) %s had marker %s, then %s'
-                            % (i, known_k[i], k))
+            verdict.fail(ONE_MARKER, '(c) %s had marker %s, then %s'
+                         % (i, known_k[i], k))
         known_k[i] = k
 
     views = []
@@ -468,7 +499,8 @@ def check(o, res, failures):
         if r is None:
             views.append(0)
             continue
-        failures.extend(r['errors'])
+        for e in r['errors']:
+            verdict.fail(RAN, e)
         count = {}
         for i, p, s in r['seen']:
             count[i] = count.get(i, 0) + 1
@@ -476,52 +508,53 @@ def check(o, res, failures):
                 if of_refused(p, s):
                     orphans.add(i)
                 else:
-                    failures.append('(a) observer %d saw %s (p %s s %s), '
-                                    'never posted' % (n, i, p, s))
+                    verdict.fail(SEEN, '(a) observer %d saw %s (p %s s %s), '
+                                 'never posted' % (n, i, p, s))
             elif acked[i] != (p, s):
-                failures.append('(a) observer %d saw %s with body p %s s %s, '
-                                'posted p %d s %d' % ((n, i, p, s) + acked[i]))
+                verdict.fail(SEEN, '(a) observer %d saw %s with body p %s s '
+                             '%s, posted p %d s %d' % ((n, i, p, s) + acked[i]))
         for i, c in count.items():
             if c > 1:
-                failures.append('(a) observer %d saw %s %d times' % (n, i, c))
+                verdict.fail(SEEN, '(a) observer %d saw %s %d times'
+                             % (n, i, c))
         missing = [i for i in acked if i not in count and i not in removed]
         for i in missing[:20]:
-            failures.append('(a) observer %d never saw %s (producer %d s %d, '
-                            'k %s), not removed'
-                            % ((n, i) + acked[i] + (stored.get(i),)))
+            verdict.fail(SEEN, '(a) observer %d never saw %s (producer %d s '
+                         '%d, k %s), not removed'
+                         % ((n, i) + acked[i] + (stored.get(i),)))
         if len(missing) > 20:
-            failures.append('(a) observer %d missed %d more'
-                            % (n, len(missing) - 20))
+            verdict.fail(SEEN, '(a) observer %d missed %d more'
+                         % (n, len(missing) - 20))
         views.append(len(count))
 
         last_s, last_k = {}, None
         for i, p, s in r['seen']:
             k = stored.get(i, known_k.get(i))
             if p in last_s and isinstance(s, int) and last_s[p] >= s:
-                failures.append('(b) observer %d: producer %s s %s after s %s'
-                                % (n, p, s, last_s[p]))
+                verdict.fail(ORDER, '(b) observer %d: producer %s s %s after '
+                             's %s' % (n, p, s, last_s[p]))
             last_s[p] = s
             if k is not None:
                 if last_k is not None and k <= last_k:
-                    failures.append('(b) observer %d: %s has k %s after k %s'
-                                    % (n, i, k, last_k))
+                    verdict.fail(ORDER, '(b) observer %d: %s has k %s after '
+                                 'k %s' % (n, i, k, last_k))
                 last_k = k
         prev = None
         for i, m in r['pages']:
             try:
                 m = int(m)
             except (TypeError, ValueError):
-                failures.append('(b) observer %d: marker %r is not a number'
-                                % (n, m))
+                verdict.fail(PAGES, '(b) observer %d: marker %r is not a '
+                             'number' % (n, m))
                 continue
             if prev is not None and m <= prev:
-                failures.append('(b) observer %d: page marker %d after %d'
-                                % (n, m, prev))
+                verdict.fail(PAGES, '(b) observer %d: page marker %d after %d'
+                             % (n, m, prev))
             prev = m
             k = stored.get(i, known_k.get(i))
             if k is not None and k != m:
-                failures.append('(b) observer %d: page marker %d, its last '
-                                'message %s has k %s' % (n, m, i, k))
+                verdict.fail(PAGES, '(b) observer %d: page marker %d, its last '
+                             'message %s has k %s' % (n, m, i, k))
 
     # (c) every marker known: a page's (for its last message) and the
     # store's; one marker, one message
@@ -538,20 +571,20 @@ def check(o, res, failures):
                 pass
     for k in sorted(marks):
         if len(marks[k]) > 1:
-            failures.append('(c) marker %d was given to %s'
-                            % (k, ' and '.join(sorted(marks[k]))))
+            verdict.fail(ONE_MARKER, '(c) marker %d was given to %s'
+                         % (k, ' and '.join(sorted(marks[k]))))
     # markers start at 1 and go up: more messages than markers up to the
     # highest known (nearly all are) and the counter means reuse, or that
     # the counter went down under messages nobody listed
     issued = max([counter - 1 if isinstance(counter, int) else 0]
                  + list(marks))
     if issued < len(acked) + len(orphans):
-        failures.append('(c) %d messages, but no marker known above %d and '
-                        'the counter at %s: at least %d markers issued twice '
-                        '(or the counter went down under messages never '
-                        'listed)' % (len(acked) + len(orphans), issued,
-                                     counter,
-                                     len(acked) + len(orphans) - issued))
+        verdict.fail(COUNTER, '(c) %d messages, but no marker known above %d '
+                     'and the counter at %s: at least %d markers issued '
+                     'twice (or the counter went down under messages never '
+                     'listed)' % (len(acked) + len(orphans), issued,
+                                  counter,
+                                  len(acked) + len(orphans) - issued))
 
     return {'acked': len(acked), 'posts': posts, 'popped': len(popped),
             'deleted': len(set(cons['deleted'])), 'removed': len(removed),
@@ -611,7 +644,7 @@ def main():
         o.deadline = 120 + o.messages / 50
     o.started = time.time()
 
-    failures = []
+    verdict = Verdict(*ASSERTIONS)
     tmp = tempfile.mkdtemp(prefix='msgbus-ordering-')
     try:
         c = Client(o.host, o.port, o.project, str(uuid.uuid4()))
@@ -645,7 +678,8 @@ def main():
             p.join(max(1, o.started + o.deadline - time.time()))
             if p.is_alive():
                 stop.set()
-                failures.append('producers not done after %d s' % o.deadline)
+                verdict.fail(RAN, 'producers not done after %d s'
+                             % o.deadline)
                 p.join()
         posted = time.time() - o.started
         done.set()
@@ -658,13 +692,13 @@ def main():
 
         res = {
             'producers': [load('%s/p%d' % (tmp, n), 'producer %d' % n,
-                               failures) for n in range(o.producers)],
-            'consumer': load(tmp + '/c', 'the consumer', failures),
+                               verdict) for n in range(o.producers)],
+            'consumer': load(tmp + '/c', 'the consumer', verdict),
             'observers': [load('%s/o%d' % (tmp, n), 'observer %d' % n,
-                               failures) for n in range(o.observers)],
+                               verdict) for n in range(o.observers)],
             'refusals': [],
         }
-        s = check(o, res, failures)
+        s = check(o, res, verdict)
         if o.verbose:
             stats(res)
     finally:
@@ -688,14 +722,13 @@ def main():
     if len(res['refusals']) > 10:
         print('  refused: ... %d more' % (len(res['refusals']) - 10))
     if s['acked'] < o.messages:
-        failures.append('only %d of %d messages acknowledged'
-                        % (s['acked'], o.messages))
-    if failures:
-        for f in failures[:100]:
-            print('  ' + f)
-        if len(failures) > 100:
-            print('  ... %d more' % (len(failures) - 100))
-        print('FAILED (%d)' % len(failures))
+        verdict.fail(ACKED, 'only %d of %d messages acknowledged'
+                     % (s['acked'], o.messages))
+    verdict.report()
+    print('%s - every post answered 201'
+          % ('not ok' if res['refusals'] else 'ok'))
+    if verdict.failures():
+        print('FAILED (%d)' % verdict.failures())
         return 1
     print('OK')
     return 2 if res['refusals'] else 0

@@ -29,7 +29,9 @@
 # nodes     a second nginx on the same store (msgbus_poll_interval 500ms):
 #           its long-poll is woken by a post on the first within 550 ms.
 #
-# Prints what it measured, then "OK" or the failures; exit status 0 or 1.
+# Prints what it measured, its assertions ("ok - WHAT" or "not ok - WHAT"
+# and the reasons: t/util/verdict.py), then OK or FAILED; exit status 0 or
+# 1.
 
 import argparse
 import http.client
@@ -45,18 +47,16 @@ import threading
 import time
 import uuid
 
-FAILURES = []
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from verdict import Verdict             # noqa: E402
+
+VERDICT = Verdict()
 
 
-def fail(msg):
-    FAILURES.append(msg)
-    print('FAIL: ' + msg)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-    return cond
+def check(cond, what, reason=None):
+    return VERDICT.check(cond, what, reason)
 
 
 class Bus:
@@ -221,8 +221,8 @@ def wake(bus, o):
     check(bus.wait_for('long_poll', 16), 'the status shows 16 long-polls')
     workers = [w for w in bus.status()['workers']
                if w['waiting']['long_poll'] > 0]
-    check(len(workers) >= 2, 'long-polls wait in %d workers, not 2'
-          % len(workers))
+    check(len(workers) >= 2, 'the long-polls wait in both workers',
+          '%d workers' % len(workers))
     ids = bus.post(queue, [{'wake': 1}])
     posted = time.time()
     for p in polls:
@@ -233,6 +233,7 @@ def wake(bus, o):
                                    if lat else -1, lat[-1] if lat else -1))
     for p in polls:
         check(p.status == 200 and p.result['messages'][0]['id'] == ids[0],
+              'every long-poll got the post',
               'a long-poll got %s %s' % (p.status, p.result))
     check(lat and lat[-1] < 1000, 'all woken within a second')
     check(bus.wait_for('all', 0), 'no waiter is left')
@@ -254,9 +255,11 @@ def wake(bus, o):
         p.join(5)
     print('wake: 16 long-polls after marker %s waited after %d store '
           'commands' % (marker, finds))
-    check(finds <= 4, '%d store commands for 16 long-polls' % finds)
+    check(finds <= 4, 'at most 4 store commands for 16 long-polls after '
+          'the last marker', '%d store commands' % finds)
     for p in polls:
         check(p.status == 200 and p.result['messages'][0]['id'] == ids[0],
+              'every long-poll after the marker got the next post',
               'a long-poll got %s %s' % (p.status, p.result))
 
 
@@ -289,7 +292,8 @@ def stream(bus, o):
             time.sleep(0.2)
     first.join(10)
     got = first.messages()
-    check(len(got) == 20, 'the first stream read 20, not %d' % len(got))
+    check(len(got) == 20, 'the first stream read 20 messages',
+          '%d' % len(got))
     last = got[-1][1] if got else None
     second = Stream(bus, queue, last_id=last, stop_after=40 - len(got))
     second.start()
@@ -305,7 +309,7 @@ def stream(bus, o):
     check(bodies == list(range(40)), 'bodies in order')
     check(markers == sorted(set(markers)), 'markers increase')
     check(all(e[0] == 'message' for e in events), 'no gap event')
-    check(first.error is None and second.error is None,
+    check(first.error is None and second.error is None, 'no stream error',
           'stream errors: %s %s' % (first.error, second.error))
 
     # an idle stream gets a comment every msgbus_sse_ping (1s here)
@@ -323,7 +327,7 @@ def gap(bus, o):
     ids = [bus.post(queue, [{'n': i}])[0] for i in range(3)]
     status, _ = bus.request('DELETE', '/v2/queues/%s/messages/%s'
                             % (queue, ids[1]))
-    check(status == 204, 'delete: %s' % status)
+    check(status == 204, 'the middle message deleted', 'delete: %s' % status)
     s1 = Stream(bus, queue, last_id=1, stop_after=1)
     s2 = Stream(bus, queue, last_id=2, stop_after=1)
     for s in (s1, s2):
@@ -335,7 +339,9 @@ def gap(bus, o):
           'a gap, then the message, after 1')
     if s1.events and s1.events[0][0] == 'gap':
         g = json.loads(s1.events[0][2])
-        check(g == {'last_event_id': 1, 'next': 3}, 'the gap: %s' % g)
+        check(g == {'last_event_id': 1, 'next': 3},
+              'the gap names the resume point, 1, and the next marker, 3',
+              'the gap: %s' % g)
     check([e[0] for e in s2.events] == ['message'] and s2.events[0][1] == '3',
           'no gap after 2')
 
@@ -372,13 +378,16 @@ def first(bus, o):
         s.close()
         head, _, body = data.decode().partition('\r\n\r\n')
         print('first: after %s: %s' % (resume, body.replace('\n', '|')))
-        check(head.startswith('HTTP/1.1 200 OK'), 'status: %s' % head[:40])
+        check(head.startswith('HTTP/1.1 200 OK'), 'the stream answers 200',
+              'status: %s' % head[:40])
         for hv in ('Content-Type: text/event-stream',
                    'Cache-Control: no-cache', 'X-Accel-Buffering: no'):
             check(hv in head.split('\r\n'), 'header %s' % hv)
         pat = '^: msgbus stream\n\n' + ''.join(
             msg % (n + 1, ids[n], ids[n], n) for n in want) + '$'
-        check(re.match(pat, body) is not None, 'stream bytes: %r' % body)
+        check(re.match(pat, body) is not None,
+              'the stream\'s bytes: a comment, then each message once',
+              'stream bytes: %r' % body)
 
     status, body = bus.request('GET', '/v2/queues/%s/messages' % queue,
                                extra={'Accept': 'text/event-stream',
@@ -386,6 +395,7 @@ def first(bus, o):
     check(status == 400 and body == {
         'title': 'Invalid API request',
         'description': 'The last event id must be a message marker.'},
+        'a bad resume point is refused with 400',
         'a bad resume point: %s %s' % (status, body))
 
 
@@ -423,8 +433,8 @@ def claim(bus, o):
     print('claim: a long-poll after marker 0 then: %s %s'
           % (lp.status, lp.result))
     check(lp.status == 200 and lp.result['messages'] == [],
-          'no claimed message for a long-poll: %s %s'
-          % (lp.status, lp.result))
+          'no claimed message for a long-poll',
+          '%s %s' % (lp.status, lp.result))
 
 
 def reload(bus, o):
@@ -448,12 +458,14 @@ def reload(bus, o):
     for p in polls:
         check(p.status == 200 and p.result['messages'] == []
               and p.result['links'][0]['href'].endswith('marker=7'),
+              'every long-poll answered 200 with no message, at its marker',
               'a long-poll got %s %s' % (p.status, p.result))
     for c in claims:
-        check(c.status == 204, 'a claim got %s' % c.status)
+        check(c.status == 204, 'every claim answered 204',
+              'a claim got %s' % c.status)
     for s in streams:
-        check(s.ended and s.error is None, 'a stream ended: %s %s'
-              % (s.ended, s.error))
+        check(s.ended and s.error is None, 'every stream ended, no error',
+              'a stream ended: %s %s' % (s.ended, s.error))
     gone = time.time() + 10
     left = pids
     while left and time.time() < gone:
@@ -462,9 +474,11 @@ def reload(bus, o):
     print('reload: 11 waiters answered %.2f s after the HUP; old workers '
           '%s exited after %.2f s' % (took, pids, time.time() - hup))
     check(took < 3, 'answered within 3 s')
-    check(not left, 'old workers still running: %s' % left)
+    check(not left, 'the old workers exited',
+          'old workers still running: %s' % left)
     status, _ = bus.request('GET', '/v2/ping')
-    check(status == 204, 'the new workers answer: %s' % status)
+    check(status == 204, 'the new workers answer',
+          'the new workers answer: %s' % status)
 
 
 def alive(pid):
@@ -522,7 +536,8 @@ http {
             p.join(5)
             lats.append((p.at - posted) * 1000 if p.at else None)
             check(p.status == 200 and p.result['messages'][0]['body']
-                  == {'node': i}, 'node 2 got %s %s' % (p.status, p.result))
+                  == {'node': i}, 'node 2\'s long-poll got the post',
+                  'node 2 got %s %s' % (p.status, p.result))
         print('nodes: a post on node 1 reached node 2\'s long-poll after '
               '%s ms (poll interval 500 ms)'
               % ', '.join('%.0f' % x for x in lats if x is not None))
@@ -613,13 +628,15 @@ def claimers(bus, o):
           '%d got 204 after %.1f s' % (len(workers), len(won), one,
                                        len(won3) - len(won), len(lost),
                                        time.time() - start))
-    check(len(won) == 1, 'one claim won the first message, not %d' % len(won))
+    check(len(won) == 1, 'one claim won the first message', '%d' % len(won))
     # one attempt in each worker that has claimers, one after the win;
     # every claimer trying would be 8
-    check(one <= len(workers) + 1, '%d claims tried again for one post'
-          % one)
+    check(one <= len(workers) + 1, 'for one post, one claim a worker (and '
+          'one more after the win) tried again',
+          '%d claims tried again for one post' % one)
     check(len(won3) == 4, 'the next three messages claimed within a second')
-    check(got == sorted(ids), 'each message claimed once: %s' % got)
+    check(got == sorted(ids), 'each message claimed once',
+          'claimed: %s' % got)
     check(len(lost) == 4, 'the others got 204')
 
 
@@ -640,7 +657,8 @@ def large(bus, o):
     print('large: the stream got %s in %.0f ms' % (
         got, ((s.events[-1][3] if s.events else time.time()) - posted)
         * 1000))
-    check(got == [0, 1, 2, 3, 4], 'every message, in order: %s' % got)
+    check(got == [0, 1, 2, 3, 4], 'every message, in order',
+          'got %s' % got)
     check(s.events and s.events[-1][3] - posted < 1,
           'all of them within a second')
 
@@ -673,8 +691,9 @@ def main():
             time.sleep(0.1)
 
     SCENARIOS[o.scenario](Bus(o.port, o.project), o)
-    if FAILURES:
-        print('FAILED: %d' % len(FAILURES))
+    VERDICT.report()
+    if VERDICT.failures():
+        print('FAILED: %d' % VERDICT.failures())
         sys.exit(1)
     print('OK')
 

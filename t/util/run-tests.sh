@@ -6,7 +6,7 @@
 # FLAVOUR=default|asan        which build to load (t/util/build.sh)
 # TEST_NGINX_MONGODB_URI      use this MongoDB instead of a private store
 #                             (FerretDB v2 on PostgreSQL with DocumentDB)
-# TEST_NGINX_USE_VALGRIND     Test::Nginx's valgrind mode (see README)
+# TEST_NGINX_USE_VALGRIND     Test::Nginx's valgrind mode (see docs/testing.md)
 # The real Test::Nginx::Socket is used when installed, else t/lib/compat.
 set -euo pipefail
 

@@ -2,7 +2,7 @@
 # A scenario driven by the real Zaqar client (Debian's python3-zaqarclient,
 # API v2, noauth) against a running msgbus:
 #
-#   zaqarclient_scenario.py URL PROJECT        prints OK, or a traceback
+#   zaqarclient_scenario.py URL PROJECT
 #
 # It creates a queue with metadata (PUT, then the client's JSON-Patch),
 # posts a message and a batch, walks the messages page by page through the
@@ -13,9 +13,19 @@
 # msgbus, and it passed against Zaqar 15 itself (python3-zaqar's server,
 # noauth, on FerretDB: there with the one body FerretDB cannot store as
 # BSON, an array directly inside an array, changed).
+#
+# Prints each assertion as it holds, "ok - WHAT" (t/util/verdict.py), and
+# stops at the first that does not ("not ok - WHAT" with what it got) or
+# at an error (its traceback); then OK, or FAILED.  Exit status 0 or 1.
+import os
 import sys
 import traceback
 import uuid
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from verdict import Verdict             # noqa: E402
 
 from zaqarclient.queues import client
 from zaqarclient.queues.v2 import message
@@ -39,13 +49,33 @@ BODIES = [
 ]
 
 
+V = Verdict()
+
+
+class Failed(Exception):
+    """an assertion did not hold: the scenario stops there"""
+
+
 def check(cond, what, *got):
-    if not cond:
-        raise AssertionError(what + (': %r' % (got,) if got else ''))
+    if not V.check(cond, what, 'got %r' % (got,) if got else None):
+        raise Failed(what)
 
 
 def equal(got, expected, what):
-    check(got == expected, what + ': got %r, expected %r' % (got, expected))
+    if not V.check(got == expected, what,
+                   'got %r, expected %r' % (got, expected)):
+        raise Failed(what)
+
+
+def gone(what, fn, *args, error=errors.ResourceNotFound):
+    """fn(*args) must fail with error"""
+    try:
+        fn(*args)
+    except error:
+        V.check(True, what)
+        return
+    V.fail(what, 'no %s' % error.__name__)
+    raise Failed(what)
 
 
 def new_client(url, project, client_uuid=None):
@@ -126,10 +156,11 @@ def scenario(url, project):
     msgs = listed(queue, echo=True, limit=3)
     equal([m.id for m in msgs], ids, 'ids in posting order, each once')
     equal([m.body for m in msgs], BODIES, 'bodies in posting order')
-    for m in msgs:
-        equal(m.ttl, TTL, 'ttl of %s' % m.id)
-        check(0 <= m.age < 120, 'age of %s' % m.id, m.age)
-        equal(m.href, href + m.id, 'href of %s' % m.id)
+    equal([m.ttl for m in msgs], [TTL] * len(msgs), 'each message\'s ttl')
+    check(all(0 <= m.age < 120 for m in msgs),
+          'each message\'s age, under 2 minutes', [m.age for m in msgs])
+    equal([m.href for m in msgs], [href + m.id for m in msgs],
+          'each message\'s href')
     # 10 messages, 3 a page: 3 more pages with messages, one empty
     equal(len(pages), 4, 'pages fetched through "next" links')
 
@@ -159,11 +190,7 @@ def scenario(url, project):
 
     # ---------------------------------------------------- delete one
     m.delete()
-    try:
-        queue.message(ids[2])
-        raise AssertionError('a deleted message is still there')
-    except errors.ResourceNotFound:
-        pass
+    gone('a deleted message is gone', queue.message, ids[2])
     queue.delete_messages(ids[3], ids[5])
     left = [i for i in ids if i not in (ids[2], ids[3], ids[5])]
     equal([m.id for m in listed(queue, echo=True, limit=3)], left,
@@ -193,9 +220,10 @@ def scenario(url, project):
     cl = queue.claim(ttl=120, grace=60, limit=2)
     got = list(cl)
     equal([m.id for m in got], left[:2], 'a claim takes the oldest')
-    for m in got:
-        equal(m.claim_id, cl.id, 'the claim id in the href of %s' % m.id)
-        equal(m.body, BODIES[ids.index(m.id)], 'claimed body of %s' % m.id)
+    equal([m.claim_id for m in got], [cl.id] * len(got),
+          'the claim id in the claimed messages\' hrefs')
+    equal([m.body for m in got], [BODIES[ids.index(m.id)] for m in got],
+          'the claimed messages\' bodies')
     same = queue.claim(id=cl.id)
     equal(sorted(mid(m) for m in same), sorted(left[:2]), 'the claim read')
     equal(same.ttl, 120, 'the claim\'s ttl')
@@ -219,27 +247,16 @@ def scenario(url, project):
     # a claimed message is deleted with its claim id only
     m = got[0]
     bare = message.Message(queue, m.ttl, m.age, m.body, href=href + m.id)
-    try:
-        bare.delete()
-        raise AssertionError('a claimed message deleted without its claim')
-    except errors.ForbiddenError:
-        pass
+    gone('a claimed message is not deleted without its claim id',
+         bare.delete, error=errors.ForbiddenError)
     m.delete()
-    try:
-        queue.message(m.id)
-        raise AssertionError('a message deleted with its claim is there')
-    except errors.ResourceNotFound:
-        pass
+    gone('a message deleted with its claim id is gone', queue.message, m.id)
     equal([mid(x) for x in queue.claim(id=cl.id)], [left[1]],
           'the claim after one of its messages was deleted')
 
     # release (DELETE): its message is claimable at once
     cl.delete()
-    try:
-        queue.claim(id=cl.id).ttl
-        raise AssertionError('a released claim is still there')
-    except errors.ResourceNotFound:
-        pass
+    gone('a released claim is gone', lambda: queue.claim(id=cl.id).ttl)
     again = queue.claim(ttl=60, grace=60)
     equal([x.id for x in again], [left[1]], 'a released message, claimed')
     rest.delete()
@@ -248,25 +265,31 @@ def scenario(url, project):
     # ----------------------------------------------------- queue delete
     queue.delete()
     queues, _ = cli.queues()
-    check(QUEUE not in [q.name for q in queues], 'the deleted queue is listed')
+    check(QUEUE not in [q.name for q in queues],
+          'the deleted queue is not listed')
     equal(queue.stats['messages']['total'], 0, 'stats of the deleted queue')
     equal(listed(queue, echo=True), [], 'messages of the deleted queue')
-    try:
-        queue.message(left[0])
-        raise AssertionError('a message of the deleted queue is still there')
-    except errors.ResourceNotFound:
-        pass
+    gone('a message of the deleted queue is gone', queue.message, left[0])
 
 
 def main():
     url, project = sys.argv[1:3]
+    error = None
     try:
         scenario(url, project)
+    except Failed:
+        pass
     except Exception:
-        traceback.print_exc(file=sys.stdout)
-        return 1
-    print('OK')
-    return 0
+        error = traceback.format_exc()
+        V.fail('the scenario runs to its end without an error',
+               error.strip().splitlines()[-1])
+    else:
+        V.check(True, 'the scenario runs to its end without an error')
+    V.report()
+    if error:
+        print(error, end='')
+    print('FAILED' if V.failures() else 'OK')
+    return 1 if V.failures() else 0
 
 
 if __name__ == '__main__':
