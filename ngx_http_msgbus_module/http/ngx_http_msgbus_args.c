@@ -382,6 +382,17 @@ ngx_http_msgbus_bool_arg(ngx_http_request_t *r, char *name,
 }
 
 
+ngx_int_t
+ngx_http_msgbus_bool_arg_error(ngx_http_request_t *r, ngx_str_t *name)
+{
+    return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                      "Invalid parameter",
+                                      "The \"%V\" parameter is invalid. "
+                                      "The value of the parameter must be "
+                                      "\"true\" or \"false\".", name);
+}
+
+
 /*
  * Every "ids" argument, joined with commas: falcon gathers a repeated
  * parameter into one list (python3-zaqarclient sends ids=a&ids=b).

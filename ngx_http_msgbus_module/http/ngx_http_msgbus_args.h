@@ -37,6 +37,8 @@ ngx_int_t ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name,
 ngx_int_t ngx_http_msgbus_int_arg_error(ngx_http_request_t *r, char *name);
 ngx_int_t ngx_http_msgbus_bool_arg(ngx_http_request_t *r, char *name,
     ngx_uint_t *value, ngx_str_t *err);
+ngx_int_t ngx_http_msgbus_bool_arg_error(ngx_http_request_t *r,
+    ngx_str_t *name);
 ngx_int_t ngx_http_msgbus_ids_arg(ngx_http_request_t *r, ngx_str_t *value);
 ngx_int_t ngx_http_msgbus_parse_id(ngx_http_request_t *r, ngx_str_t *id,
     ngx_array_t **ids);

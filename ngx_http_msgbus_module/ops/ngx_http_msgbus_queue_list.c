@@ -113,11 +113,7 @@ ngx_http_msgbus_queue_list_args(ngx_http_request_t *r,
         || ngx_http_msgbus_bool_arg(r, "with_count", &with_count, &err)
            != NGX_OK)
     {
-        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "Invalid parameter",
-                                          "The \"%V\" parameter is invalid. "
-                                          "The value of the parameter must "
-                                          "be \"true\" or \"false\".", &err);
+        return ngx_http_msgbus_bool_arg_error(r, &err);
     }
 
     ctx->list.detailed = detailed;

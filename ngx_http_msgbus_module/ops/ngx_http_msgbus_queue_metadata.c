@@ -18,6 +18,7 @@
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_queue_metadata.h"
 #include "ngx_http_msgbus_json.h"
+#include "ngx_http_msgbus_response.h"
 
 
 static void ngx_http_msgbus_reserved_append(
@@ -343,4 +344,27 @@ ngx_http_msgbus_reserved_key(const char *key)
     }
 
     return NULL;
+}
+
+
+/*
+ * The metadata to store (NULL: none) as BSON, in m; NGX_DECLINED: done,
+ * else the answer's status (m is then freed)
+ */
+
+ngx_int_t
+ngx_http_msgbus_metadata_bson(ngx_http_request_t *r, json_t *metadata,
+    bson_t *m)
+{
+    bson_init(m);
+
+    if (metadata && ngx_http_msgbus_json_to_bson(metadata, m) != NGX_OK) {
+        bson_destroy(m);
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid request body",
+                                          "Queue metadata could not be "
+                                          "stored.");
+    }
+
+    return NGX_DECLINED;
 }

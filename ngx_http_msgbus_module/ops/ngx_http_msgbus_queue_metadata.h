@@ -30,6 +30,8 @@ ngx_int_t ngx_http_msgbus_queue_metadata_bson(
 char *ngx_http_msgbus_queue_check(ngx_pool_t *pool,
     ngx_http_msgbus_loc_conf_t *mlcf, json_t *metadata);
 ngx_http_msgbus_reserved_t *ngx_http_msgbus_reserved_key(const char *key);
+ngx_int_t ngx_http_msgbus_metadata_bson(ngx_http_request_t *r,
+    json_t *metadata, bson_t *m);
 
 
 #endif /* _NGX_HTTP_MSGBUS_QUEUE_METADATA_H_INCLUDED_ */

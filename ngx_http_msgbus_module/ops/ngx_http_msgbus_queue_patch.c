@@ -401,14 +401,9 @@ ngx_http_msgbus_queue_patched(ngx_http_request_t *r,
 
     ctx->body = metadata;
 
-    bson_init(&m);
-
-    if (ngx_http_msgbus_json_to_bson(metadata, &m) != NGX_OK) {
-        bson_destroy(&m);
-        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "Invalid request body",
-                                          "Queue metadata could not be "
-                                          "stored.");
+    rc = ngx_http_msgbus_metadata_bson(r, metadata, &m);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     bson_init(&cmd);

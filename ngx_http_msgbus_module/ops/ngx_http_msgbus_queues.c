@@ -153,19 +153,15 @@ ngx_http_msgbus_queue_make(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op)
 {
     bson_t     cmd, m;
+    ngx_int_t  rc;
 
     if (op->err != ngx_http_msgbus_mongo_ok) {
         return ngx_http_msgbus_send_store_error(r, op, ctx->failure);
     }
 
-    bson_init(&m);
-
-    if (ctx->body && ngx_http_msgbus_json_to_bson(ctx->body, &m) != NGX_OK) {
-        bson_destroy(&m);
-        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "Invalid request body",
-                                          "Queue metadata could not be "
-                                          "stored.");
+    rc = ngx_http_msgbus_metadata_bson(r, ctx->body, &m);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     bson_init(&cmd);
