@@ -167,6 +167,31 @@ documentdb_step() {
     touch "$stamp"
 }
 
+# ---------------------------------------------------------------- RUM
+# Debian's rum.so (1.3.13) crashes when a posting tree's one page, its
+# root, splits under a running scan (t/util/rum-leaf-fix.py): the fixed
+# copy goes beside it as msgbus_rum.so, and DocumentDB loads it through
+# pg_documentdb_extended_rum.so, the name its setting
+# documentdb.rum_library_load_option = require_documentdb_extended_rum
+# (t/util/store.sh) asks for.  Debian's rum.so itself is left as it is.
+rum_step() {
+    local fix=$top/t/util/rum-leaf-fix.py shim=$top/t/util/rum/pg_documentdb_extended_rum.c
+    local stamp
+    stamp=$STORE_CACHE/stamps/rum-$(cat "$fix" "$shim" "$PG_PKGLIB/rum.so" | sha256sum | cut -c1-16)-pg$PG_MAJOR
+    [ -f "$stamp" ] && [ -f "$PG_PKGLIB/msgbus_rum.so" ] \
+        && [ -f "$PG_PKGLIB/pg_documentdb_extended_rum.so" ] && return 0
+    say "installing RUM with the posting-tree root-split fix"
+    /usr/bin/python3 "$fix" "$PG_PKGLIB/rum.so" "$PG_PKGLIB/msgbus_rum.so.tmp"
+    mv "$PG_PKGLIB/msgbus_rum.so.tmp" "$PG_PKGLIB/msgbus_rum.so"
+    local inc
+    inc=$("$PG_CONFIG" --includedir-server)
+    run_logged "$STORE_CACHE/logs/rum-shim.log" \
+        gcc -O2 -fPIC -shared -I"$inc" -o "$PG_PKGLIB/pg_documentdb_extended_rum.so.tmp" "$shim" \
+            "$PG_PKGLIB/msgbus_rum.so" -Wl,-rpath,"$PG_PKGLIB"
+    mv "$PG_PKGLIB/pg_documentdb_extended_rum.so.tmp" "$PG_PKGLIB/pg_documentdb_extended_rum.so"
+    touch "$stamp"
+}
+
 # ---------------------------------------------------------------- Go
 version_ge() { # version_ge A B: A >= B (dotted numbers)
     [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$2" ]
@@ -250,4 +275,5 @@ pc_step
 step libbson libbson_step
 step pgvector pgvector_step
 step DocumentDB documentdb_step
+step RUM rum_step
 step FerretDB ferretdb_step

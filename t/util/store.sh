@@ -90,6 +90,25 @@ documentdb.indexBuildScheduleInSec = 60
 # access method (Debian's rum 1.3.13) misreads under concurrent writes
 # (backends crash in rumDataPageLeafRead).
 documentdb.defaultUseCompositeOpClass = on
+# RUM from t/util/store-build.sh: Debian's rum.so 1.3.13 with upstream's
+# fix for a crash (rum issue #144, fixed in 1.3.15) patched in, as
+# pg_documentdb_extended_rum.  The crash: a backend or autovacuum dies of
+# SIGSEGV in rumDataPageLeafRead <- scanPage <- entryGetNextItem <-
+# entryGetItem <- scanGetItemRegular <- rumgettuple <- GetOneTupleCore <-
+# index_getnext_slot <- ExecInsertIndexTuples, running
+# documentdb_api.insert or .update: the exclusion check of a unique index
+# (DocumentDB's unique (p_q, k) keeps a term per field, so p_q's term has
+# a posting entry for every message of the queue).  A scan keeps the
+# posting tree's page pinned between reads; while the tree has one page,
+# that page is its root, and a concurrent insert that splits the root
+# turns it into an internal page (in the core: flags RUM_DATA without
+# RUM_LEAF, maxoff 2), which scanPage then decodes as leaf items.  Seen in
+# 2 of 6 runs of t/024 and t/031 (16 concurrent posters, concurrent
+# claims); after the crash and recovery, backends spun in rumFindLeafPage
+# and autovacuum crashed on the index.  With the fix: no crash in 10 runs;
+# t/util/rum-split-repro.sh makes that interleaving happen at will (Debian's
+# rum.so: SIGSEGV; this one: the insert succeeds).
+documentdb.rum_library_load_option = 'require_documentdb_extended_rum'
 # DocumentDB makes a unique index an exclusion constraint: two inserts of
 # one key at once wait for each other until the deadlock check (after
 # deadlock_timeout, 1 s by default) fails one.  MongoDB answers such a
@@ -250,6 +269,9 @@ start)
         exit 1
     fi
     [ -x "$FERRETDB" ] || { echo "store: $FERRETDB missing: run 'make deps'" >&2; exit 1; }
+    # the fixed RUM that base_conf makes DocumentDB require (store-build.sh)
+    rum=$("$(pg_config_path)" --pkglibdir)/pg_documentdb_extended_rum.so
+    [ -f "$rum" ] || { echo "store: $rum missing: run 'make deps'" >&2; exit 1; }
     pg_start "$dir"
     if [ -n "$user" ] && [ ! -f "$dir/user.made" ]; then
         # a user is made through the MongoDB protocol, once: FerretDB without
