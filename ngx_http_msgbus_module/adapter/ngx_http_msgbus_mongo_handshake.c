@@ -8,7 +8,7 @@
  * A new connection's handshake: hello (or the legacy isMaster) with our
  * client metadata, which tells whether the server is writable and its
  * limits; then, when the URI carries credentials, SCRAM over saslStart
- * and saslContinue (the conversation itself is ngx_http_msgbus_mongo_auth.c).
+ * and saslContinue (the conversation itself is in mongo_auth.c).
  * A writable, authenticated connection goes to m->ready.
  */
 
@@ -35,8 +35,8 @@ static ngx_int_t ngx_http_msgbus_mongo_not_writable(
     ngx_http_msgbus_mongo_conn_t *mc, ngx_str_t *primary);
 static ngx_int_t ngx_http_msgbus_mongo_auth_start(
     ngx_http_msgbus_mongo_conn_t *mc, ngx_uint_t sha256);
-static ngx_int_t ngx_http_msgbus_mongo_auth(ngx_http_msgbus_mongo_conn_t *mc,
-    bson_t *reply);
+static ngx_int_t ngx_http_msgbus_mongo_auth_step(
+    ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply);
 static ngx_int_t ngx_http_msgbus_mongo_auth_reply(
     ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply, ngx_str_t *in,
     bool *done);
@@ -314,7 +314,7 @@ ngx_http_msgbus_mongo_auth_start(ngx_http_msgbus_mongo_conn_t *mc,
     mc->state = ngx_http_msgbus_conn_auth;
     mc->auth_step = 0;
 
-    return ngx_http_msgbus_mongo_auth(mc, NULL);
+    return ngx_http_msgbus_mongo_auth_step(mc, NULL);
 }
 
 
@@ -325,7 +325,8 @@ ngx_http_msgbus_mongo_auth_start(ngx_http_msgbus_mongo_conn_t *mc,
  */
 
 static ngx_int_t
-ngx_http_msgbus_mongo_auth(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
+ngx_http_msgbus_mongo_auth_step(ngx_http_msgbus_mongo_conn_t *mc,
+    bson_t *reply)
 {
     bool                          done;
     bson_t                        cmd;
@@ -379,7 +380,7 @@ ngx_http_msgbus_mongo_auth(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
     }
 
     return ngx_http_msgbus_mongo_send_frame(mc, &frame,
-                                            ngx_http_msgbus_mongo_auth);
+                                            ngx_http_msgbus_mongo_auth_step);
 }
 
 

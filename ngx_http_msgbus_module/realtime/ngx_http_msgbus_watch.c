@@ -375,7 +375,7 @@ ngx_http_msgbus_woken(ngx_http_request_t *r, ngx_int_t rc)
 /*
  * Waiting claimers try again, the longest waiting first: one for each
  * post or release since they last did (a post may bring many messages:
- * a claimer that wins brings on the next one, ngx_http_msgbus_claimed()),
+ * a claimer that wins brings on the next one, longpoll.c's claimed),
  * and one at each poll (claims expire, other nodes post).  Not all of
  * them for every post: a thousand claimers would make a thousand claim
  * attempts for one message.

@@ -28,7 +28,7 @@
 
 static void ngx_http_msgbus_claim_query(bson_t *sel,
     ngx_http_msgbus_query_t *q, bson_oid_t *claim);
-static void ngx_http_msgbus_claim_won(bson_t *sel,
+static void ngx_http_msgbus_claim_select_won(bson_t *sel,
     ngx_http_msgbus_query_t *q);
 static void ngx_http_msgbus_claim_extend(bson_t *updates, bson_t *sel,
     ngx_http_msgbus_query_t *q, ngx_http_msgbus_claim_t *claim);
@@ -49,7 +49,7 @@ ngx_http_msgbus_cmd_claim_take(bson_t *cmd, ngx_http_msgbus_query_t *q,
 
     ngx_http_msgbus_update_begin(cmd, NGX_HTTP_MSGBUS_MESSAGES, &updates);
 
-    ngx_http_msgbus_claim_won(&sel, q);
+    ngx_http_msgbus_claim_select_won(&sel, q);
 
     bson_init(&u);
     BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
@@ -64,7 +64,7 @@ ngx_http_msgbus_cmd_claim_take(bson_t *cmd, ngx_http_msgbus_query_t *q,
     ngx_http_msgbus_update_one(&updates, "0", &sel, &u,
                                NGX_HTTP_MSGBUS_MULTI);
 
-    ngx_http_msgbus_claim_won(&sel, q);
+    ngx_http_msgbus_claim_select_won(&sel, q);
     ngx_http_msgbus_claim_extend(&updates, &sel, q, claim);
 
     ngx_http_msgbus_update_end(cmd, &updates, NGX_HTTP_MSGBUS_ORDERED);
@@ -144,7 +144,7 @@ ngx_http_msgbus_claim_query(bson_t *sel, ngx_http_msgbus_query_t *q,
 /* the won messages (q->ids), not deleted */
 
 static void
-ngx_http_msgbus_claim_won(bson_t *sel, ngx_http_msgbus_query_t *q)
+ngx_http_msgbus_claim_select_won(bson_t *sel, ngx_http_msgbus_query_t *q)
 {
     bson_init(sel);
     ngx_http_msgbus_filter_ids(q, sel);
