@@ -11,12 +11,18 @@ package Msgbus::Test;
 # - every block (but must_die ones) fails on [emerg], [alert], [crit], a
 #   worker that exited on a signal, and a sanitizer report (make test-asan:
 #   nginx sends its stderr to the error log), unless its error_log expects
-#   that level; and on an [error] line that none of its error_log (or
-#   allowed_error_log) patterns matches.  Whatever runner runs it.
+#   that level; and on an [error] line that none of its error_log patterns
+#   matches.  Whatever runner runs it.
 #
-# allowed_error_log is ours: patterns of [error] lines a block tolerates
-# without asserting them (a race that may or may not log); "[error]" there
-# opts the block out.  Prefer error_log, which asserts the message.
+# A block that must tolerate [error] lines it cannot assert (a race that
+# may or may not log) says which in its own no_error_log, a regex naming
+# "\[error\]" (Test::Nginx::Socket's own section), e.g.
+#
+#   --- no_error_log eval
+#   qr/^(?!.*did not answer in time).*\[error\]/
+#
+# and then gets no [error] check of ours.  Prefer error_log, which asserts
+# the message.
 
 use strict;
 use warnings;
@@ -239,16 +245,18 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
     push @strict, 'exited on signal', 'runtime error:',
                   'ERROR: AddressSanitizer';
 
-    # [error]: any line but those the block expects (or tolerates)
-    my @allowed = (@expected, patterns($block->allowed_error_log));
-    if (@allowed) {
-        my $alt = join '|', map { ref $_ ? $_ : quotemeta $_ } @allowed;
+    # [error]: any line but those the block expects, unless the block's
+    # own no_error_log says which [error] lines it forbids
+    my @own = patterns($block->no_error_log);
+    my $own_error = grep { ref $_ && "$_" =~ /\\\[error\\\]/ } @own;
+
+    if (!$own_error && @expected) {
+        my $alt = join '|', map { ref $_ ? $_ : quotemeta $_ } @expected;
         push @strict, qr/^(?!.*(?:$alt)).*\[error\]/;
-    } else {
+    } elsif (!$own_error) {
         push @strict, '[error]';
     }
 
-    my @own = patterns($block->no_error_log);
     my %own = map { ref $_ ? () : ($_ => 1) } @own;
     $block->set_value('no_error_log',
                       [@own, grep { ref $_ || !$own{$_} } @strict]);
