@@ -27,6 +27,9 @@
 
 static void ngx_http_msgbus_json_cleanup(void *data);
 static ngx_int_t ngx_http_msgbus_valid_queue_name(ngx_str_t *name);
+static ngx_int_t ngx_http_msgbus_parse_uuid(ngx_str_t *value, u_char *out);
+static ngx_int_t ngx_http_msgbus_parse_ids(ngx_http_request_t *r,
+    ngx_str_t *value, ngx_http_msgbus_ids_t *ids);
 
 
 static ngx_str_t  ngx_http_msgbus_client_id_header = ngx_string("Client-ID");
@@ -214,7 +217,7 @@ ngx_http_msgbus_header(ngx_http_request_t *r, ngx_str_t *name)
  * its 16 bytes (the order Binary.from_uuid() stores, subtype 4).
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_msgbus_parse_uuid(ngx_str_t *value, u_char *out)
 {
     u_char      *p, *last, c;
@@ -477,7 +480,7 @@ ngx_http_msgbus_parse_id(ngx_http_request_t *r, ngx_str_t *id,
  * limit; ids->text: the list as Python prints it, for the 404 text.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_msgbus_parse_ids(ngx_http_request_t *r, ngx_str_t *value,
     ngx_http_msgbus_ids_t *ids)
 {

@@ -29,7 +29,6 @@ ngx_http_msgbus_error_t *ngx_http_msgbus_check_headers(ngx_http_request_t *r,
     ngx_http_msgbus_loc_conf_t *mlcf, ngx_str_t *queue, ngx_str_t *project);
 ngx_table_elt_t *ngx_http_msgbus_header(ngx_http_request_t *r,
     ngx_str_t *name);
-ngx_int_t ngx_http_msgbus_parse_uuid(ngx_str_t *value, u_char *out);
 ngx_int_t ngx_http_msgbus_client_uuid(ngx_http_request_t *r, u_char *out,
     ngx_str_t *text);
 ngx_int_t ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name,
@@ -42,8 +41,6 @@ ngx_int_t ngx_http_msgbus_bool_arg_error(ngx_http_request_t *r,
 ngx_int_t ngx_http_msgbus_ids_arg(ngx_http_request_t *r, ngx_str_t *value);
 ngx_int_t ngx_http_msgbus_parse_id(ngx_http_request_t *r, ngx_str_t *id,
     ngx_array_t **ids);
-ngx_int_t ngx_http_msgbus_parse_ids(ngx_http_request_t *r, ngx_str_t *value,
-    ngx_http_msgbus_ids_t *ids);
 ngx_int_t ngx_http_msgbus_ids_param(ngx_http_request_t *r, ngx_str_t *value,
     char *fmt, ngx_http_msgbus_ids_t *ids);
 ngx_int_t ngx_http_msgbus_wait_arg(ngx_http_request_t *r, ngx_msec_t *value);

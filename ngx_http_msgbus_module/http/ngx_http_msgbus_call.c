@@ -121,9 +121,10 @@ ngx_http_msgbus_store_op(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 /*
  * The reply (or the error) goes to the call's continuation, whose
  * answer finalizes the request (NGX_ABORT: the call failed, answered
- * with the operation's failure text; NGX_ERROR: the reply was not what
- * the store should send); then the connection's posted requests run, as
- * after any event of the request
+ * with the operation's failure text; NGX_ERROR before an answer: the
+ * reply was not what the store should send, after one: the answer could
+ * not be sent); then the connection's posted requests run, as after any
+ * event of the request
  */
 
 static void
@@ -143,7 +144,7 @@ ngx_http_msgbus_store_done(ngx_http_msgbus_mongo_op_t *op)
     if (rc == NGX_ABORT) {
         rc = ngx_http_msgbus_store_failed(r, ctx, op);
 
-    } else if (rc == NGX_ERROR) {
+    } else if (rc == NGX_ERROR && !r->header_sent) {
         rc = ngx_http_msgbus_store_unexpected(r, ctx);
     }
 

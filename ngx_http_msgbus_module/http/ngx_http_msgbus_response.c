@@ -262,5 +262,7 @@ ngx_http_msgbus_store_unexpected(ngx_http_request_t *r,
 
     return ngx_http_msgbus_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       "Service temporarily unavailable",
-                                      "%s", ctx->failure);
+                                      "%s", ctx->failure ? ctx->failure
+                                            : "The request could not be "
+                                              "completed.");
 }

@@ -254,6 +254,10 @@ ngx_http_msgbus_claim_created(ngx_http_request_t *r,
     ngx_table_elt_t           *h;
     ngx_http_msgbus_render_t   render;
 
+    if (ngx_http_msgbus_batch(reply, &docs) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ngx_http_msgbus_claimed(ctx);
 
     h = ngx_list_push(&r->headers_out.headers);
@@ -274,10 +278,6 @@ ngx_http_msgbus_claim_created(ngx_http_request_t *r,
     *p++ = '/';
     bson_oid_to_string(&ctx->take.claim, (char *) p);
     h->value.len = r->uri.len + 1 + 24;
-
-    if (ngx_http_msgbus_batch(reply, &docs) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
     ngx_http_msgbus_render_init(ctx, &render);
     render.how = how;

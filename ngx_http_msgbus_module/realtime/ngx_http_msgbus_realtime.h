@@ -227,7 +227,6 @@ extern ngx_http_msgbus_worker_t  ngx_http_msgbus_worker;
 
 
 /* zone.c */
-ngx_uint_t ngx_http_msgbus_bucket(ngx_str_t *scoped);
 void ngx_http_msgbus_wake_post(void);
 void ngx_http_msgbus_tick_start(ngx_msec_t delay);
 void ngx_http_msgbus_figures(ngx_http_msgbus_slot_t *slot);

@@ -22,6 +22,7 @@
  */
 
 
+static ngx_uint_t ngx_http_msgbus_bucket(ngx_str_t *scoped);
 static ngx_int_t ngx_http_msgbus_zone_init(ngx_shm_zone_t *zone, void *data);
 static void ngx_http_msgbus_pipes_cleanup(void *data);
 static void ngx_http_msgbus_slot_attach(void);
@@ -347,7 +348,7 @@ ngx_http_msgbus_realtime_ready(void)
 }
 
 
-ngx_uint_t
+static ngx_uint_t
 ngx_http_msgbus_bucket(ngx_str_t *scoped)
 {
     return ngx_crc32_long(scoped->data, scoped->len)
