@@ -33,8 +33,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import bson
 import bson.json_util
@@ -44,6 +42,8 @@ from bson.son import SON
 import pymongo
 
 TOP = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "bench"))
+import benchlib  # noqa: E402
 STORE_SH = os.path.join(TOP, "t", "util", "store.sh")
 PSQL = "/usr/lib/postgresql/15/bin/psql"
 PROJECT = "bench"
@@ -73,16 +73,7 @@ def die(*a):
 # --- HTTP -------------------------------------------------------------------------
 
 def http(port, method, path, body=None, timeout=30):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data,
-                                 method=method, headers=dict(HEADERS))
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read(), dict(r.headers)
-    except urllib.error.HTTPError as e:
-        return e.code, e.read(), dict(e.headers)
+    return benchlib.http(port, method, path, HEADERS, body, timeout)
 
 
 # --- CPU ----------------------------------------------------------------------------

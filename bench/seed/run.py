@@ -32,10 +32,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 TOP = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "bench"))
+import benchlib  # noqa: E402
 sys.path.insert(0, os.path.join(TOP, "bench", "peers"))
 
 import bson.json_util  # noqa: E402  (Debian's python3-pymongo)
@@ -144,16 +144,7 @@ def wait_port(port, proc=None, secs=60):
 
 
 def http(port, method, path, body=None, timeout=30):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data,
-                                 method=method, headers=dict(HEADERS))
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read(), dict(r.headers)
-    except urllib.error.HTTPError as e:
-        return e.code, e.read(), dict(e.headers)
+    return benchlib.http(port, method, path, HEADERS, body, timeout)
 
 
 def tick_cpu(pids):
