@@ -64,10 +64,6 @@ ngx_http_msgbus_store(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     ctx->next = next;
 
-    /* a client that goes away while the store works ends the request */
-
-    r->read_event_handler = ngx_http_test_reading;
-
     rc = (ngx_http_msgbus_store_op(r, ctx) != NGX_OK)
          ? NGX_ERROR
          : ngx_http_msgbus_mongo_run(ctx->op, cmd,
@@ -79,9 +75,38 @@ ngx_http_msgbus_store(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    return ngx_http_msgbus_hold(r);
+}
+
+
+/*
+ * The request waits for an event of another owner (a batch of posts):
+ * NGX_DONE, and ngx_http_msgbus_resume() answers it.  A client that goes
+ * away meanwhile ends the request.
+ */
+
+ngx_int_t
+ngx_http_msgbus_hold(ngx_http_request_t *r)
+{
+    r->read_event_handler = ngx_http_test_reading;
     r->main->count++;
 
     return NGX_DONE;
+}
+
+
+/* a held request's answer; then the connection's posted requests run */
+
+void
+ngx_http_msgbus_resume(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    ngx_http_msgbus_finalize(r, rc);
+
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -131,13 +156,11 @@ static void
 ngx_http_msgbus_store_done(ngx_http_msgbus_mongo_op_t *op)
 {
     ngx_int_t               rc;
-    ngx_connection_t       *c;
     ngx_http_request_t     *r;
     ngx_http_msgbus_ctx_t  *ctx;
 
     ctx = op->data;
     r = ctx->request;
-    c = r->connection;
 
     rc = ctx->next(r, ctx, op);
 
@@ -148,9 +171,7 @@ ngx_http_msgbus_store_done(ngx_http_msgbus_mongo_op_t *op)
         rc = ngx_http_msgbus_store_unexpected(r, ctx);
     }
 
-    ngx_http_msgbus_finalize(r, rc);
-
-    ngx_http_run_posted_requests(c);
+    ngx_http_msgbus_resume(r, rc);
 }
 
 

@@ -118,16 +118,12 @@ typedef struct {
 } ngx_http_msgbus_list_ctx_t;
 
 
-/* POST .../messages and the queue it may create */
+/* POST .../messages (the batch it joins: ops/ngx_http_msgbus_post_batch.c) */
 
 typedef struct {
     ngx_array_t                *msgs;        /* ngx_http_msgbus_msg_t */
-    ngx_uint_t                  stored;      /* of them, inserted */
     ngx_uint_t                  index;       /* being created */
     size_t                      size;        /* of the body */
-    int64_t                     next;        /* the marker to insert at */
-    int64_t                     top;         /* highest marker to keep */
-    unsigned                    queue_created:1;
 } ngx_http_msgbus_post_ctx_t;
 
 

@@ -21,6 +21,7 @@
 #include "ngx_http_msgbus_call.h"
 #include "ngx_http_msgbus_args.h"
 #include "ngx_http_msgbus_response.h"
+#include "ngx_http_msgbus_zone.h"
 #include "ngx_http_msgbus_store_queues.h"
 #include "ngx_http_msgbus_store_reply.h"
 
@@ -519,6 +520,10 @@ ngx_http_msgbus_queue_updated(ngx_http_request_t *r,
     ngx_str_t                    body;
     bson_iter_t                  it;
     ngx_http_msgbus_loc_conf_t  *mlcf;
+
+    /* the batches of posts read the queue again */
+
+    ngx_http_msgbus_queue_changed();
 
     if (op->err != ngx_http_msgbus_mongo_ok) {
         return ngx_http_msgbus_send_store_error(r, op, ctx->failure);

@@ -21,6 +21,7 @@
 #include "ngx_http_msgbus_call.h"
 #include "ngx_http_msgbus_args.h"
 #include "ngx_http_msgbus_response.h"
+#include "ngx_http_msgbus_zone.h"
 #include "ngx_http_msgbus_store_messages.h"
 #include "ngx_http_msgbus_store_queues.h"
 #include "ngx_http_msgbus_store_reply.h"
@@ -186,6 +187,10 @@ ngx_http_msgbus_queue_created(ngx_http_request_t *r,
     int64_t           n;
     int32_t           code;
     ngx_table_elt_t  *h;
+
+    /* the batches of posts read the queue again */
+
+    ngx_http_msgbus_queue_changed();
 
     if (op->err != ngx_http_msgbus_mongo_ok) {
         return ngx_http_msgbus_send_store_error(r, op, ctx->failure);
@@ -384,6 +389,10 @@ static ngx_int_t
 ngx_http_msgbus_queue_deleted(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op)
 {
+    /* the batches of posts read the queue again */
+
+    ngx_http_msgbus_queue_changed();
+
     if (op->err != ngx_http_msgbus_mongo_ok) {
         return ngx_http_msgbus_send_store_error(r, op, ctx->failure);
     }

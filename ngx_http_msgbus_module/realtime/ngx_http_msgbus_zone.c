@@ -372,6 +372,35 @@ ngx_http_msgbus_queue_version(ngx_str_t *scoped)
 
 
 /*
+ * A queue's document (its metadata, its existence) was written by this
+ * nginx: what workers remember of queue documents is read again.
+ */
+
+ngx_atomic_uint_t
+ngx_http_msgbus_queues_changed(void)
+{
+    ngx_http_msgbus_shm_t  *shm;
+
+    shm = ngx_http_msgbus_worker.shm;
+
+    return (shm == NULL) ? 0 : shm->queues_changed;
+}
+
+
+void
+ngx_http_msgbus_queue_changed(void)
+{
+    ngx_http_msgbus_shm_t  *shm;
+
+    shm = ngx_http_msgbus_worker.shm;
+
+    if (shm != NULL) {
+        (void) ngx_atomic_fetch_add(&shm->queues_changed, 1);
+    }
+}
+
+
+/*
  * After a post (or a released claim): the queue's version moves on, and
  * the workers with waiters look; this one at once, the others through
  * their wake pipes (a byte each, until they have read it).

@@ -25,6 +25,8 @@ ngx_uint_t ngx_http_msgbus_realtime_ready(void);
 
 ngx_uint_t ngx_http_msgbus_queue_version(ngx_str_t *scoped);
 void ngx_http_msgbus_notify(ngx_str_t *scoped, ngx_log_t *log);
+ngx_atomic_uint_t ngx_http_msgbus_queues_changed(void);
+void ngx_http_msgbus_queue_changed(void);
 
 
 #endif /* _NGX_HTTP_MSGBUS_ZONE_H_INCLUDED_ */

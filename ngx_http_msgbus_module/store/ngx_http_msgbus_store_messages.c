@@ -129,10 +129,13 @@ ngx_http_msgbus_cmd_index(bson_t *cmd, ngx_uint_t n)
 /* a message's document, as stored (Zaqar's fields) */
 
 void
-ngx_http_msgbus_message_doc(bson_t *doc, ngx_http_msgbus_query_t *q,
-    ngx_http_msgbus_msg_t *msg, int64_t k)
+ngx_http_msgbus_message_doc(bson_t *doc, ngx_http_msgbus_msg_t *msg,
+    int64_t k)
 {
-    bson_t  c;
+    bson_t                    c;
+    ngx_http_msgbus_query_t  *q;
+
+    q = msg->q;
 
     BSON_APPEND_OID(doc, "_id", &msg->id);
     bson_append_utf8(doc, "p_q", 3, (char *) q->scoped.data,
@@ -168,8 +171,8 @@ ngx_http_msgbus_message_doc(bson_t *doc, ngx_http_msgbus_query_t *q,
  */
 
 void
-ngx_http_msgbus_cmd_insert(bson_t *cmd, ngx_http_msgbus_query_t *q,
-    ngx_array_t *msgs, ngx_uint_t from, int64_t k)
+ngx_http_msgbus_cmd_insert(bson_t *cmd, ngx_array_t *msgs, ngx_uint_t from,
+    int64_t k)
 {
     bson_t                  docs, doc;
     ngx_uint_t              i;
@@ -187,7 +190,7 @@ ngx_http_msgbus_cmd_insert(bson_t *cmd, ngx_http_msgbus_query_t *q,
                                      sizeof(buf));
 
         BSON_APPEND_DOCUMENT_BEGIN(&docs, key, &doc);
-        ngx_http_msgbus_message_doc(&doc, q, &msg[i], k++);
+        ngx_http_msgbus_message_doc(&doc, &msg[i], k++);
         bson_append_document_end(&docs, &doc);
     }
 

@@ -38,6 +38,7 @@ typedef struct {
     int64_t                     ttl;     /* -1: the queue's default */
     int64_t                     delay;   /* -1: the queue's default */
     bson_oid_t                  id;
+    ngx_http_msgbus_query_t    *q;       /* its poster's: client, now */
 } ngx_http_msgbus_msg_t;
 
 
@@ -55,10 +56,10 @@ ngx_int_t ngx_http_msgbus_partition_db(ngx_pool_t *pool, ngx_str_t *database,
     ngx_uint_t partitions, ngx_str_t *scoped, ngx_str_t *db,
     ngx_uint_t *partition);
 void ngx_http_msgbus_cmd_index(bson_t *cmd, ngx_uint_t n);
-void ngx_http_msgbus_message_doc(bson_t *doc, ngx_http_msgbus_query_t *q,
-    ngx_http_msgbus_msg_t *msg, int64_t k);
-void ngx_http_msgbus_cmd_insert(bson_t *cmd, ngx_http_msgbus_query_t *q,
-    ngx_array_t *msgs, ngx_uint_t from, int64_t k);
+void ngx_http_msgbus_message_doc(bson_t *doc, ngx_http_msgbus_msg_t *msg,
+    int64_t k);
+void ngx_http_msgbus_cmd_insert(bson_t *cmd, ngx_array_t *msgs,
+    ngx_uint_t from, int64_t k);
 void ngx_http_msgbus_cmd_find(bson_t *cmd, bson_t *filter, int32_t sort,
     ngx_uint_t limit, ngx_uint_t small, ngx_uint_t hint);
 void ngx_http_msgbus_cmd_count(bson_t *cmd, ngx_http_msgbus_query_t *q,
