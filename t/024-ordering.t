@@ -1,6 +1,7 @@
 # The ordering invariant of a queue under concurrency, on 2 workers:
 # t/util/ordering.py posts ORDERING_MESSAGES (default 5000) messages from
-# 4 producers (singles and batches), pops and deletes some with a consumer,
+# 16 producers (singles and batches, so that posts to the queue join one
+# another's batches on both workers), pops and deletes some with a consumer,
 # and pages through the queue by marker with 2 observers meanwhile; then
 # checks that each observer saw every message not removed exactly once, in
 # each producer's posting order, under strictly increasing markers, and
@@ -39,6 +40,7 @@ sub ordering {
         '--port', Test::Nginx::Socket::server_port(),
         '--mongodb', $ENV{TEST_NGINX_ORDERING_URI},
         '--project', $ENV{TEST_NGINX_PROJECT}, '--queue', 'ordering',
+        '--producers', 16,
         '--deadline', 600);
 }
 
@@ -49,7 +51,7 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: 4 producers, a consumer, 2 observers: every message once, in order, markers unique
+=== TEST 1: 16 producers, a consumer, 2 observers: every message once, in order, markers unique
 --- http_config
     msgbus_mongodb "$TEST_NGINX_ORDERING_URI";
     msgbus_expiry_purge_interval 1s;
