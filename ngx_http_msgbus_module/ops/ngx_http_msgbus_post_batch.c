@@ -91,6 +91,7 @@ static ngx_int_t ngx_http_msgbus_batch_add(ngx_http_msgbus_batch_t *b,
     ngx_http_msgbus_posted_pt posted);
 static void ngx_http_msgbus_poster_cleanup(void *data);
 static void ngx_http_msgbus_batch_start(ngx_http_msgbus_group_t *g);
+static void ngx_http_msgbus_batch_turn(ngx_event_t *ev);
 static void ngx_http_msgbus_batch_run(ngx_http_msgbus_batch_t *b,
     bson_t *cmd, ngx_str_t *db, ngx_uint_t idempotent,
     ngx_http_msgbus_batch_pt next);
@@ -146,7 +147,7 @@ ngx_http_msgbus_post_join(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     rc = ngx_http_msgbus_hold(r);
 
-    if (!g->running) {
+    if (!g->running && !g->turn_ev.timer_set) {
         ngx_http_msgbus_batch_start(g);
     }
 
@@ -290,7 +291,12 @@ ngx_http_msgbus_poster_cleanup(void *data)
 }
 
 
-/* the first batch runs: the queue's document first if need be */
+/*
+ * The first batch runs in this nginx's turn to insert into the queue (the
+ * workers' inserts into one queue would collide): while another worker's
+ * insert is in flight, it asks again every millisecond, and the posts
+ * that come meanwhile join it.  The queue's document first if need be.
+ */
 
 static void
 ngx_http_msgbus_batch_start(ngx_http_msgbus_group_t *g)
@@ -305,6 +311,15 @@ ngx_http_msgbus_batch_start(ngx_http_msgbus_group_t *g)
     b = ngx_queue_data(ngx_queue_head(&g->batches), ngx_http_msgbus_batch_t,
                        queue);
 
+    if (ngx_http_msgbus_turn(&g->sn.str, g->window, &g->shared) != NGX_OK) {
+        g->turn_ev.handler = ngx_http_msgbus_batch_turn;
+        g->turn_ev.data = g;
+        g->turn_ev.log = ngx_cycle->log;
+        ngx_add_timer(&g->turn_ev, 1);
+        return;
+    }
+
+    g->turn = 1;
     g->running = 1;
     b->started = ngx_current_msec;
 
@@ -326,6 +341,13 @@ ngx_http_msgbus_batch_start(ngx_http_msgbus_group_t *g)
     }
 
     ngx_http_msgbus_batch_queue(b);
+}
+
+
+static void
+ngx_http_msgbus_batch_turn(ngx_event_t *ev)
+{
+    ngx_http_msgbus_batch_start(ev->data);
 }
 
 
@@ -561,6 +583,10 @@ ngx_http_msgbus_batch_check(ngx_http_msgbus_batch_t *b)
 
     if (g->last && ngx_time() - g->last_sent < g->window) {
         hint = ngx_max(hint, g->last + 1);
+    }
+
+    if (g->shared) {
+        hint = ngx_max(hint, g->shared + 1);
     }
 
     b->next = hint;
@@ -873,6 +899,12 @@ ngx_http_msgbus_batch_end(ngx_http_msgbus_batch_t *b)
     ngx_http_msgbus_group_t  *g;
 
     g = b->group;
+
+    if (g->turn) {
+        ngx_http_msgbus_turn_end(&g->sn.str, b->stored ? g->last : 0,
+                                 g->last_sent);
+        g->turn = 0;
+    }
 
     ngx_queue_remove(&b->queue);
     ngx_destroy_pool(b->pool);

@@ -23,9 +23,11 @@
 
 
 #define NGX_HTTP_MSGBUS_GROUP_IDLE      60000   /* ms, then freed */
+#define NGX_HTTP_MSGBUS_COUNT_EVERY     100     /* ms between updates */
 
 
 static void ngx_http_msgbus_group_sweep(void);
+static void ngx_http_msgbus_group_count_handler(ngx_event_t *ev);
 static void ngx_http_msgbus_group_counted(ngx_http_msgbus_mongo_op_t *op);
 
 
@@ -85,6 +87,12 @@ ngx_http_msgbus_group(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     g->window = ngx_http_msgbus_stale_window(r);
     g->idle = ngx_current_msec;
 
+    /* the counter is moved before a graceful exit: not cancelable */
+
+    g->count_ev.handler = ngx_http_msgbus_group_count_handler;
+    g->count_ev.data = g;
+    g->count_ev.log = ngx_cycle->log;
+
     ngx_queue_init(&g->batches);
 
     ngx_rbtree_insert(&ngx_http_msgbus_groups, &g->sn.node);
@@ -110,6 +118,7 @@ ngx_http_msgbus_group_sweep(void)
     g = ngx_queue_data(q, ngx_http_msgbus_group_t, lru);
 
     if (g->running || !ngx_queue_empty(&g->batches) || g->count_pool
+        || g->turn_ev.timer_set || g->count_ev.timer_set
         || ngx_current_msec - g->idle < NGX_HTTP_MSGBUS_GROUP_IDLE)
     {
         return;
@@ -123,20 +132,35 @@ ngx_http_msgbus_group_sweep(void)
 
 /*
  * The counter moves up past the markers written, never down, one update
- * in flight; before a delete too: once a message is gone, its marker is
- * below the counter, and no post lands there.  A failed update is healed
- * by the next batch's.
+ * in flight and one every COUNT_EVERY ms at most, well within the stale
+ * window: a deleted message's marker stays taken by its tombstone until
+ * the counter is past it, and no post lands there.  The workers' own
+ * inserts go by the last marker they wrote; the counter is for the
+ * queue's creation and for other nodes.  A failed update is healed by
+ * the next batch's.
  */
 
 void
 ngx_http_msgbus_group_count(ngx_http_msgbus_group_t *g)
 {
     bson_t                       cmd;
+    ngx_msec_t                   since;
     ngx_http_msgbus_mongo_op_t  *op;
 
-    if (g->count_pool || g->last + 1 <= g->counted) {
+    if (g->count_pool || g->count_ev.timer_set
+        || g->last + 1 <= g->counted)
+    {
         return;
     }
+
+    since = ngx_current_msec - g->count_at;
+
+    if (g->count_at && since < NGX_HTTP_MSGBUS_COUNT_EVERY) {
+        ngx_add_timer(&g->count_ev, NGX_HTTP_MSGBUS_COUNT_EVERY - since);
+        return;
+    }
+
+    g->count_at = ngx_current_msec;
 
     g->count_pool = ngx_create_pool(1024, ngx_cycle->log);
     if (g->count_pool == NULL) {
@@ -198,7 +222,12 @@ ngx_http_msgbus_group_counted(ngx_http_msgbus_mongo_op_t *op)
     g->counted = ngx_max(g->counted, g->counting);
     g->counter = ngx_max(g->counter, g->counting);
 
-    if (!g->running) {
-        ngx_http_msgbus_group_count(g);
-    }
+    ngx_http_msgbus_group_count(g);
+}
+
+
+static void
+ngx_http_msgbus_group_count_handler(ngx_event_t *ev)
+{
+    ngx_http_msgbus_group_count(ev->data);
 }

@@ -40,12 +40,18 @@ typedef struct {
 
     int64_t                      last;       /* the last marker written */
     time_t                       last_sent;  /* its insert, in s */
+    int64_t                      shared;     /* ... by this nginx's turns */
+    ngx_event_t                  turn_ev;    /* the turn, asked again */
+
     int64_t                      counted;    /* the counter, as moved */
     int64_t                      counting;   /* ... to, in flight */
+    ngx_msec_t                   count_at;   /* the last update, sent */
     ngx_pool_t                  *count_pool;
+    ngx_event_t                  count_ev;
     ngx_msec_t                   idle;       /* since */
     unsigned                     known:1;    /* the queue document read */
     unsigned                     running:1;  /* the first batch */
+    unsigned                     turn:1;     /* held */
 } ngx_http_msgbus_group_t;
 
 

@@ -91,8 +91,26 @@ typedef struct {
 } ngx_http_msgbus_recent_t;
 
 
+/*
+ * Whose turn it is to insert into the queues of a bucket, and the last
+ * marker the turn before wrote (ops/ngx_http_msgbus_post_batch.c)
+ */
+
+typedef struct {
+    ngx_atomic_t                pid;         /* the holder, 0: none */
+    ngx_atomic_t                since;       /* taken, ngx_current_msec */
+    ngx_atomic_t                waiting;     /* another worker asked */
+    ngx_atomic_t                yield;       /* the last holder */
+    ngx_atomic_t                released;    /* ... gave it up, msec */
+    uint32_t                    hash;        /* crc32 of the last's queue */
+    int64_t                     last;
+    time_t                      sent;        /* the last's insert, s */
+} ngx_http_msgbus_turn_t;
+
+
 typedef struct {
     ngx_atomic_t                version[NGX_HTTP_MSGBUS_BUCKETS];
+    ngx_http_msgbus_turn_t      turn[NGX_HTTP_MSGBUS_BUCKETS];
     ngx_atomic_t                queues_changed; /* queue documents written */
     ngx_http_msgbus_slot_t      slot[NGX_HTTP_MSGBUS_SLOTS];
     ngx_uint_t                  next;        /* of recent, under the lock */

@@ -372,6 +372,111 @@ ngx_http_msgbus_queue_version(ngx_str_t *scoped)
 
 
 /*
+ * A worker's turn to insert into a queue, one at a time on this nginx
+ * (queues that share a bucket share it): NGX_OK, and *last is the last
+ * marker a worker wrote into the queue in its turn, if its insert was
+ * sent within the stale window (else 0); NGX_BUSY: another worker's
+ * insert is in flight.  A worker that had the turn leaves it to one that
+ * waited for it for a few ms.  A turn whose holder is gone (a worker
+ * that crashed), or held for longer than the stale window, is taken
+ * over.
+ */
+
+ngx_int_t
+ngx_http_msgbus_turn(ngx_str_t *scoped, time_t window, int64_t *last)
+{
+    uint32_t                 hash;
+    ngx_atomic_uint_t        pid;
+    ngx_msec_t               held;
+    ngx_http_msgbus_shm_t   *shm;
+    ngx_http_msgbus_turn_t  *t;
+
+    *last = 0;
+
+    shm = ngx_http_msgbus_worker.shm;
+
+    if (shm == NULL) {
+        return NGX_OK;
+    }
+
+    hash = ngx_crc32_long(scoped->data, scoped->len);
+    t = &shm->turn[hash % NGX_HTTP_MSGBUS_BUCKETS];
+
+    pid = t->pid;
+
+    if (pid != 0) {
+        held = ngx_current_msec - (ngx_msec_t) t->since;
+
+        if (pid == (ngx_atomic_uint_t) ngx_pid
+            || held < 1000
+            || (kill((ngx_pid_t) pid, 0) == 0
+                && held < (ngx_msec_t) window * 1000))
+        {
+            t->waiting = 1;
+            return NGX_BUSY;
+        }
+
+        if (!ngx_atomic_cmp_set(&t->pid, pid, ngx_pid)) {
+            return NGX_BUSY;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "msgbus: took over the turn to post to \"%V\" from "
+                      "process %P after %M ms", scoped, (ngx_pid_t) pid,
+                      held);
+
+    } else if ((t->waiting && t->yield == (ngx_atomic_uint_t) ngx_pid
+                && ngx_current_msec - (ngx_msec_t) t->released < 5)
+               || !ngx_atomic_cmp_set(&t->pid, 0, ngx_pid))
+    {
+        return NGX_BUSY;
+    }
+
+    t->since = ngx_current_msec;
+    t->waiting = 0;
+
+    if (t->hash == hash && ngx_time() - t->sent < window) {
+        *last = t->last;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the turn ends; last: the last marker written in it, 0: none */
+
+void
+ngx_http_msgbus_turn_end(ngx_str_t *scoped, int64_t last, time_t sent)
+{
+    uint32_t                 hash;
+    ngx_http_msgbus_shm_t   *shm;
+    ngx_http_msgbus_turn_t  *t;
+
+    shm = ngx_http_msgbus_worker.shm;
+
+    if (shm == NULL) {
+        return;
+    }
+
+    hash = ngx_crc32_long(scoped->data, scoped->len);
+    t = &shm->turn[hash % NGX_HTTP_MSGBUS_BUCKETS];
+
+    if (last) {
+        t->hash = hash;
+        t->last = last;
+        t->sent = sent;
+    }
+
+    t->yield = ngx_pid;
+    t->released = ngx_current_msec;
+
+    ngx_memory_barrier();
+
+    (void) ngx_atomic_cmp_set(&t->pid, ngx_pid, 0);
+}
+
+
+/*
  * A queue's document (its metadata, its existence) was written by this
  * nginx: what workers remember of queue documents is read again.
  */

@@ -25,6 +25,9 @@ ngx_uint_t ngx_http_msgbus_realtime_ready(void);
 
 ngx_uint_t ngx_http_msgbus_queue_version(ngx_str_t *scoped);
 void ngx_http_msgbus_notify(ngx_str_t *scoped, ngx_log_t *log);
+ngx_int_t ngx_http_msgbus_turn(ngx_str_t *scoped, time_t window,
+    int64_t *last);
+void ngx_http_msgbus_turn_end(ngx_str_t *scoped, int64_t last, time_t sent);
 ngx_atomic_uint_t ngx_http_msgbus_queues_changed(void);
 void ngx_http_msgbus_queue_changed(void);
 
