@@ -386,8 +386,8 @@ ngx_int_t
 ngx_http_msgbus_turn(ngx_str_t *scoped, time_t window, int64_t *last)
 {
     uint32_t                 hash;
+    ngx_msec_int_t           held;
     ngx_atomic_uint_t        pid;
-    ngx_msec_t               held;
     ngx_http_msgbus_shm_t   *shm;
     ngx_http_msgbus_turn_t  *t;
 
@@ -405,12 +405,13 @@ ngx_http_msgbus_turn(ngx_str_t *scoped, time_t window, int64_t *last)
     pid = t->pid;
 
     if (pid != 0) {
-        held = ngx_current_msec - (ngx_msec_t) t->since;
+        /* each worker's clock is its own: held may come out negative */
+
+        held = (ngx_msec_int_t) (ngx_current_msec - (ngx_msec_t) t->since);
 
         if (pid == (ngx_atomic_uint_t) ngx_pid
             || held < 1000
-            || (kill((ngx_pid_t) pid, 0) == 0
-                && held < (ngx_msec_t) window * 1000))
+            || (kill((ngx_pid_t) pid, 0) == 0 && held < window * 1000))
         {
             t->waiting = 1;
             return NGX_BUSY;
@@ -423,10 +424,11 @@ ngx_http_msgbus_turn(ngx_str_t *scoped, time_t window, int64_t *last)
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "msgbus: took over the turn to post to \"%V\" from "
                       "process %P after %M ms", scoped, (ngx_pid_t) pid,
-                      held);
+                      (ngx_msec_t) held);
 
     } else if ((t->waiting && t->yield == (ngx_atomic_uint_t) ngx_pid
-                && ngx_current_msec - (ngx_msec_t) t->released < 5)
+                && (ngx_msec_int_t) (ngx_current_msec
+                                     - (ngx_msec_t) t->released) < 5)
                || !ngx_atomic_cmp_set(&t->pid, 0, ngx_pid))
     {
         return NGX_BUSY;
