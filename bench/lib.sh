@@ -66,6 +66,24 @@ bench_mongoc_ping() {
     echo "$pinger"
 }
 
+# bench_standin: builds .build/bench/msgbus-standin (bench/standin, Go's
+# standard library only) when missing or older than its sources; prints
+# its path
+bench_standin() {
+    local bin=$top/.build/bench/msgbus-standin src=$top/bench/standin f
+    local stale=
+    [ -x "$bin" ] || stale=1
+    for f in "$src"/*.go "$src/go.mod"; do
+        [ "$f" -nt "$bin" ] && stale=1
+    done
+    if [ -n "$stale" ]; then
+        mkdir -p "${bin%/*}"
+        (cd "$src" && GOFLAGS=-mod=mod timeout 300 go build -o "$bin" .) >&2
+        echo "bench: built $bin" >&2
+    fi
+    echo "$bin"
+}
+
 # bench_nginx_conf RUN WORKERS CONNECTIONS URI PORT [LOCATIONS [HTTP]]: prints
 # an nginx.conf for msgbus under RUN/nginx (the module copied to RUN), the
 # store at URI, listening on 127.0.0.1:PORT, access log off; LOCATIONS go

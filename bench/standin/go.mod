@@ -1,0 +1,3 @@
+module msgbus/bench/standin
+
+go 1.21
