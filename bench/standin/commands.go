@@ -186,7 +186,7 @@ func cmdGetLastError(*ctx) (*Doc, error) {
 }
 
 func cmdWhatsMyURI(x *ctx) (*Doc, error) {
-	return ok("you", x.cn.c.RemoteAddr().String()), nil
+	return ok("you", x.cn.remote), nil
 }
 
 func cmdConnectionStatus(*ctx) (*Doc, error) {

@@ -11,6 +11,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"time"
@@ -21,6 +22,8 @@ var verbose bool
 func main() {
 	addr := flag.String("addr", "127.0.0.1:27017", "host:port to listen on")
 	ttl := flag.Duration("ttl-interval", time.Minute, "how often TTL indexes are applied (MongoDB: 60s)")
+	io := flag.String("io", "epoll", "epoll: an event loop per CPU (epoll.go); go: a goroutine per connection")
+	loops := flag.Int("loops", 0, "-io epoll: event loops (0: one per CPU, GOMAXPROCS)")
 	flag.BoolVar(&verbose, "v", false, "log failed commands and TTL deletions")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the first N seconds (-profile-seconds) here")
 	profileSecs := flag.Duration("profile-seconds", 10*time.Second, "how long -cpuprofile records")
@@ -32,10 +35,6 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		log.Fatal(err)
-	}
 	s := &server{store: newStore()}
 	go func() {
 		for now := range time.Tick(*ttl) {
@@ -46,9 +45,32 @@ func main() {
 	if *profile != "" {
 		startProfile(*profile, *profileSecs)
 	}
-	log.Printf("listening on %s (pid %d): an in-memory stand-in for a fast MongoDB, not a store",
-		ln.Addr(), os.Getpid())
-	log.Fatal(s.serve(ln))
+	const what = "an in-memory stand-in for a fast MongoDB, not a store"
+	switch *io {
+	case "epoll":
+		lfd, at, err := listenRaw(*addr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		n := *loops
+		if n <= 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		if err := s.serveEpoll(lfd, n); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("listening on %s (pid %d, %d event loops): %s", at, os.Getpid(), n, what)
+		select {}
+	case "go":
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("listening on %s (pid %d, a goroutine per connection): %s", ln.Addr(), os.Getpid(), what)
+		log.Fatal(s.serve(ln))
+	default:
+		log.Fatalf("-io %s: epoll or go", *io)
+	}
 }
 
 func startProfile(path string, d time.Duration) {

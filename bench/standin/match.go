@@ -61,10 +61,14 @@ func (allM) match(*Doc) bool { return true }
 type fieldM struct {
 	path  []string
 	preds []pred
-	buf   []any // the values found, reused: a filter is used by one command
+	buf   []any  // the values found, reused: a filter is used by one command
+	arr   [2]any // buf's first array
 }
 
 func (m *fieldM) match(d *Doc) bool {
+	if m.buf == nil {
+		m.buf = m.arr[:0]
+	}
 	vals := lookupPath(d, m.path, m.buf[:0])
 	m.buf = vals
 	for _, p := range m.preds {
@@ -463,15 +467,16 @@ func compileFilter(q *Doc) (*filter, error) {
 }
 
 func (f *filter) compileDoc(q *Doc, top bool) (matcher, error) {
-	var out andM
-	for _, e := range q.E {
+	out := make(andM, 0, len(q.E))
+	fields := make([]fieldM, len(q.E)) // one allocation for the document's
+	for i, e := range q.E {
 		switch e.K {
 		case "$and", "$or", "$nor":
 			arr, ok := e.V.(Array)
 			if !ok || len(arr) == 0 {
 				return nil, badValue("%s must be a nonempty array", e.K)
 			}
-			var subs []matcher
+			subs := make([]matcher, 0, len(arr))
 			for _, x := range arr {
 				sd, ok := x.(*Doc)
 				if !ok {
@@ -502,7 +507,8 @@ func (f *filter) compileDoc(q *Doc, top bool) (matcher, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, &fieldM{path: splitPath(e.K), preds: preds, buf: make([]any, 0, 2)})
+			fields[i] = fieldM{path: splitPath(e.K), preds: preds}
+			out = append(out, &fields[i])
 		}
 	}
 	if len(out) == 1 {
@@ -520,6 +526,9 @@ func isOperatorDoc(v any) (*Doc, bool) {
 }
 
 func (f *filter) noteEq(field string, v any) {
+	if f.eqs == nil {
+		f.eqs = make([]fieldValues, 0, 4)
+	}
 	f.eqs = append(f.eqs, fieldValues{field, []any{v}})
 }
 
@@ -538,7 +547,7 @@ func (f *filter) compileField(field string, v any, top bool) ([]pred, error) {
 		}
 		return []pred{eqP{v}}, nil
 	}
-	var preds []pred
+	preds := make([]pred, 0, len(od.E))
 	var regex, options string
 	hasRegex := false
 	for _, e := range od.E {

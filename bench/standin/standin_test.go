@@ -240,17 +240,30 @@ func TestUnknownCommand(t *testing.T) {
 	}
 }
 
-// TestWire: a legacy isMaster over OP_QUERY, then find over OP_MSG with a
-// kind 1 section and a checksum.
+// TestWire: on each transport, a legacy isMaster over OP_QUERY, then an
+// insert over OP_MSG with a kind 1 section and a checksum, then a large
+// find whose answer takes more than one write.
 func TestWire(t *testing.T) {
+	s := &server{store: newStore()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	s := &server{store: newStore()}
 	go func() { _ = s.serve(ln) }()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	wire(t, ln.Addr().String(), "go")
+	lfd, at, err := listenRaw("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.serveEpoll(lfd, 2); err != nil {
+		t.Fatal(err)
+	}
+	wire(t, at.String(), "epoll")
+}
+
+func wire(t *testing.T, addr, db string) {
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +281,7 @@ func TestWire(t *testing.T) {
 		t.Fatalf("isMaster: %s", fmtValue(doc))
 	}
 	m := appendU32(nil, msgChecksum)
-	m = appendDoc(append(m, 0), D("insert", "c", "$db", "w"))
+	m = appendDoc(append(m, 0), D("insert", "c", "$db", db))
 	seq := append([]byte("documents"), 0)
 	seq = appendDoc(appendDoc(seq, D("_id", int32(1))), D("_id", int32(2)))
 	m = append(m, 1)
@@ -279,6 +292,22 @@ func TestWire(t *testing.T) {
 	doc, _ = decodeDoc(reply[5:])
 	if n, _ := doc.Get("n"); n != int32(2) {
 		t.Fatalf("insert: %s", fmtValue(doc))
+	}
+	big := make([]byte, 1<<20)
+	var docs Array
+	for i := 0; i < 8; i++ {
+		docs = append(docs, D("_id", int32(10+i), "b", Binary{0, big}))
+	}
+	m = appendDoc(append(appendU32(nil, 0), 0), D("insert", "c", "documents", docs, "$db", db))
+	doc, _ = decodeDoc(roundTrip(t, c, opMsg, m)[5:])
+	if n, _ := doc.Get("n"); n != int32(8) {
+		t.Fatalf("insert: %s", fmtValue(doc))
+	}
+	m = appendDoc(append(appendU32(nil, 0), 0), D("find", "c", "filter", D("_id", D("$gte", int32(10))), "$db", db))
+	doc, _ = decodeDoc(roundTrip(t, c, opMsg, m)[5:])
+	cur, _ := doc.Get("cursor")
+	if b, _ := cur.(*Doc).Get("firstBatch"); len(b.(Array)) != 8 {
+		t.Fatalf("find: %d documents", len(b.(Array)))
 	}
 }
 
