@@ -84,8 +84,9 @@ bench-depth: deps build
 	@bench/depth/run.sh
 
 # The seed's benchmark: msgbus next to Gevent, Tornado, Node.js, OpenStack
-# Zaqar, static nginx and the store's ceiling, swept with httperf
-# (bench/seed/README.md).  bench-quick: the GET workload at 4 rates.
+# Zaqar, static nginx and the store's ceiling, swept with httperf, on the
+# real store and on the stand-in for a fast MongoDB (bench/seed/README.md).
+# bench-quick: the GET workload at 4 rates, 4 contenders, both stores.
 bench: deps build
 	@bench/seed/run.sh
 

@@ -3,7 +3,10 @@
 
     bench/seed/report.py bench/results/seed-R.csv
 
-redraws them from a run's CSV into bench/results/seed-R/.
+redraws them from a run's CSV into bench/results/seed-R/.  A run has rows
+for one store or two (the CSV's `store` column; a run from before it
+had one store, the real one): each store gets its own graphs and tables,
+and with two, a table side by side first.
 """
 
 import csv
@@ -21,6 +24,16 @@ LABELS = {
 }
 
 
+STORE_LABELS = {
+    "real": "real store (FerretDB + PostgreSQL with DocumentDB)",
+    "standin": "stand-in store (in-memory, a fast MongoDB on its own hardware)",
+}
+
+
+def store_of(r):
+    return r.get("store") or "real"
+
+
 def num(v, default=0.0):
     try:
         return float(v)
@@ -29,9 +42,10 @@ def num(v, default=0.0):
 
 
 def by_workload(rows):
+    """{(store, workload): {contender: [rows]}}, in the order of the rows"""
     out = {}
     for r in rows:
-        out.setdefault(r["workload"], {}).setdefault(r["contender"], []).append(r)
+        out.setdefault((store_of(r), r["workload"]), {}).setdefault(r["contender"], []).append(r)
     return out
 
 
@@ -49,7 +63,7 @@ def peak(points):
     return top, at, errs, last
 
 
-def plot(workload, series, out_dir):
+def plot(store, workload, series, out_dir):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,17 +94,26 @@ def plot(workload, series, out_dir):
         ax.set_xlabel("demanded rate (connections/s)")
         ax.grid(True, which="both", alpha=0.3)
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle("%s: one call per connection unless noted, httperf" % workload)
+    fig.suptitle("%s, %s: one call per connection unless noted, httperf"
+                 % (workload, STORE_LABELS.get(store, store)))
     fig.tight_layout()
-    path = os.path.join(out_dir, "%s.png" % workload)
+    path = os.path.join(out_dir, "%s.png" % png_name(store, workload))
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
 
-def closed_loop(w, series, msgbus, workloads):
+def png_name(store, workload):
+    return workload if store == "real" else "%s-%s" % (workload, store)
+
+
+def heading(store, w):
+    return "## %s: %s" % (w, STORE_LABELS.get(store, store))
+
+
+def closed_loop(store, w, series, msgbus, workloads):
     """a workload measured without httperf: one row per contender"""
-    lines = ["## %s" % w, "", (workloads or {}).get(w, {}).get("what", ""), "",
+    lines = [heading(store, w), "", (workloads or {}).get(w, {}).get("what", ""), "",
              "| contender | messages/s | msgbus / this | what happened |", "|---|---:|---:|---|"]
     mb = num(series[msgbus][0].get("achieved")) if msgbus in series else None
     for c, points in series.items():
@@ -102,19 +125,64 @@ def closed_loop(w, series, msgbus, workloads):
     return lines + [""]
 
 
+def side_by_side(groups):
+    """with two stores: per workload, each contender's peak and CPU per
+    reply on each store"""
+    stores = list(dict.fromkeys(st for st, _ in groups))
+    if len(stores) < 2:
+        return []
+    lines = ["## The stores side by side", "",
+             "Peak replies/s (messages/s for claim) and CPU us per reply at the highest rate "
+             "with 0 errors, server / store, on each store: "
+             + "; ".join("%s = %s" % (st, STORE_LABELS.get(st, st)) for st in stores) + ".", ""]
+    workloads = list(dict.fromkeys(w for _, w in groups))
+    for w in workloads:
+        lines += ["### %s" % w, "",
+                  "| contender | " + " | ".join("peak, %s | CPU us, %s" % (st, st) for st in stores) + " |",
+                  "|---|" + "---:|---|" * len(stores)]
+        names = list(dict.fromkeys(c for st in stores for c in groups.get((st, w), {})))
+        for c in names:
+            cells = []
+            for st in stores:
+                pts = groups.get((st, w), {}).get(c)
+                if not pts:
+                    cells += ["", ""]
+                elif c.startswith("store"):
+                    best = max(pts, key=lambda r: num(r["achieved"]))
+                    cells += ["%.0f" % num(best["achieved"]), "- / %s" % best.get("store_us_per_reply")]
+                elif not any(r.get("rate") for r in pts):
+                    cells += ["%.0f" % num(pts[0].get("achieved")), ""]
+                else:
+                    p, _, _, last = peak(pts)
+                    cells += ["%.0f" % p, "%s / %s" % (last.get("server_us_per_reply") or "-",
+                                                       last.get("store_us_per_reply") or "-")
+                              if last else ""]
+            label = LABELS.get(c, c)
+            if c == "store":
+                label = "limit: store ceiling (beside the twin)"
+            elif c == "store-alone":
+                label = "(store alone)"
+            lines.append("| %s | %s |" % (label, " | ".join(cells)))
+        lines.append("")
+    return lines
+
+
 def write(rows, facts, out_dir, msgbus, pages=None, workloads=None):
     os.makedirs(out_dir, exist_ok=True)
     lines = ["# bench/seed run %s (%s)" % (rows[0]["run"] if rows else "?", facts.get("mode", "")), ""]
     for k, v in facts.items():
         lines.append("- %s: %s" % (k, v))
     lines.append("")
-    for w, series in by_workload(rows).items():
+    groups = by_workload(rows)
+    lines += side_by_side(groups)
+    for (store, w), series in groups.items():
         if all(not r.get("rate") for pts in series.values() for r in pts):
-            lines += closed_loop(w, series, msgbus, workloads)
+            lines += closed_loop(store, w, series, msgbus, workloads)
             continue
-        plot(w, series, out_dir)
+        plot(store, w, series, out_dir)
         what = (workloads or {}).get(w, {}).get("what", "")
-        lines += ["## %s" % w, "", what + ("; " if what else "") + "![%s](%s.png)" % (w, w), ""]
+        name = png_name(store, w)
+        lines += [heading(store, w), "", what + ("; " if what else "") + "![%s](%s.png)" % (name, name), ""]
         lines += ["| contender | peak replies/s | reached at demanded | errors below that "
                   "| highest rate with 0 errors: response ms | CPU us per reply there: server / store "
                   "| msgbus / this |",

@@ -4,17 +4,21 @@
     bench/seed/run.py            the full run (make bench)
     bench/seed/run.py --quick    a sanity pass in a few minutes (make bench-quick)
 
-One private store (t/util/store.sh: FerretDB in front of PostgreSQL with
-DocumentDB); then, workload by workload, each contender is started
-alone, checked to answer what msgbus answers, swept with httperf at rising
-demanded rates (one call per connection unless the workload says otherwise)
-and stopped.  Then the limits: nginx answering msgbus's bytes from `return`,
-and the store's ceiling (msgbus's own find in a tight libmongoc loop).
+For each store (--store): the real one, a private FerretDB in front of
+PostgreSQL with DocumentDB (t/util/store.sh), and the stand-in, an
+in-memory MongoDB-wire server standing in for a fast MongoDB on its own
+hardware (bench/standin), each started fresh and primed; then, workload
+by workload, each contender is started alone, checked to answer what
+msgbus answers, swept with httperf at rising demanded rates (one call per
+connection unless the workload says otherwise) and stopped.  Then the
+limits: nginx answering msgbus's bytes from `return`, and the store's
+ceiling (msgbus's own find in a tight libmongoc loop).
 
 Writes, for a run R (UTC time):
-    OUT/seed-R.csv          one row per (workload, contender, demanded rate)
-    OUT/seed-R/*.png        per workload: throughput, response time, errors,
-                            standard deviation of throughput (the seed's four)
+    OUT/seed-R.csv          one row per (store, workload, contender, demanded rate)
+    OUT/seed-R/*.png        per workload and store: throughput, response time,
+                            errors, standard deviation of throughput (the
+                            seed's four)
     OUT/seed-R/summary.md   peaks, response times, ratios
 OUT is bench/results (full) or bench/results/tmp (quick); --out changes it.
 """
@@ -83,6 +87,10 @@ WORKLOADS = {
 CLAIM_CONTENDERS = ("msgbus-1w", "msgbus-2w", "zaqar")
 
 CONTENDERS = ["msgbus-1w", "msgbus-2w", "gevent", "tornado", "node", "zaqar", "static"]
+QUICK_CONTENDERS = ["msgbus-2w", "gevent", "zaqar", "static"]
+# real: t/util/store.sh's FerretDB + PostgreSQL; standin: bench/standin,
+# in memory, a stand-in for a fast MongoDB on its own hardware
+STORES = ["real", "standin"]
 MSGBUS = "msgbus-2w"        # the row the ratios are taken from
 PEERS_DIR = os.path.join(TOP, "bench", "peers")
 # each is started as PROGRAM PORT MONGODB_URI DATABASE PARTITIONS
@@ -97,6 +105,8 @@ FULL_RATES = [50, 100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200, 1500,
 COARSE_RATES = [100, 200, 400, 800, 1600, 3200, 6400, 12000]
 POST_RATES = [10, 25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12000]
 QUICK_RATES = [100, 300, 600, 1200]
+CEILING_THREADS = (1, 4, 16)
+QUICK_CEILING_THREADS = (4, 16)     # beside the twin only
 
 
 def queue_in(prefix, part):
@@ -199,8 +209,11 @@ class Run:
         self.duration = args.duration
         self.rows = []
         self.procs = []
+        self.stores = args.store.split(",")
+        self.store = None           # "real" or "standin": the pass under way
         self.store_dir = None
         self.store_pid = None
+        self.standin = None
         self.pages = {}
 
     # --- processes ---------------------------------------------------------
@@ -229,33 +242,57 @@ class Run:
     def cleanup(self):
         for p in list(self.procs):
             self.kill(p)
-        subprocess.run([os.path.join(TOP, "t/util/store.sh"), "stop",
-                        os.path.join(self.work, "store")], capture_output=True)
+        self.stop_store()
 
-    # --- the store -----------------------------------------------------------
+    # --- the stores -----------------------------------------------------------
 
     def start_store(self):
+        self.store_port = free_port()
+        self.store_uri = "mongodb://127.0.0.1:%d/" % self.store_port
+        if self.store == "standin":
+            # fresh for each run: what was primed is all it holds
+            self.standin = self.spawn([self.standin_bin, "-addr", "127.0.0.1:%d" % self.store_port],
+                                      "standin.log")
+            if not wait_port(self.store_port, self.standin, 10):
+                die("the stand-in did not start: see %s" % os.path.join(self.work, "standin.log"))
+            self.store_pid = self.standin.pid
+            return
         d = os.path.join(self.work, "store")
         subprocess.run([os.path.join(TOP, "t/util/store.sh"), "stop", d], capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
-        self.store_port = free_port()
+        self.store_dir = d
         subprocess.run(["timeout", "120", os.path.join(TOP, "t/util/store.sh"), "start", d,
                         str(self.store_port)], check=True)
-        self.store_dir = d
         with open(os.path.join(d, "ferretdb.pid")) as f:
             self.store_pid = int(f.read())
-        self.store_uri = "mongodb://127.0.0.1:%d/" % self.store_port
+
+    def stop_store(self):
+        if self.standin is not None:
+            self.kill(self.standin)
+            self.standin = None
+        if self.store_dir is not None:
+            subprocess.run([os.path.join(TOP, "t/util/store.sh"), "stop", self.store_dir],
+                           capture_output=True)
+            self.store_dir = None
 
     def store_cpu(self):
-        """CPU seconds the whole store has used so far: FerretDB, the
-        postmaster and every backend, live or ended (t/util/store.sh cpu);
-        PostgreSQL does the storage work, FerretDB alone would undercount"""
+        """CPU seconds the whole store has used so far.  The real one:
+        FerretDB, the postmaster and every backend, live or ended
+        (t/util/store.sh cpu); PostgreSQL does the storage work, FerretDB
+        alone would undercount it.  The stand-in: its one process."""
+        if self.store == "standin":
+            return tick_cpu([self.store_pid])
         r = subprocess.run([os.path.join(TOP, "t/util/store.sh"), "cpu", self.store_dir],
                            capture_output=True, text=True, timeout=30)
         try:
             return float(r.stdout)
         except ValueError:
             die("t/util/store.sh cpu: %s" % (r.stderr or r.stdout))
+
+    def add_row(self, row):
+        row["store"] = self.store
+        self.rows.append(row)
+        self.write_csv()
 
     # --- contenders -----------------------------------------------------------
 
@@ -378,6 +415,47 @@ http {
 
     # --- priming ----------------------------------------------------------------
 
+    def prime_all(self, contenders):
+        """the store primed through msgbus and through Zaqar; msgbus's
+        pages and post answer kept (the static contender answers them)"""
+        p, port = self.start("msgbus-2w")
+        for c in contenders:
+            if c not in ("static", "zaqar"):
+                http(port, "PUT", "/v2/queues/" + post_queue(c))
+        self.prime(port, "msgbus-2w")
+        for w in ("get", "get-64k", "get-empty"):
+            code, body, _ = http(port, "GET", WORKLOADS[w]["path"])
+            self.pages[w] = body.decode()
+        code, body, _ = http(port, "POST", self.path_of("msgbus-2w", "post"),
+                             {"messages": [{"body": {"event": 0}}]})
+        self.post_answer = body.decode()
+        self.kill(p)
+        if "zaqar" in contenders:
+            p, port = self.start("zaqar")
+            self.prime(port, "zaqar")
+            self.kill(p)
+        log("page sizes: " + ", ".join("%s %d bytes" % (w, len(b)) for w, b in self.pages.items()))
+
+    def workload(self, w, contenders):
+        """each contender alone, then the limits"""
+        for c in contenders:
+            if WORKLOADS[w].get("closed"):
+                if c in CLAIM_CONTENDERS:
+                    p, port = self.start(c)
+                    self.server_pid = p.pid
+                    self.claims(c, port)
+                    self.kill(p)
+                continue
+            p, port = self.start(c)
+            self.server_pid = p.pid
+            self.check(c, port)
+            self.sweep(c, port, w)
+            self.kill(p)
+        if w in ("get", "get-64k", "get-empty") and not self.args.no_ceiling:
+            p, port = self.start("static")
+            self.ceiling(w, port)
+            self.kill(p)
+
     def prime(self, port, contender):
         """the queues every contender reads: page (10 small messages), big
         (20 of 3 KB), empty; and one to post to"""
@@ -466,20 +544,22 @@ http {
         return row
 
     def sweep(self, contender, port, workload):
-        if self.quick:
+        if self.args.rates:
+            rates = self.args.rates
+        elif self.quick:
             rates = QUICK_RATES
         else:
             rates = {"get": FULL_RATES, "post": POST_RATES}.get(workload, COARSE_RATES)
+        if self.args.rates or not self.quick:
             # the same requests per second: a connection makes `calls` of them
             calls = WORKLOADS[workload]["calls"]
             rates = sorted({max(1, r // calls) for r in rates})
         saturated = 0
         for rate in rates:
             row = self.httperf(contender, port, workload, rate)
-            self.rows.append(row)
-            self.write_csv()
-            log("%-10s %-12s rate %5d: %8s replies/s, %6s ms, %s errors"
-                % (contender, workload, rate, row.get("achieved", "?"),
+            self.add_row(row)
+            log("%-7s %-10s %-12s rate %5d: %8s replies/s, %6s ms, %s errors"
+                % (self.store, contender, workload, rate, row.get("achieved", "?"),
                    row.get("response_ms", "?"), row.get("errors", "?")))
             achieved = float(row.get("achieved") or 0)
             calls = WORKLOADS[workload]["calls"]
@@ -521,9 +601,8 @@ http {
         else:
             row.update(achieved=0, errors="",
                        note=("%s: %s" % (verdict, (r.stdout + r.stderr)[-400:])).replace("\n", " "))
-        self.rows.append(row)
-        self.write_csv()
-        log("%-10s claim: %s" % (contender, row["note"]))
+        self.add_row(row)
+        log("%-7s %-10s claim: %s" % (self.store, contender, row["note"]))
 
     # --- the store's ceiling -------------------------------------------------------
 
@@ -540,8 +619,8 @@ http {
         cmd_doc = bson.json_util.dumps({"find": "messages", "filter": flt, "sort": dict(sort),
                                         "limit": limit, "singleBatch": True})
         secs = min(self.duration, 10)
-        for twin in (True, False):
-            for threads in (1, 4, 16):
+        for twin in (True, False) if not self.quick else (True,):
+            for threads in CEILING_THREADS if not self.quick else QUICK_CEILING_THREADS:
                 cmd = [self.mongoc, "-u", self.store_uri + "?maxPoolSize=16", "-t", str(threads),
                        "-d", str(secs), "-w", "1", "-D", db, "-c", cmd_doc]
                 full = ["timeout", "-s", "KILL", "60", "taskset", "-c", LOAD_CPU] + cmd
@@ -572,15 +651,14 @@ http {
                            command=" ".join(cmd).replace(TOP + "/", ""),
                            note="%d threads%s" % (threads, ", beside the generator's twin"
                                                   if twin else ", alone"))
-                self.rows.append(row)
-                log("%-10s %-12s %2d threads: %8.1f finds/s, p50 %s ms (%s)"
-                    % ("store", workload, threads, per_s, kv["p50_ms"],
+                self.add_row(row)
+                log("%-7s %-10s %-12s %2d threads: %8.1f finds/s, p50 %s ms (%s)"
+                    % (self.store, "store", workload, threads, per_s, kv["p50_ms"],
                        "beside httperf's twin" if twin else "alone"))
-        self.write_csv()
 
     # --- results ------------------------------------------------------------------
 
-    COLUMNS = ["run", "workload", "contender", "rate", "calls", "conns", "replies",
+    COLUMNS = ["run", "store", "workload", "contender", "rate", "calls", "conns", "replies",
                "status_2xx", "status_non2xx", "errors", "err_client_timo",
                "err_connrefused", "err_connreset", "err_fd_unavail", "err_other",
                "test_s", "achieved", "rps_avg", "rps_min", "rps_max", "rps_stddev",
@@ -609,7 +687,7 @@ http {
                     break
         commit = version_of(["git", "-C", TOP, "rev-parse", "--short", "HEAD"])
         if subprocess.run(["git", "-C", TOP, "status", "--porcelain", "--",
-                           "ngx_http_msgbus_module", "bench/peers", "bench/seed"],
+                           "ngx_http_msgbus_module", "bench/peers", "bench/seed", "bench/standin"],
                           capture_output=True, text=True).stdout.strip():
             commit += "+dirty"
         self.facts = {
@@ -622,7 +700,11 @@ http {
                        "unpinned (both CPUs)" % LOAD_CPU,
             "msgbus": commit,
             "nginx": version_of([NGINX, "-v"], r"nginx/(\S+)"),
+            "stores": ", ".join(self.stores),
             "store": version_of(["bash", "-c", 'top=$0; . "$top/bench/lib.sh"; bench_store_version', TOP]),
+            "standin": "bench/standin (%s, GOMAXPROCS default, %d CPUs): in memory, a stand-in for "
+                       "a fast MongoDB on its own hardware, not a store"
+                       % (version_of(["go", "version"], r"go version (\S+)"), os.cpu_count()),
             "httperf": deb_version("httperf"),
             "python3": version_of(["/usr/bin/python3", "--version"], r"Python (\S+)"),
             "gevent": deb_version("python3-gevent"),
@@ -647,11 +729,15 @@ http {
         self.module = os.path.join(self.work, "ngx_http_msgbus_module.so")
         shutil.copy(os.path.join(TOP, ".build/default/ngx_http_msgbus_module.so"), self.module)
         self.mongoc = os.path.join(TOP, ".build/bench/mongoc_ping")
+        self.standin_bin = os.path.join(TOP, ".build/bench/msgbus-standin")
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         self.collect_facts()
         workloads = a.workloads.split(",")
         contenders = a.contenders.split(",")
+        for st in self.stores:
+            if st not in STORES:
+                die("unknown store %s (%s)" % (st, ", ".join(STORES)))
         for w in workloads:
             if w not in WORKLOADS:
                 die("unknown workload %s (%s)" % (w, ", ".join(WORKLOADS)))
@@ -662,47 +748,15 @@ http {
         parts = [buslib.partition(PROJECT, q, PARTITIONS) for q in (PAGE, BIG, EMPTY)]
         if len(set(parts + [POST_PARTITION])) != 4:
             die("the queues share partitions: %s" % parts)
-        self.start_store()
-        log("store %s (FerretDB pid %d); results %s"
-            % (self.store_uri, self.store_pid, self.dir.replace(TOP + "/", "")))
-
-        # priming, through msgbus and through Zaqar
-        p, port = self.start("msgbus-2w")
-        for c in contenders:
-            if c not in ("static", "zaqar"):
-                http(port, "PUT", "/v2/queues/" + post_queue(c))
-        self.prime(port, "msgbus-2w")
-        for w in ("get", "get-64k", "get-empty"):
-            code, body, _ = http(port, "GET", WORKLOADS[w]["path"])
-            self.pages[w] = body.decode()
-        code, body, _ = http(port, "POST", self.path_of("msgbus-2w", "post"),
-                             {"messages": [{"body": {"event": 0}}]})
-        self.post_answer = body.decode()
-        self.kill(p)
-        if "zaqar" in contenders:
-            p, port = self.start("zaqar")
-            self.prime(port, "zaqar")
-            self.kill(p)
-        log("page sizes: " + ", ".join("%s %d bytes" % (w, len(b)) for w, b in self.pages.items()))
-
-        for w in workloads:
-            for c in contenders:
-                if WORKLOADS[w].get("closed"):
-                    if c in CLAIM_CONTENDERS:
-                        p, port = self.start(c)
-                        self.server_pid = p.pid
-                        self.claims(c, port)
-                        self.kill(p)
-                    continue
-                p, port = self.start(c)
-                self.server_pid = p.pid
-                self.check(c, port)
-                self.sweep(c, port, w)
-                self.kill(p)
-            if w in ("get", "get-64k", "get-empty") and not a.no_ceiling:
-                p, port = self.start("static")
-                self.ceiling(w, port)
-                self.kill(p)
+        for store in self.stores:
+            self.store = store
+            self.start_store()
+            log("%s store %s (pid %d); results %s"
+                % (store, self.store_uri, self.store_pid, self.dir.replace(TOP + "/", "")))
+            self.prime_all(contenders)
+            for w in workloads:
+                self.workload(w, contenders)
+            self.stop_store()
 
         csv_path = self.write_csv()
         import report
@@ -770,9 +824,19 @@ database = %(db)s
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="the GET workload at 4 rates only")
+    ap.add_argument("--quick", action="store_true",
+                    help="the GET workload at 4 rates, contenders %s, on both stores"
+                         % ",".join(QUICK_CONTENDERS))
     ap.add_argument("--workloads", help="comma-separated, of: " + ", ".join(WORKLOADS))
-    ap.add_argument("--contenders", default=",".join(CONTENDERS))
+    ap.add_argument("--contenders", help="comma-separated, of: %s (all; --quick: %s)"
+                    % (",".join(CONTENDERS), ",".join(QUICK_CONTENDERS)))
+    ap.add_argument("--store", default=",".join(STORES),
+                    help="comma-separated, run in this order: real (t/util/store.sh: FerretDB + "
+                         "PostgreSQL), standin (bench/standin: in memory, a stand-in for a fast "
+                         "MongoDB on its own hardware); default: both")
+    ap.add_argument("--rates", type=lambda v: [int(x) for x in v.split(",")],
+                    help="comma-separated demanded requests/s, for every workload instead of its "
+                         "own list (divided by the calls per connection, as the full lists)")
     ap.add_argument("--duration", type=float, default=10, help="seconds per rate (10)")
     ap.add_argument("--zaqar-processes", type=int, default=4)
     ap.add_argument("--no-ceiling", action="store_true")
@@ -781,6 +845,8 @@ def main():
     a = ap.parse_args()
     if a.workloads is None:
         a.workloads = "get" if a.quick else ",".join(WORKLOADS)
+    if a.contenders is None:
+        a.contenders = ",".join(QUICK_CONTENDERS if a.quick else CONTENDERS)
     run = Run(a)
     try:
         run.main()

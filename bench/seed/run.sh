@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The seed's benchmark with msgbus in it (bench/seed/README.md): installs
-# what the contenders and the load need, then runs bench/seed/run.py.
+# what the contenders and the load need, builds mongoc_ping and the
+# stand-in store (bench/standin), then runs bench/seed/run.py.
 #
 #   bench/seed/run.sh            the full run    (make bench)
 #   bench/seed/run.sh --quick    a sanity pass   (make bench-quick)
@@ -30,6 +31,7 @@ if [ ! -f "$node/node_modules/mongodb/package.json" ] \
 fi
 
 bench_mongoc_ping > /dev/null
+bench_standin > /dev/null
 [ -f .build/default/ngx_http_msgbus_module.so ] || { echo "bench: the module is not built: make build" >&2; exit 1; }
 
 exec /usr/bin/python3 bench/seed/run.py "$@"
