@@ -290,21 +290,17 @@ func docArray(docs []*Doc) Array {
 func cmdGetMore(x *ctx) (*Doc, error) {
 	id, _, _, _ := number(x.cmd.E[0].V)
 	cursorMu.Lock()
+	defer cursorMu.Unlock()
 	c := cursors[id]
-	cursorMu.Unlock()
 	if c == nil {
 		return nil, cmdErr(43, "CursorNotFound", fmt.Sprintf("cursor id %d not found", id))
 	}
 	next, rest := batch(c.docs, int(x.intArg("batchSize")))
-	cursorMu.Lock()
 	if len(rest) == 0 {
 		delete(cursors, id)
+		id = 0
 	} else {
 		c.docs, c.used = rest, time.Now()
-	}
-	cursorMu.Unlock()
-	if len(rest) == 0 {
-		id = 0
 	}
 	return ok("cursor", D("nextBatch", docArray(next), "id", id, "ns", c.ns)), nil
 }
