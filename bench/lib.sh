@@ -70,7 +70,17 @@ bench_mongoc_ping() {
 # standard library only) when missing or older than its sources; prints
 # its path
 bench_standin() {
-    local bin=$top/.build/bench/msgbus-standin src=$top/bench/standin f
+    bench_go_build "$top/.build/bench/msgbus-standin" "$top/bench/standin"
+}
+
+# bench_poster: builds bench/post (closed-loop producers) when stale; prints its path
+bench_poster() {
+    bench_go_build "$top/.build/bench/post" "$top/bench/post"
+}
+
+# bench_go_build BIN SRC: go build of SRC into BIN when a source is newer
+bench_go_build() {
+    local bin=$1 src=$2 f
     local stale=
     [ -x "$bin" ] || stale=1
     for f in "$src"/*.go "$src/go.mod"; do

@@ -20,6 +20,11 @@
  * as the store's ceiling for a query (a reply with "ok" other than 1
  * counts as an error).
  *
+ * With -k FIELD as well, each command's documents[0].FIELD is a number of
+ * its own (1, 2, ...): an insert into a collection with a unique index on
+ * that field (bench/seed inserts messages so, into a partition with
+ * msgbus's indexes).
+ *
  * The latency of one ping is pop + command + push, what a caller sees.
  * Prints one line of key=value pairs (pings, seconds, pings_per_s,
  * p50_ms, p99_ms, max_ms, errors, threads, cpu_s: the process's CPU
@@ -57,6 +62,8 @@ typedef struct {
 static mongoc_client_pool_t  *pool;
 static bson_t                 command = BSON_INITIALIZER;
 static const char            *command_db = "admin";
+static const char            *key_field;
+static atomic_llong           next_key = 1;
 static atomic_int             measuring;
 static atomic_int             stopping;
 static atomic_long            remaining;   /* -n: pings left, else -1 */
@@ -74,17 +81,66 @@ now_ns(void)
 }
 
 
+/* the command with documents[0].key_field set to the next number */
+
+static void
+keyed(bson_t *out)
+{
+    bson_t       docs, doc;
+    bson_iter_t  it, d, f;
+
+    bson_init(out);
+    bson_iter_init(&it, &command);
+
+    while (bson_iter_next(&it)) {
+        if (strcmp(bson_iter_key(&it), "documents") != 0
+            || !BSON_ITER_HOLDS_ARRAY(&it))
+        {
+            bson_append_iter(out, NULL, 0, &it);
+            continue;
+        }
+
+        bson_append_array_begin(out, "documents", -1, &docs);
+        bson_append_document_begin(&docs, "0", -1, &doc);
+
+        if (bson_iter_recurse(&it, &d) && bson_iter_next(&d)
+            && BSON_ITER_HOLDS_DOCUMENT(&d) && bson_iter_recurse(&d, &f))
+        {
+            while (bson_iter_next(&f)) {
+                if (strcmp(bson_iter_key(&f), key_field) != 0) {
+                    bson_append_iter(&doc, NULL, 0, &f);
+                }
+            }
+        }
+
+        bson_append_int64(&doc, key_field, -1,
+                          atomic_fetch_add(&next_key, 1));
+        bson_append_document_end(&docs, &doc);
+        bson_append_array_end(out, &docs);
+    }
+}
+
+
 static int
 ping(mongoc_client_t *client, bson_error_t *error)
 {
     int      ok;
-    bson_t   reply;
+    bson_t   reply, cmd;
+
+    if (key_field) {
+        keyed(&cmd);
+    }
 
     /* the reply's "ok" is checked by libmongoc: an error when not 1 */
-    ok = mongoc_client_command_simple(client, command_db, &command, NULL,
+    ok = mongoc_client_command_simple(client, command_db,
+                                      key_field ? &cmd : &command, NULL,
                                       &reply, error);
 
     bson_destroy(&reply);
+
+    if (key_field) {
+        bson_destroy(&cmd);
+    }
 
     return ok;
 }
@@ -193,7 +249,7 @@ usage(void)
 {
     fprintf(stderr, "usage: mongoc_ping -u URI [-t THREADS] [-d SECONDS] "
                     "[-w WARMUP_SECONDS] [-n TOTAL_PINGS] "
-                    "[-c COMMAND_JSON [-D DATABASE]]\n");
+                    "[-c COMMAND_JSON [-D DATABASE] [-k FIELD]]\n");
     exit(2);
 }
 
@@ -215,7 +271,7 @@ main(int argc, char **argv)
     mongoc_client_t   *client;
     struct timespec    ts;
 
-    while ((opt = getopt(argc, argv, "u:t:d:w:n:c:D:")) != -1) {
+    while ((opt = getopt(argc, argv, "u:t:d:w:n:c:D:k:")) != -1) {
         switch (opt) {
         case 'u': uri_string = optarg; break;
         case 't': threads = strtol(optarg, NULL, 10); break;
@@ -224,6 +280,7 @@ main(int argc, char **argv)
         case 'n': count = strtol(optarg, NULL, 10); break;
         case 'c': command_json = optarg; break;
         case 'D': command_db = optarg; break;
+        case 'k': key_field = optarg; break;
         default: usage();
         }
     }

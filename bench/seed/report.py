@@ -111,8 +111,33 @@ def heading(store, w):
     return "## %s: %s" % (w, STORE_LABELS.get(store, store))
 
 
+def producers(store, w, series, msgbus, workloads):
+    """the producers workload: per contender, 16 producers and 1; msgbus's
+    ratios to each at the same size"""
+    lines = [heading(store, w), "", (workloads or {}).get(w, {}).get("what", ""), "",
+             "| contender | producers | posts/s | p50 ms | errors | CPU us per post: server / "
+             "store | msgbus / this | what happened |",
+             "|---|---:|---:|---:|---:|---|---:|---|"]
+    mine = {int(r["calls"]): r for r in series.get(msgbus, [])}
+    for c, points in series.items():
+        for r in sorted(points, key=lambda r: -int(r["calls"])):
+            a, m = num(r.get("achieved")), mine.get(int(r["calls"]))
+            label = LABELS.get(c, c)
+            if c == "store":
+                label = "limit: the store's own inserts into the partition (libmongoc, threads)"
+            elif c == "store-plain":
+                label = "(the store's own inserts, _id index only)"
+            lines.append("| %s | %s | %.1f | %s | %s | %s / %s | %s | %s |" % (
+                label, r["calls"], a, r.get("response_ms", ""), r.get("errors", ""),
+                r.get("server_us_per_reply") or "-", r.get("store_us_per_reply") or "-",
+                "%.2f" % (num(m["achieved"]) / a) if m and a else "", r.get("note", "")))
+    return lines + [""]
+
+
 def closed_loop(store, w, series, msgbus, workloads):
     """a workload measured without httperf: one row per contender"""
+    if w == "producers":
+        return producers(store, w, series, msgbus, workloads)
     lines = [heading(store, w), "", (workloads or {}).get(w, {}).get("what", ""), "",
              "| contender | messages/s | msgbus / this | what happened |", "|---|---:|---:|---|"]
     mb = num(series[msgbus][0].get("achieved")) if msgbus in series else None

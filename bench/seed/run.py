@@ -78,13 +78,22 @@ WORKLOADS = {
                       what="GET of an empty queue, 1 call per connection"),
     "post": dict(path="/v2/queues/{q}/messages", calls=1, method="POST",
                  what="POST of one small message, 1 call per connection"),
-    "claim": dict(calls=1, closed=True,
+    "producers": dict(calls=1, closed="producers",
+                      what="POST to one queue by 16 producers, closed loop (each posts one "
+                           "message and sends the next when answered: bench/post), then by 1 "
+                           "producer (the latency of one post); msgbus's queue read back by "
+                           "marker after (bench/post/order.py); next to the store's own "
+                           "single-document inserts from a libmongoc loop of 16 threads and "
+                           "of 1, into msgbus's partition (its indexes) and into a collection "
+                           "with only the _id index"),
+    "claim": dict(calls=1, closed="claims",
                   what="claim+delete: one producer posts the messages (batches of 10), then "
                        "8 consumers claim them (limit 10) and delete each with its claim id "
                        "(t/util/claims.py bench, a closed loop, not httperf); "
                        "msgbus and Zaqar, the peers have no claims"),
 }
 CLAIM_CONTENDERS = ("msgbus-1w", "msgbus-2w", "zaqar")
+PRODUCERS = (16, 1)         # the producers workload's sizes
 
 CONTENDERS = ["msgbus-1w", "msgbus-2w", "gevent", "tornado", "node", "zaqar", "static"]
 QUICK_CONTENDERS = ["msgbus-2w", "gevent", "zaqar", "static"]
@@ -439,6 +448,13 @@ http {
     def workload(self, w, contenders):
         """each contender alone, then the limits"""
         for c in contenders:
+            if WORKLOADS[w].get("closed") == "producers":
+                if c != "static":
+                    p, port = self.start(c)
+                    self.server_pid = p.pid
+                    self.producers(c, port)
+                    self.kill(p)
+                continue
             if WORKLOADS[w].get("closed"):
                 if c in CLAIM_CONTENDERS:
                     p, port = self.start(c)
@@ -451,6 +467,8 @@ http {
             self.check(c, port)
             self.sweep(c, port, w)
             self.kill(p)
+        if w == "producers" and not self.args.no_ceiling:
+            self.inserts()
         if w in ("get", "get-64k", "get-empty") and not self.args.no_ceiling:
             p, port = self.start("static")
             self.ceiling(w, port)
@@ -604,6 +622,92 @@ http {
         self.add_row(row)
         log("%-7s %-10s claim: %s" % (self.store, contender, row["note"]))
 
+    # --- producers: posts to one queue, closed loop ------------------------------
+
+    def producers(self, contender, port):
+        """16 producers, then 1, posting to a queue of their own (created by
+        an untimed post first); for msgbus, the queue read back by marker"""
+        secs = min(self.duration, 10)
+        for n in PRODUCERS:
+            q = queue_in("producers-%d-%s-%s" % (n, contender, self.id.lower()),
+                         POST_PARTITION)
+            path = "/v2/queues/%s/messages" % q
+            code = http(port, "POST", path, {"messages": [{"body": {"producer": -1, "seq": 0}}]})[0]
+            if code != 201:
+                die("%s: the first post to %s answered %d" % (contender, q, code))
+            cmd = [self.poster, "-url", "http://127.0.0.1:%d%s" % (port, path), "-c", str(n),
+                   "-d", str(secs), "-w", "0", "-project", PROJECT]
+            c0, s0 = tick_cpu([self.server_pid]), self.store_cpu()
+            r = subprocess.run(["timeout", "-s", "KILL", str(int(secs + 60)),
+                                "taskset", "-c", LOAD_CPU] + cmd, capture_output=True, text=True)
+            c1, s1 = tick_cpu([self.server_pid]), self.store_cpu()
+            kv = dict(x.split("=", 1) for x in r.stdout.split() if "=" in x)
+            if r.returncode != 0 or "posts" not in kv:
+                die("%s: bench/post: %s" % (contender, r.stderr or r.stdout))
+            posts = int(kv["posts"])
+            note = "%d producers, closed loop: p50 %s ms, p99 %s ms, answers %s" % (
+                n, kv["p50_ms"], kv["p99_ms"], kv["statuses"].strip(","))
+            if contender.startswith("msgbus"):
+                o = subprocess.run(["/usr/bin/python3", os.path.join(TOP, "bench/post/order.py"),
+                                    str(port), PROJECT, q, kv["acked"]],
+                                   capture_output=True, text=True, timeout=600)
+                note += "; " + (o.stdout.strip() or o.stderr.strip()[-300:])
+            row = dict(run=self.id, workload="producers", contender=contender, rate="", calls=n,
+                       replies=posts + int(kv["errors"]), status_2xx=posts,
+                       errors=kv["errors"], achieved=kv["posts_per_s"], response_ms=kv["p50_ms"],
+                       test_s=kv["seconds"], server_cpu_s="%.2f" % (c1 - c0),
+                       store_cpu_s="%.2f" % (s1 - s0),
+                       server_us_per_reply="%.0f" % ((c1 - c0) / max(1, posts) * 1e6),
+                       store_us_per_reply="%.0f" % ((s1 - s0) / max(1, posts) * 1e6),
+                       command=" ".join(cmd).replace(TOP + "/", ""), note=note)
+            self.add_row(row)
+            log("%-7s %-10s producers %2d: %8s posts/s, p50 %s ms, p99 %s ms, errors %s%s"
+                % (self.store, contender, n, kv["posts_per_s"], kv["p50_ms"], kv["p99_ms"],
+                   kv["errors"], " (" + note.rsplit("; ", 1)[1] + ")"
+                   if contender.startswith("msgbus") else ""))
+
+    def inserts(self):
+        """the store's own single-document inserts of a message like msgbus's,
+        libmongoc's blocking client with 16 threads and 1: into the partition
+        msgbus posted to (its indexes; each insert a marker k of its own,
+        under a queue of its own), and into a collection with only the _id
+        index"""
+        secs = min(self.duration, 10)
+        part_db = buslib.messages_db(DATABASE, PROJECT, post_queue(MSGBUS), PARTITIONS)
+        for where, db, coll, key in (("partition", part_db, "messages", ["-k", "k"]),
+                                     ("plain", DATABASE + "_raw", "raw", [])):
+            # "e": in 2100, not expired: the TTL monitor leaves them alone
+            doc = ('{"insert": "%s", "documents": [{"p_q": "%s/raw-inserts-%%d", "t": 3600, '
+                   '"e": {"$date": {"$numberLong": "4102444800000"}}, "u": "%s", "c": {"id": null, "e": 0, "c": 0}, "d": 0, '
+                   '"b": {"$binary": {"base64": "eyJwcm9kdWNlciI6IDAsICJzZXEiOiAwfQ==", '
+                   '"subType": "80"}}, "k": 0, "tx": null}]}' % (coll, PROJECT, CLIENT))
+            for threads in PRODUCERS:
+                cmd = [self.mongoc, "-u", self.store_uri + "?maxPoolSize=32", "-t", str(threads),
+                       "-d", str(secs), "-w", "1", "-D", db, "-c", doc % threads] + key
+                s0 = self.store_cpu()
+                r = subprocess.run(["timeout", "-s", "KILL", "60", "taskset", "-c", LOAD_CPU] + cmd,
+                                   capture_output=True, text=True)
+                s1 = self.store_cpu()
+                kv = dict(x.split("=", 1) for x in r.stdout.split() if "=" in x)
+                if r.returncode != 0 or "pings_per_s" not in kv:
+                    die("the store's inserts: %s" % (r.stderr or r.stdout))
+                n = int(kv["pings"])
+                self.add_row(dict(run=self.id, workload="producers",
+                                  contender="store" if where == "partition" else "store-plain",
+                                  rate="", calls=threads, achieved=kv["pings_per_s"], replies=n,
+                                  status_2xx=n - int(kv["errors"]), errors=kv["errors"],
+                                  response_ms=kv["p50_ms"], test_s=kv["seconds"],
+                                  store_cpu_s="%.2f" % (s1 - s0),
+                                  store_us_per_reply="%.0f" % ((s1 - s0) / max(1, n) * 1e6),
+                                  command=" ".join(cmd).replace(TOP + "/", ""),
+                                  note="%d threads: single-document inserts into %s, p50 %s ms, "
+                                       "p99 %s ms" % (threads, "msgbus's partition (its indexes)"
+                                                      if where == "partition" else
+                                                      "a collection with only the _id index",
+                                                      kv["p50_ms"], kv["p99_ms"])))
+                log("%-7s %-10s producers %2d: %8s inserts/s, p50 %s ms (%s)"
+                    % (self.store, "store", threads, kv["pings_per_s"], kv["p50_ms"], where))
+
     # --- the store's ceiling -------------------------------------------------------
 
     def ceiling(self, workload, static_port):
@@ -729,6 +833,7 @@ http {
         self.module = os.path.join(self.work, "ngx_http_msgbus_module.so")
         shutil.copy(os.path.join(TOP, ".build/default/ngx_http_msgbus_module.so"), self.module)
         self.mongoc = os.path.join(TOP, ".build/bench/mongoc_ping")
+        self.poster = os.path.join(TOP, ".build/bench/post")
         self.standin_bin = os.path.join(TOP, ".build/bench/msgbus-standin")
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

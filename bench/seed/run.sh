@@ -32,6 +32,7 @@ fi
 
 bench_mongoc_ping > /dev/null
 bench_standin > /dev/null
+bench_poster > /dev/null
 [ -f .build/default/ngx_http_msgbus_module.so ] || { echo "bench: the module is not built: make build" >&2; exit 1; }
 
 exec /usr/bin/python3 bench/seed/run.py "$@"

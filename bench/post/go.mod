@@ -1,0 +1,3 @@
+module msgbus/bench/post
+
+go 1.21
