@@ -19,8 +19,10 @@
 /*
  * Parked requests: a long-poll listing waits for its page, a claim that
  * got nothing for messages to claim.  The operation that parks them
- * says how they end: ctx->on_page makes the long-poll's page, and
- * ctx->on_retry makes a waiting claim's next attempt.
+ * says how they end: ctx->on_page makes the page of a long-poll whose
+ * wait ended with nothing (those a batch wakes get the page fanout.c
+ * makes once for all that asked the same), and ctx->on_retry makes a
+ * waiting claim's next attempt.
  */
 
 
@@ -32,7 +34,7 @@ static void ngx_http_msgbus_wait_look(ngx_http_msgbus_ctx_t *ctx,
 static void ngx_http_msgbus_waiter_cleanup(void *data);
 static void ngx_http_msgbus_waiter_timer(ngx_event_t *ev);
 static ngx_uint_t ngx_http_msgbus_list_deliver(ngx_http_msgbus_waiter_t *wt,
-    bson_iter_t *batch, ngx_uint_t full);
+    ngx_http_msgbus_fan_t *fan, ngx_uint_t full);
 static ngx_int_t ngx_http_msgbus_list_end(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static void ngx_http_msgbus_retry(ngx_http_msgbus_waiter_t *wt);
@@ -262,6 +264,8 @@ ngx_http_msgbus_waiter_cleanup(void *data)
 {
     ngx_http_msgbus_waiter_t  *wt = data;
 
+    ngx_http_msgbus_fan_release(wt);
+
     if (wt->pool) {
         ngx_destroy_pool(wt->pool);
         wt->pool = NULL;
@@ -301,34 +305,49 @@ ngx_http_msgbus_waiter_timer(ngx_event_t *ev)
 
 /*
  * A long-poll's part of the batch: with messages it may see, it is
- * answered (ctx->on_page); else it waits on.  1: the batch was full and
- * it needs more.
+ * answered with its page (the same bytes for those that asked the same);
+ * else it waits on.  1: the batch was full and it needs more.
  */
 
 static ngx_uint_t
 ngx_http_msgbus_list_deliver(ngx_http_msgbus_waiter_t *wt,
-    bson_iter_t *batch, ngx_uint_t full)
+    ngx_http_msgbus_fan_t *fan, ngx_uint_t full)
 {
+    ngx_int_t               rc;
+    ngx_str_t               page;
+    ngx_http_request_t     *r;
     ngx_http_msgbus_part_t  part;
 
-    ngx_http_msgbus_part(wt, batch, &part);
+    ngx_http_msgbus_fan_part(fan, wt, &part);
 
     if (part.visible == 0) {
         wt->scan = part.last;
         return full && part.first != INT64_MIN;
     }
 
+    r = wt->request;
+
     ngx_http_msgbus_figure_add(wakeups, 1);
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, wt->request->connection->log, 0,
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "msgbus notify: waiter woken with %ui messages",
                    part.visible);
 
     ngx_http_msgbus_unpark(wt);
 
-    ngx_http_msgbus_woken(wt->request,
-                          wt->ctx->on_page(wt->request, wt->ctx,
-                                           &part.start));
+    if (ngx_http_msgbus_fan_page(fan, wt, &part, &page) != NGX_OK) {
+        ngx_http_msgbus_woken(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return 0;
+    }
+
+    rc = ngx_http_msgbus_send(r, NGX_HTTP_OK, &ngx_http_msgbus_json_type,
+                              &page);
+
+    if (ngx_http_msgbus_fan_sent(fan, wt, NULL, rc) != NGX_OK) {
+        rc = NGX_ERROR;
+    }
+
+    ngx_http_msgbus_woken(r, rc);
 
     return 0;
 }

@@ -16,8 +16,10 @@
 
 
 /*
- * Requests that wait (?wait=).  A long-poll listing is answered by
- * ctx->on_page, a waiting claim tries again through ctx->on_retry: the
+ * Requests that wait (?wait=).  A long-poll listing that messages wake
+ * gets the page the fan-out makes (fanout.c, as the listing of its
+ * arguments); one whose wait ends with nothing is answered by
+ * ctx->on_page; a waiting claim tries again through ctx->on_retry: the
  * operation sets them before it parks the request.
  */
 

@@ -26,6 +26,8 @@
  *     longpoll    parks requests; long-polls and waiting claims
  *     watch       the queues with waiters: finds, batches, the waiters'
  *                 hooks (ngx_http_msgbus_wait_t) called with them
+ *     fanout      a batch as its readers share it: each message rendered
+ *                 once, pages shared, kept while output refers to it
  *     recent      the messages this node stored lately, in the zone
  *     zone        the zone, wake pipes, versions, the worker's state
  */
@@ -146,6 +148,9 @@ typedef struct {
 
 
 typedef struct ngx_http_msgbus_waiter_s  ngx_http_msgbus_waiter_t;
+typedef struct ngx_http_msgbus_fan_s  ngx_http_msgbus_fan_t;
+typedef struct ngx_http_msgbus_fan_hold_s  ngx_http_msgbus_fan_hold_t;
+typedef struct ngx_http_msgbus_fan_filter_s  ngx_http_msgbus_fan_filter_t;
 
 /*
  * What a kind of waiter does, set by the file that parks it (longpoll.c,
@@ -156,7 +161,8 @@ typedef struct ngx_http_msgbus_waiter_s  ngx_http_msgbus_waiter_t;
  */
 
 typedef ngx_uint_t (*ngx_http_msgbus_deliver_pt)(
-    ngx_http_msgbus_waiter_t *wt, bson_iter_t *batch, ngx_uint_t full);
+    ngx_http_msgbus_waiter_t *wt, ngx_http_msgbus_fan_t *fan,
+    ngx_uint_t full);
 typedef void (*ngx_http_msgbus_turn_pt)(ngx_http_msgbus_waiter_t *wt);
 typedef ngx_int_t (*ngx_http_msgbus_end_pt)(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
@@ -178,7 +184,8 @@ struct ngx_http_msgbus_waiter_s {
     const ngx_http_msgbus_wait_t  *how;
     ngx_event_t                 timer;       /* the end, or a stream's ping */
     int64_t                     scan;        /* seen up to this marker */
-    ngx_pool_t                 *pool;        /* a stream's unsent events */
+    ngx_pool_t                 *pool;        /* a stream's unsent pings */
+    ngx_http_msgbus_fan_hold_t *held;        /* fans its output refers to */
     unsigned                    trying:1;    /* a claim, tried again */
 };
 
@@ -186,10 +193,11 @@ struct ngx_http_msgbus_waiter_s {
 /* a reader's part of a batch: the messages after its marker */
 
 typedef struct {
-    bson_iter_t                 start;       /* just before the first */
+    ngx_uint_t                  start;       /* the first one's index */
     int64_t                     first;       /* INT64_MIN: none */
     int64_t                     last;
     ngx_uint_t                  visible;     /* of them, it may see */
+    ngx_http_msgbus_fan_filter_t  *filter;   /* what it may see */
 } ngx_http_msgbus_part_t;
 
 
@@ -254,12 +262,28 @@ void ngx_http_msgbus_figures(ngx_http_msgbus_slot_t *slot);
 ngx_int_t ngx_http_msgbus_recall(ngx_str_t *scoped, uint32_t hash,
     int64_t scan, bson_t *batch);
 
+/* fanout.c */
+ngx_http_msgbus_fan_t *ngx_http_msgbus_fan_open(bson_iter_t *batch);
+void ngx_http_msgbus_fan_close(ngx_http_msgbus_fan_t *fan);
+void ngx_http_msgbus_fan_part(ngx_http_msgbus_fan_t *fan,
+    ngx_http_msgbus_waiter_t *wt, ngx_http_msgbus_part_t *part);
+ngx_uint_t ngx_http_msgbus_fan_visible(ngx_http_msgbus_fan_t *fan,
+    ngx_http_msgbus_waiter_t *wt, ngx_http_msgbus_part_t *part,
+    ngx_uint_t i);
+ngx_int_t ngx_http_msgbus_fan_page(ngx_http_msgbus_fan_t *fan,
+    ngx_http_msgbus_waiter_t *wt, ngx_http_msgbus_part_t *part,
+    ngx_str_t *body);
+ngx_int_t ngx_http_msgbus_fan_events(ngx_http_msgbus_fan_t *fan,
+    ngx_http_msgbus_waiter_t *wt, ngx_http_msgbus_part_t *part,
+    ngx_chain_t *head, ngx_chain_t **out, ngx_uint_t *n);
+ngx_int_t ngx_http_msgbus_fan_sent(ngx_http_msgbus_fan_t *fan,
+    ngx_http_msgbus_waiter_t *wt, ngx_chain_t *out, ngx_int_t rc);
+void ngx_http_msgbus_fan_release(ngx_http_msgbus_waiter_t *wt);
+
 /* watch.c */
 ngx_http_msgbus_watch_t *ngx_http_msgbus_watch(ngx_http_msgbus_ctx_t *ctx);
 ngx_http_msgbus_watch_t *ngx_http_msgbus_watch_lookup(ngx_str_t *scoped);
 ngx_uint_t ngx_http_msgbus_known_empty(ngx_http_msgbus_ctx_t *ctx);
-void ngx_http_msgbus_part(ngx_http_msgbus_waiter_t *wt, bson_iter_t *batch,
-    ngx_http_msgbus_part_t *part);
 void ngx_http_msgbus_unpark(ngx_http_msgbus_waiter_t *wt);
 void ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt);
 void ngx_http_msgbus_woken(ngx_http_request_t *r, ngx_int_t rc);

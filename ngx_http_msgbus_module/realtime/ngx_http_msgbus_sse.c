@@ -9,12 +9,8 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgbus_module.h"
-#include "ngx_http_msgbus_json.h"
 #include "ngx_http_msgbus_response.h"
 #include "ngx_http_msgbus_args.h"
-#include "ngx_http_msgbus_store_query.h"
-#include "ngx_http_msgbus_store_reply.h"
-#include "ngx_http_msgbus_render.h"
 #include "ngx_http_msgbus_realtime.h"
 #include "ngx_http_msgbus_zone.h"
 #include "ngx_http_msgbus_sse.h"
@@ -31,14 +27,19 @@ static ngx_int_t ngx_http_msgbus_stream_resume(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_stream_headers(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_msgbus_stream_deliver(
-    ngx_http_msgbus_waiter_t *wt, bson_iter_t *batch, ngx_uint_t full);
+    ngx_http_msgbus_waiter_t *wt, ngx_http_msgbus_fan_t *fan,
+    ngx_uint_t full);
 static ngx_int_t ngx_http_msgbus_stream_end(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static void ngx_http_msgbus_stream_ping(ngx_event_t *ev);
 static ngx_int_t ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt,
-    bson_iter_t *docs, int64_t first);
-static ngx_int_t ngx_http_msgbus_stream_send(ngx_http_request_t *r,
-    ngx_http_msgbus_jbuf_t *jb, ngx_uint_t last);
+    ngx_http_msgbus_fan_t *fan, ngx_http_msgbus_part_t *part);
+static ngx_chain_t *ngx_http_msgbus_stream_gap(ngx_http_msgbus_waiter_t *wt,
+    int64_t first);
+static ngx_int_t ngx_http_msgbus_stream_text(ngx_http_request_t *r,
+    ngx_pool_t *pool, ngx_str_t *text, ngx_uint_t last);
+static ngx_int_t ngx_http_msgbus_stream_out(ngx_http_request_t *r,
+    ngx_chain_t *out);
 static void ngx_http_msgbus_stream_writer(ngx_http_request_t *r);
 static ngx_pool_t *ngx_http_msgbus_stream_pool(ngx_http_request_t *r);
 static void ngx_http_msgbus_stream_sent(ngx_http_request_t *r);
@@ -48,6 +49,9 @@ static ngx_str_t  ngx_http_msgbus_last_event_id =
     ngx_string("Last-Event-ID");
 static ngx_str_t  ngx_http_msgbus_stream_type =
     ngx_string("text/event-stream");
+static ngx_str_t  ngx_http_msgbus_stream_hello =
+    ngx_string(": msgbus stream\n\n");
+static ngx_str_t  ngx_http_msgbus_stream_alive = ngx_string(": ping\n\n");
 
 
 static const ngx_http_msgbus_wait_t  ngx_http_msgbus_stream_wait = {
@@ -68,8 +72,7 @@ static const ngx_http_msgbus_wait_t  ngx_http_msgbus_stream_wait = {
 ngx_int_t
 ngx_http_msgbus_stream(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    ngx_int_t               rc;
-    ngx_http_msgbus_jbuf_t  jb;
+    ngx_int_t  rc;
 
     rc = ngx_http_msgbus_stream_resume(r, ctx);
     if (rc != NGX_DECLINED) {
@@ -92,10 +95,9 @@ ngx_http_msgbus_stream(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         return rc;
     }
 
-    ngx_http_msgbus_jbuf_init(&jb, r->pool);
-
-    if (ngx_http_msgbus_jbuf_literal(&jb, ": msgbus stream\n\n") != NGX_OK
-        || ngx_http_msgbus_stream_send(r, &jb, 0) == NGX_ERROR)
+    if (ngx_http_msgbus_stream_text(r, r->pool,
+                                    &ngx_http_msgbus_stream_hello, 0)
+        == NGX_ERROR)
     {
         return NGX_ERROR;
     }
@@ -194,17 +196,17 @@ ngx_http_msgbus_stream_headers(ngx_http_request_t *r)
 
 static ngx_uint_t
 ngx_http_msgbus_stream_deliver(ngx_http_msgbus_waiter_t *wt,
-    bson_iter_t *batch, ngx_uint_t full)
+    ngx_http_msgbus_fan_t *fan, ngx_uint_t full)
 {
     ngx_http_msgbus_part_t  part;
 
-    ngx_http_msgbus_part(wt, batch, &part);
+    ngx_http_msgbus_fan_part(fan, wt, &part);
 
     if (part.first == INT64_MIN) {
         return 0;
     }
 
-    if (ngx_http_msgbus_events(wt, &part.start, part.first) != NGX_OK) {
+    if (ngx_http_msgbus_events(wt, fan, &part) != NGX_OK) {
         ngx_http_msgbus_unpark(wt);
         ngx_http_msgbus_woken(wt->request, NGX_ERROR);
         return 0;
@@ -223,11 +225,7 @@ ngx_http_msgbus_stream_deliver(ngx_http_msgbus_waiter_t *wt,
 static ngx_int_t
 ngx_http_msgbus_stream_end(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    ngx_http_msgbus_jbuf_t  jb;
-
-    ngx_http_msgbus_jbuf_init(&jb, r->pool);
-
-    return (ngx_http_msgbus_stream_send(r, &jb, 1) == NGX_ERROR)
+    return (ngx_http_msgbus_stream_text(r, r->pool, NULL, 1) == NGX_ERROR)
            ? NGX_ERROR : NGX_OK;
 }
 
@@ -237,19 +235,20 @@ ngx_http_msgbus_stream_end(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 static void
 ngx_http_msgbus_stream_ping(ngx_event_t *ev)
 {
-    ngx_http_msgbus_jbuf_t       jb;
+    ngx_pool_t                  *pool;
     ngx_http_msgbus_waiter_t    *wt;
     ngx_http_msgbus_loc_conf_t  *mlcf;
 
     wt = ev->data;
 
-    ngx_http_msgbus_jbuf_init(&jb, ngx_http_msgbus_stream_pool(wt->request));
+    pool = ngx_http_msgbus_stream_pool(wt->request);
 
     mlcf = ngx_http_get_module_loc_conf(wt->request, ngx_http_msgbus_module);
 
-    if (jb.pool == NULL
-        || ngx_http_msgbus_jbuf_literal(&jb, ": ping\n\n") != NGX_OK
-        || ngx_http_msgbus_stream_send(wt->request, &jb, 0) == NGX_ERROR)
+    if (pool == NULL
+        || ngx_http_msgbus_stream_text(wt->request, pool,
+                                       &ngx_http_msgbus_stream_alive, 0)
+           == NGX_ERROR)
     {
         ngx_http_msgbus_answer(wt);
         return;
@@ -261,119 +260,136 @@ ngx_http_msgbus_stream_ping(ngx_event_t *ev)
 
 /*
  * A stream's events: the messages it may see as "message" events (id:
- * the marker); a resume point whose next messages are gone first gets
- * a "gap" event.
+ * the marker), the fan's bytes; a resume point whose next messages are
+ * gone first gets a "gap" event.
  */
 
 static ngx_int_t
-ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt, bson_iter_t *docs,
-    int64_t first)
+ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt,
+    ngx_http_msgbus_fan_t *fan, ngx_http_msgbus_part_t *part)
 {
-    int64_t                   k;
-    ngx_uint_t                n;
-    ngx_http_request_t       *r;
-    ngx_http_msgbus_ctx_t    *ctx;
-    ngx_http_msgbus_jbuf_t    jb;
-    ngx_http_msgbus_render_t  how;
+    ngx_int_t               rc;
+    ngx_uint_t              n;
+    ngx_chain_t            *gap, *out, *shared;
+    ngx_http_msgbus_ctx_t  *ctx;
 
-    r = wt->request;
     ctx = wt->ctx;
-
-    ngx_http_msgbus_jbuf_init(&jb, ngx_http_msgbus_stream_pool(r));
-
-    if (jb.pool == NULL) {
-        return NGX_ERROR;
-    }
+    gap = NULL;
 
     if (ctx->read.gap_check) {
         ctx->read.gap_check = 0;
 
-        if (wt->scan < INT64_MAX && first > wt->scan + 1) {
-            if (ngx_http_msgbus_jbuf_reserve(&jb, 2 * NGX_INT64_LEN + 64)
-                != NGX_OK)
-            {
+        if (wt->scan < INT64_MAX && part->first > wt->scan + 1) {
+            gap = ngx_http_msgbus_stream_gap(wt, part->first);
+            if (gap == NULL) {
                 return NGX_ERROR;
             }
-
-            jb.pos = ngx_sprintf(jb.pos, "event: gap\ndata: "
-                                 "{\"last_event_id\": %L, \"next\": %L}\n\n",
-                                 wt->scan, first);
         }
     }
 
-    ngx_memzero(&how, sizeof(ngx_http_msgbus_render_t));
-    how.base = ctx->base;
-    how.now = ctx->q.now;
-
-    n = 0;
-
-    while (bson_iter_next(docs)) {
-        k = ngx_http_msgbus_doc_int(docs, "k", 0);
-
-        if (k <= wt->scan || !ngx_http_msgbus_doc_visible(&ctx->q, docs)) {
-            continue;
-        }
-
-        if (ngx_http_msgbus_jbuf_reserve(&jb, NGX_INT64_LEN + 32) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        jb.pos = ngx_sprintf(jb.pos, "id: %L\nevent: message\ndata: ", k);
-
-        if (ngx_http_msgbus_message_json(&jb, docs, &how) != NGX_OK
-            || ngx_http_msgbus_jbuf_literal(&jb, "\n\n") != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        n++;
+    if (ngx_http_msgbus_fan_events(fan, wt, part, gap, &out, &n) != NGX_OK) {
+        return NGX_ERROR;
     }
 
-    if (jb.start == NULL) {
+    if (out == NULL) {
         return NGX_OK;
     }
 
     ngx_http_msgbus_figure_add(events, n);
 
-    return (ngx_http_msgbus_stream_send(r, &jb, 0) == NGX_ERROR)
-           ? NGX_ERROR : NGX_OK;
+    /* the gap's buf is the stream's own: gone with its pool once sent */
+
+    shared = gap ? gap->next : out;
+
+    rc = ngx_http_msgbus_stream_out(wt->request, out);
+
+    if (ngx_http_msgbus_fan_sent(fan, wt, shared, rc) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+}
+
+
+/* "event: gap": the resume point's next messages are gone before first */
+
+static ngx_chain_t *
+ngx_http_msgbus_stream_gap(ngx_http_msgbus_waiter_t *wt, int64_t first)
+{
+    ngx_buf_t    *b;
+    ngx_pool_t   *pool;
+    ngx_chain_t  *cl;
+
+    pool = ngx_http_msgbus_stream_pool(wt->request);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    b = ngx_create_temp_buf(pool, 2 * NGX_INT64_LEN + 64);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    cl = ngx_alloc_chain_link(pool);
+    if (cl == NULL) {
+        return NULL;
+    }
+
+    b->last = ngx_sprintf(b->last, "event: gap\ndata: "
+                          "{\"last_event_id\": %L, \"next\": %L}\n\n",
+                          wt->scan, first);
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    return cl;
+}
+
+
+/* text (NULL: none, the last chunk) goes out in a buf of the pool */
+
+static ngx_int_t
+ngx_http_msgbus_stream_text(ngx_http_request_t *r, ngx_pool_t *pool,
+    ngx_str_t *text, ngx_uint_t last)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    b = ngx_calloc_buf(pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (text) {
+        b->pos = text->data;
+        b->last = text->data + text->len;
+        b->memory = 1;
+    }
+
+    b->last_buf = last;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_msgbus_stream_out(r, &out);
 }
 
 
 /* a stream's bytes go out now; a client that does not read is cut off */
 
 static ngx_int_t
-ngx_http_msgbus_stream_send(ngx_http_request_t *r, ngx_http_msgbus_jbuf_t *jb,
-    ngx_uint_t last)
+ngx_http_msgbus_stream_out(ngx_http_request_t *r, ngx_chain_t *out)
 {
     ngx_int_t                  rc;
-    ngx_buf_t                 *b;
-    ngx_chain_t                out;
+    ngx_chain_t               *cl;
     ngx_http_core_loc_conf_t  *clcf;
 
-    if (jb->pool == NULL) {
-        return NGX_ERROR;
-    }
+    for (cl = out; cl->next; cl = cl->next) { /* void */ }
 
-    b = ngx_calloc_buf(jb->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
+    cl->buf->flush = 1;
+    cl->buf->last_in_chain = 1;
 
-    if (jb->start) {
-        b->pos = jb->start;
-        b->last = jb->pos;
-        b->memory = 1;
-    }
-
-    b->flush = 1;
-    b->last_buf = last;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_output_filter(r, &out);
+    rc = ngx_http_output_filter(r, out);
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
@@ -404,9 +420,9 @@ ngx_http_msgbus_stream_send(ngx_http_request_t *r, ngx_http_msgbus_jbuf_t *jb,
 
 
 /*
- * A stream's events are made in a pool of their own, dropped once they
- * are sent: a stream that lives for days does not grow its request's.
- * NULL: no memory for them.
+ * A stream's pings and gaps are made in a pool of their own, dropped once
+ * they are sent: a stream that lives for days does not grow its
+ * request's.  NULL: no memory for them.
  */
 
 static ngx_pool_t *
@@ -442,10 +458,18 @@ ngx_http_msgbus_stream_sent(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgbus_module);
     wt = ctx ? ctx->read.waiter : NULL;
 
-    if (wt && wt->pool) {
+    if (wt == NULL) {
+        return;
+    }
+
+    if (wt->pool) {
         ngx_destroy_pool(wt->pool);
         wt->pool = NULL;
     }
+
+    /* no output refers to the fans' bytes any more */
+
+    ngx_http_msgbus_fan_release(wt);
 }
 
 

@@ -13,7 +13,6 @@
 #include "ngx_http_msgbus_response.h"
 #include "ngx_http_msgbus_store_query.h"
 #include "ngx_http_msgbus_store_reply.h"
-#include "ngx_http_msgbus_render.h"
 #include "ngx_http_msgbus_realtime.h"
 
 
@@ -612,6 +611,7 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_iter_t *batch,
     ngx_uint_t                 n, more, pass;
     bson_iter_t                docs;
     ngx_queue_t               *q, *next;
+    ngx_http_msgbus_fan_t     *fan;
     ngx_http_msgbus_waiter_t  *wt;
     ngx_http_msgbus_worker_t  *wk;
 
@@ -635,6 +635,13 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_iter_t *batch,
     if (n < NGX_HTTP_MSGBUS_FETCH && (!w->known || tail > w->tail)) {
         w->tail = tail;
         w->known = 1;
+    }
+
+    /* each message rendered once for all (no memory: the next post) */
+
+    fan = ngx_http_msgbus_fan_open(batch);
+    if (fan == NULL) {
+        return 0;
     }
 
     more = 0;
@@ -664,9 +671,11 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_iter_t *batch,
                 continue;
             }
 
-            more |= wt->how->deliver(wt, batch, n == NGX_HTTP_MSGBUS_FETCH);
+            more |= wt->how->deliver(wt, fan, n == NGX_HTTP_MSGBUS_FETCH);
         }
     }
+
+    ngx_http_msgbus_fan_close(fan);
 
     return more || wk->shm->version[w->bucket] != w->seen;
 }
@@ -699,48 +708,4 @@ ngx_http_msgbus_fetch_end(ngx_http_msgbus_watch_t *w)
     }
 
     ngx_http_msgbus_watch_release(w);
-}
-
-
-/*
- * A reader's part of a batch: the messages after what it has seen, and
- * how many of them it may see.
- */
-
-void
-ngx_http_msgbus_part(ngx_http_msgbus_waiter_t *wt, bson_iter_t *batch,
-    ngx_http_msgbus_part_t *part)
-{
-    int64_t                 k;
-    bson_iter_t             docs;
-    ngx_http_msgbus_ctx_t  *ctx;
-
-    ctx = wt->ctx;
-    ctx->q.now = ngx_time();
-
-    docs = *batch;
-
-    part->start = docs;
-    part->first = INT64_MIN;
-    part->last = wt->scan;
-    part->visible = 0;
-
-    while (bson_iter_next(&docs)) {
-        k = ngx_http_msgbus_doc_int(&docs, "k", 0);
-
-        if (k <= wt->scan) {
-            part->start = docs;
-            continue;
-        }
-
-        if (part->first == INT64_MIN) {
-            part->first = k;
-        }
-
-        part->last = k;
-
-        if (ngx_http_msgbus_doc_visible(&ctx->q, &docs)) {
-            part->visible++;
-        }
-    }
 }
