@@ -97,6 +97,7 @@ struct ngx_http_msgbus_fan_s {
     ngx_http_msgbus_fan_filter_t  *filters;
     ngx_http_msgbus_fan_page_t *pages[NGX_HTTP_MSGBUS_FAN_PAGES];
     ngx_chain_t                *free;        /* bufs no output refers to */
+    int64_t                     low;         /* of the readers that stay */
     ngx_uint_t                  renders;
     ngx_uint_t                  shared;      /* pages given again */
 };
@@ -180,6 +181,7 @@ ngx_http_msgbus_fan_open(bson_iter_t *batch)
     fan->pool = pool;
     fan->refs = 1;
     fan->now = ngx_time();
+    fan->low = INT64_MAX;
 
     docs = *batch;
 
@@ -211,6 +213,25 @@ ngx_http_msgbus_fan_close(ngx_http_msgbus_fan_t *fan)
 }
 
 
+/* a reader waits on after the pass, having seen up to its marker */
+
+void
+ngx_http_msgbus_fan_stays(ngx_http_msgbus_fan_t *fan,
+    ngx_http_msgbus_waiter_t *wt)
+{
+    fan->low = ngx_min(fan->low, wt->scan);
+}
+
+
+/* the lowest marker of the readers that stay (INT64_MAX: none) */
+
+int64_t
+ngx_http_msgbus_fan_low(ngx_http_msgbus_fan_t *fan)
+{
+    return fan->low;
+}
+
+
 static void
 ngx_http_msgbus_fan_unref(ngx_http_msgbus_fan_t *fan)
 {
@@ -235,9 +256,13 @@ ngx_http_msgbus_fan_part(ngx_http_msgbus_fan_t *fan,
     ngx_http_msgbus_fan_filter_t  *filter;
 
     ctx = wt->ctx;
-    ctx->q.now = fan->now;
 
     filter = ngx_http_msgbus_fan_filter(fan, &ctx->q);
+
+    if (filter == NULL) {
+        /* no memory for the filter: judged here, at the pass's clock */
+        ctx->q.now = fan->now;
+    }
 
     part->filter = filter;
     part->start = 0;
@@ -294,6 +319,7 @@ ngx_http_msgbus_fan_filter(ngx_http_msgbus_fan_t *fan,
     p = (u_char *) &f[1];
 
     f->q = *q;
+    f->q.now = fan->now;
     f->q.ids = NULL;
     f->q.client_text.data = p;
     p = ngx_cpymem(p, q->client_text.data, q->client_text.len);

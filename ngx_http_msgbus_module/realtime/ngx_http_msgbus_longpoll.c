@@ -142,13 +142,9 @@ ngx_http_msgbus_wait(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    wt->watch = w;
-
     wt->trying = 0;
 
-    ngx_queue_insert_tail(how->kind == NGX_HTTP_MSGBUS_WAIT_CLAIM
-                          ? &w->claimers : &w->readers,
-                          &wt->queue);
+    ngx_http_msgbus_watch_join(w, wt);
 
     wk->parked++;
 
@@ -322,6 +318,7 @@ ngx_http_msgbus_list_deliver(ngx_http_msgbus_waiter_t *wt,
 
     if (part.visible == 0) {
         wt->scan = part.last;
+        ngx_http_msgbus_fan_stays(fan, wt);
         return full && part.first != INT64_MIN;
     }
 

@@ -125,13 +125,15 @@ typedef struct {
 typedef struct {
     ngx_str_node_t              sn;          /* key: "project/queue" */
     ngx_queue_t                 queue;       /* in the worker's watches */
-    ngx_queue_t                 readers;     /* long-polls and streams */
+    ngx_queue_t                 streams;     /* the readers: streams, */
+    ngx_queue_t                 polls;       /* long-polls */
     ngx_queue_t                 claimers;
     ngx_uint_t                  bucket;
     ngx_atomic_uint_t           seen;        /* version a find began at */
     ngx_atomic_uint_t           claim_seen;  /* version claimers tried at */
     ngx_uint_t                  tries;       /* claimers to try again */
     int64_t                     scan;        /* the find's: after this */
+    int64_t                     low;         /* no reader has seen less */
     int64_t                     tail;        /* no live message after it */
     ngx_msec_t                  idle;        /* since, without waiters */
     ngx_str_t                   db;
@@ -155,8 +157,9 @@ typedef struct ngx_http_msgbus_fan_filter_s  ngx_http_msgbus_fan_filter_t;
 /*
  * What a kind of waiter does, set by the file that parks it (longpoll.c,
  * sse.c) and called by the watch: a reader takes its part of a batch
- * (1: the batch was full and it needs more), a claimer tries again; at
- * the end of the wait (its timer, the worker's shutdown) "end" makes
+ * (1: the batch was full and it needs more; one that waits on tells the
+ * fan where it is, ngx_http_msgbus_fan_stays()), a claimer tries again;
+ * at the end of the wait (its timer, the worker's shutdown) "end" makes
  * the answer.
  */
 
@@ -265,6 +268,9 @@ ngx_int_t ngx_http_msgbus_recall(ngx_str_t *scoped, uint32_t hash,
 /* fanout.c */
 ngx_http_msgbus_fan_t *ngx_http_msgbus_fan_open(bson_iter_t *batch);
 void ngx_http_msgbus_fan_close(ngx_http_msgbus_fan_t *fan);
+void ngx_http_msgbus_fan_stays(ngx_http_msgbus_fan_t *fan,
+    ngx_http_msgbus_waiter_t *wt);
+int64_t ngx_http_msgbus_fan_low(ngx_http_msgbus_fan_t *fan);
 void ngx_http_msgbus_fan_part(ngx_http_msgbus_fan_t *fan,
     ngx_http_msgbus_waiter_t *wt, ngx_http_msgbus_part_t *part);
 ngx_uint_t ngx_http_msgbus_fan_visible(ngx_http_msgbus_fan_t *fan,
@@ -283,6 +289,8 @@ void ngx_http_msgbus_fan_release(ngx_http_msgbus_waiter_t *wt);
 /* watch.c */
 ngx_http_msgbus_watch_t *ngx_http_msgbus_watch(ngx_http_msgbus_ctx_t *ctx);
 ngx_http_msgbus_watch_t *ngx_http_msgbus_watch_lookup(ngx_str_t *scoped);
+void ngx_http_msgbus_watch_join(ngx_http_msgbus_watch_t *w,
+    ngx_http_msgbus_waiter_t *wt);
 ngx_uint_t ngx_http_msgbus_known_empty(ngx_http_msgbus_ctx_t *ctx);
 void ngx_http_msgbus_unpark(ngx_http_msgbus_waiter_t *wt);
 void ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt);

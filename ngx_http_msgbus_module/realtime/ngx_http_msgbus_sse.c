@@ -203,6 +203,7 @@ ngx_http_msgbus_stream_deliver(ngx_http_msgbus_waiter_t *wt,
     ngx_http_msgbus_fan_part(fan, wt, &part);
 
     if (part.first == INT64_MIN) {
+        ngx_http_msgbus_fan_stays(fan, wt);
         return 0;
     }
 
@@ -213,6 +214,8 @@ ngx_http_msgbus_stream_deliver(ngx_http_msgbus_waiter_t *wt,
     }
 
     wt->scan = part.last;
+
+    ngx_http_msgbus_fan_stays(fan, wt);
 
     ngx_http_msgbus_figure_add(wakeups, 1);
 

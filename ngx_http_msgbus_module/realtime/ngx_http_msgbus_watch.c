@@ -24,6 +24,11 @@
  */
 
 
+/* the watch has long-polls or streams */
+#define ngx_http_msgbus_readers(w)                                            \
+    (!ngx_queue_empty(&(w)->streams) || !ngx_queue_empty(&(w)->polls))
+
+
 static void ngx_http_msgbus_watch_wake(ngx_event_t *ev);
 static ngx_msec_t ngx_http_msgbus_watch_tick(ngx_http_msgbus_worker_t *wk);
 static void ngx_http_msgbus_watch_shutdown(ngx_http_msgbus_worker_t *wk);
@@ -38,6 +43,8 @@ static void ngx_http_msgbus_fetch_done(ngx_http_msgbus_mongo_op_t *op);
 static void ngx_http_msgbus_fetch_end(ngx_http_msgbus_watch_t *w);
 static ngx_uint_t ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w,
     bson_iter_t *batch, int64_t scan);
+static ngx_uint_t ngx_http_msgbus_deliver(ngx_queue_t *readers,
+    ngx_http_msgbus_fan_t *fan, int64_t scan, ngx_uint_t full);
 
 
 /* the watches whose queue's version moved */
@@ -146,7 +153,8 @@ ngx_http_msgbus_watch_shutdown(ngx_http_msgbus_worker_t *wk)
         q = ngx_queue_head(&wk->watches);
         w = ngx_queue_data(q, ngx_http_msgbus_watch_t, queue);
 
-        wq = !ngx_queue_empty(&w->readers) ? ngx_queue_head(&w->readers)
+        wq = !ngx_queue_empty(&w->streams) ? ngx_queue_head(&w->streams)
+             : !ngx_queue_empty(&w->polls) ? ngx_queue_head(&w->polls)
              : !ngx_queue_empty(&w->claimers) ? ngx_queue_head(&w->claimers)
              : NULL;
 
@@ -221,8 +229,11 @@ ngx_http_msgbus_watch(ngx_http_msgbus_ctx_t *ctx)
     w->seen = wk->shm->version[w->bucket];
     w->claim_seen = w->seen;
 
-    ngx_queue_init(&w->readers);
+    ngx_queue_init(&w->streams);
+    ngx_queue_init(&w->polls);
     ngx_queue_init(&w->claimers);
+
+    w->low = INT64_MAX;
 
     w->active = 1;
 
@@ -239,6 +250,36 @@ ngx_http_msgbus_watch(ngx_http_msgbus_ctx_t *ctx)
 
 
 /*
+ * A waiter joins the watch: claimers apart, the readers by kind (a
+ * batch goes to the streams first); the watch's next batch begins no
+ * later than what the reader has seen.
+ */
+
+void
+ngx_http_msgbus_watch_join(ngx_http_msgbus_watch_t *w,
+    ngx_http_msgbus_waiter_t *wt)
+{
+    wt->watch = w;
+
+    switch (wt->how->kind) {
+
+    case NGX_HTTP_MSGBUS_WAIT_CLAIM:
+        ngx_queue_insert_tail(&w->claimers, &wt->queue);
+        return;
+
+    case NGX_HTTP_MSGBUS_WAIT_STREAM:
+        ngx_queue_insert_tail(&w->streams, &wt->queue);
+        break;
+
+    default:
+        ngx_queue_insert_tail(&w->polls, &wt->queue);
+    }
+
+    w->low = ngx_min(w->low, wt->scan);
+}
+
+
+/*
  * A watch without waiters or a find in flight is free again; one that
  * knows its queue's tail lingers a while, for the long-polls that come
  * back for more (ngx_http_msgbus_known_empty()).
@@ -250,7 +291,7 @@ ngx_http_msgbus_watch_release(ngx_http_msgbus_watch_t *w)
     ngx_http_msgbus_worker_t  *wk;
 
     if (!w->active
-        || !ngx_queue_empty(&w->readers)
+        || ngx_http_msgbus_readers(w)
         || !ngx_queue_empty(&w->claimers)
         || w->pool)
     {
@@ -334,6 +375,10 @@ ngx_http_msgbus_unpark(ngx_http_msgbus_waiter_t *wt)
     ngx_http_msgbus_figure_add(parked[wt->how->kind], -1);
 
     w->idle = ngx_current_msec;
+
+    if (!ngx_http_msgbus_readers(w)) {
+        w->low = INT64_MAX;
+    }
 
     ngx_http_msgbus_watch_release(w);
 }
@@ -424,18 +469,16 @@ ngx_http_msgbus_claimers(ngx_http_msgbus_watch_t *w, ngx_uint_t poll)
 static void
 ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t flags)
 {
-    int64_t                    scan;
-    bson_t                     recalled;
-    ngx_uint_t                 rounds;
-    bson_iter_t                docs;
-    ngx_queue_t               *q;
-    ngx_http_msgbus_waiter_t  *wt;
+    int64_t      scan;
+    bson_t       recalled;
+    ngx_uint_t   rounds;
+    bson_iter_t  docs;
 
     if (flags & NGX_HTTP_MSGBUS_CLAIMERS) {
         ngx_http_msgbus_claimers(w, flags & NGX_HTTP_MSGBUS_STORE);
     }
 
-    if (ngx_queue_empty(&w->readers)) {
+    if (!ngx_http_msgbus_readers(w)) {
         ngx_http_msgbus_watch_release(w);
         return;
     }
@@ -451,20 +494,12 @@ ngx_http_msgbus_refresh(ngx_http_msgbus_watch_t *w, ngx_uint_t flags)
 
         w->seen = ngx_http_msgbus_worker.shm->version[w->bucket];
 
-        if (ngx_queue_empty(&w->readers)) {
+        if (!ngx_http_msgbus_readers(w)) {
             ngx_http_msgbus_watch_release(w);
             return;
         }
 
-        scan = INT64_MAX;
-
-        for (q = ngx_queue_head(&w->readers);
-             q != ngx_queue_sentinel(&w->readers);
-             q = ngx_queue_next(q))
-        {
-            wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
-            scan = ngx_min(scan, wt->scan);
-        }
+        scan = w->low;
 
         if ((flags & NGX_HTTP_MSGBUS_STORE)
             || rounds == 8
@@ -608,11 +643,9 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_iter_t *batch,
     int64_t scan)
 {
     int64_t                    tail;
-    ngx_uint_t                 n, more, pass;
+    ngx_uint_t                 n, more, full;
     bson_iter_t                docs;
-    ngx_queue_t               *q, *next;
     ngx_http_msgbus_fan_t     *fan;
-    ngx_http_msgbus_waiter_t  *wt;
     ngx_http_msgbus_worker_t  *wk;
 
     wk = &ngx_http_msgbus_worker;
@@ -644,40 +677,58 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_iter_t *batch,
         return 0;
     }
 
-    more = 0;
+    /* the readers that stay say where they are, those that join too */
+
+    w->low = INT64_MAX;
+
+    full = (n == NGX_HTTP_MSGBUS_FETCH);
 
     /*
      * streams first: an event costs a write, a long-poll's page an answer
      * and the client's next request; the streams need not wait for those
      */
 
-    for (pass = 0; pass < 2; pass++) {
-        for (q = ngx_queue_head(&w->readers);
-             q != ngx_queue_sentinel(&w->readers);
-             q = next)
-        {
-            next = ngx_queue_next(q);
-            wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
+    more = ngx_http_msgbus_deliver(&w->streams, fan, scan, full);
+    more |= ngx_http_msgbus_deliver(&w->polls, fan, scan, full);
 
-            if ((wt->how->kind == NGX_HTTP_MSGBUS_WAIT_STREAM)
-                != (pass == 0))
-            {
-                continue;
-            }
-
-            if (wt->scan < scan) {
-                /* it came during the find, asking for older: next round */
-                more = 1;
-                continue;
-            }
-
-            more |= wt->how->deliver(wt, fan, n == NGX_HTTP_MSGBUS_FETCH);
-        }
-    }
+    w->low = ngx_min(w->low, ngx_http_msgbus_fan_low(fan));
 
     ngx_http_msgbus_fan_close(fan);
 
     return more || wk->shm->version[w->bucket] != w->seen;
+}
+
+
+/* a batch to the readers of a kind; 1: look again */
+
+static ngx_uint_t
+ngx_http_msgbus_deliver(ngx_queue_t *readers, ngx_http_msgbus_fan_t *fan,
+    int64_t scan, ngx_uint_t full)
+{
+    ngx_uint_t                 more;
+    ngx_queue_t               *q, *next;
+    ngx_http_msgbus_waiter_t  *wt;
+
+    more = 0;
+
+    for (q = ngx_queue_head(readers);
+         q != ngx_queue_sentinel(readers);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        wt = ngx_queue_data(q, ngx_http_msgbus_waiter_t, queue);
+
+        if (wt->scan < scan) {
+            /* it came during the find, asking for older: next round */
+            ngx_http_msgbus_fan_stays(fan, wt);
+            more = 1;
+            continue;
+        }
+
+        more |= wt->how->deliver(wt, fan, full);
+    }
+
+    return more;
 }
 
 
@@ -702,7 +753,7 @@ ngx_http_msgbus_fetch_end(ngx_http_msgbus_watch_t *w)
         return;
     }
 
-    if (again && !ngx_queue_empty(&w->readers)) {
+    if (again && ngx_http_msgbus_readers(w)) {
         ngx_http_msgbus_refresh(w, poll ? NGX_HTTP_MSGBUS_STORE : 0);
         return;
     }
