@@ -128,6 +128,8 @@ static ngx_int_t ngx_http_msgbus_fan_page_make(ngx_http_msgbus_fan_t *fan,
 static ngx_uint_t ngx_http_msgbus_fan_given(ngx_http_request_t *r,
     char *name);
 static ngx_chain_t *ngx_http_msgbus_fan_buf(ngx_http_msgbus_fan_t *fan);
+static ngx_chain_t *ngx_http_msgbus_fan_copy(ngx_pool_t *pool,
+    ngx_str_t *bytes);
 static void ngx_http_msgbus_fan_unref(ngx_http_msgbus_fan_t *fan);
 
 
@@ -701,14 +703,16 @@ ngx_http_msgbus_fan_given(ngx_http_request_t *r, char *name)
 
 
 /*
- * A stream's events of its part, as bufs of the fan's bytes (after
- * "head", if any); NGX_OK with *out NULL: none it may see.
+ * A stream's events of its part, after "head" (if any): bufs of the
+ * fan's bytes, or of copies in "copy" (a stream whose output waits
+ * already: it keeps its own, not every fan until it reads);
+ * NGX_OK with *out NULL: none it may see.
  */
 
 ngx_int_t
 ngx_http_msgbus_fan_events(ngx_http_msgbus_fan_t *fan,
     ngx_http_msgbus_waiter_t *wt, ngx_http_msgbus_part_t *part,
-    ngx_chain_t *head, ngx_chain_t **out, ngx_uint_t *n)
+    ngx_pool_t *copy, ngx_chain_t *head, ngx_chain_t **out, ngx_uint_t *n)
 {
     ngx_uint_t                   i;
     ngx_chain_t                 *cl, **ll;
@@ -741,13 +745,16 @@ ngx_http_msgbus_fan_events(ngx_http_msgbus_fan_t *fan,
             return NGX_ERROR;
         }
 
-        cl = ngx_http_msgbus_fan_buf(fan);
+        cl = copy ? ngx_http_msgbus_fan_copy(copy, &item->event)
+                  : ngx_http_msgbus_fan_buf(fan);
         if (cl == NULL) {
             return NGX_ERROR;
         }
 
-        cl->buf->pos = item->event.data;
-        cl->buf->last = item->event.data + item->event.len;
+        if (copy == NULL) {
+            cl->buf->pos = item->event.data;
+            cl->buf->last = item->event.data + item->event.len;
+        }
 
         *ll = cl;
         ll = &cl->next;
@@ -797,6 +804,43 @@ ngx_http_msgbus_fan_buf(ngx_http_msgbus_fan_t *fan)
 }
 
 
+/* a copy of the bytes, in a buf of the pool */
+
+static ngx_chain_t *
+ngx_http_msgbus_fan_copy(ngx_pool_t *pool, ngx_str_t *bytes)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    b = ngx_create_temp_buf(pool, bytes->len);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    cl = ngx_alloc_chain_link(pool);
+    if (cl == NULL) {
+        return NULL;
+    }
+
+    b->last = ngx_cpymem(b->last, bytes->data, bytes->len);
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    return cl;
+}
+
+
+/* the request's output is not all sent yet */
+
+ngx_uint_t
+ngx_http_msgbus_output_pending(ngx_http_request_t *r)
+{
+    return r->out != NULL || r->buffered || r->connection->buffered
+           || r->postponed != NULL;
+}
+
+
 /*
  * A reader's output of the fan's bytes went to nginx (rc, as the output
  * filter returned it): all of it sent, its bufs serve the next reader;
@@ -814,9 +858,7 @@ ngx_http_msgbus_fan_sent(ngx_http_msgbus_fan_t *fan,
 
     r = wt->request;
 
-    if (rc != NGX_ERROR && r->out == NULL && !r->buffered
-        && !r->connection->buffered && r->postponed == NULL)
-    {
+    if (rc != NGX_ERROR && !ngx_http_msgbus_output_pending(r)) {
         for (cl = out; cl; cl = next) {
             next = cl->next;
 

@@ -281,7 +281,8 @@ ngx_int_t ngx_http_msgbus_fan_page(ngx_http_msgbus_fan_t *fan,
     ngx_str_t *body);
 ngx_int_t ngx_http_msgbus_fan_events(ngx_http_msgbus_fan_t *fan,
     ngx_http_msgbus_waiter_t *wt, ngx_http_msgbus_part_t *part,
-    ngx_chain_t *head, ngx_chain_t **out, ngx_uint_t *n);
+    ngx_pool_t *copy, ngx_chain_t *head, ngx_chain_t **out, ngx_uint_t *n);
+ngx_uint_t ngx_http_msgbus_output_pending(ngx_http_request_t *r);
 ngx_int_t ngx_http_msgbus_fan_sent(ngx_http_msgbus_fan_t *fan,
     ngx_http_msgbus_waiter_t *wt, ngx_chain_t *out, ngx_int_t rc);
 void ngx_http_msgbus_fan_release(ngx_http_msgbus_waiter_t *wt);

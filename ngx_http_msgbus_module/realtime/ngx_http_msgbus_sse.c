@@ -273,11 +273,28 @@ ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt,
 {
     ngx_int_t               rc;
     ngx_uint_t              n;
+    ngx_pool_t             *copy;
     ngx_chain_t            *gap, *out, *shared;
     ngx_http_msgbus_ctx_t  *ctx;
 
     ctx = wt->ctx;
     gap = NULL;
+    copy = NULL;
+
+    /*
+     * a client that has not read what went before gets copies: what it
+     * keeps waiting is its own, not the fans of every batch since
+     */
+
+    if (ngx_http_msgbus_output_pending(wt->request)) {
+        copy = ngx_http_msgbus_stream_pool(wt->request);
+        if (copy == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, wt->request->connection->log, 0,
+                       "msgbus sse: output waits, the events copied");
+    }
 
     if (ctx->read.gap_check) {
         ctx->read.gap_check = 0;
@@ -290,7 +307,9 @@ ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt,
         }
     }
 
-    if (ngx_http_msgbus_fan_events(fan, wt, part, gap, &out, &n) != NGX_OK) {
+    if (ngx_http_msgbus_fan_events(fan, wt, part, copy, gap, &out, &n)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -306,7 +325,9 @@ ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt,
 
     rc = ngx_http_msgbus_stream_out(wt->request, out);
 
-    if (ngx_http_msgbus_fan_sent(fan, wt, shared, rc) != NGX_OK) {
+    if (copy == NULL
+        && ngx_http_msgbus_fan_sent(fan, wt, shared, rc) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
