@@ -111,3 +111,21 @@ ok - every long-poll got the same page
 ok - every stream got the same event
 --- error_log
 msgbus fanout: 1 messages, 1 renders, 39 pages shared
+
+
+
+=== TEST 5: relaxed: clients that are not UUIDs see the others' messages, not their own
+--- config
+    location /relaxed/ { msgbus; msgbus_client_id relaxed; }
+    location = /msgbus_status { msgbus_status; }
+    location = /verdict { root html; }
+--- init
+main::fanout('relaxed');
+--- request
+GET /verdict
+--- response_body
+ok - a client that is not a UUID posts
+ok - three long-polls wait
+ok - the other client got the message, as its listing
+ok - the poster's own long-polls wait on
+ok - then the other's message alone, as their listing

@@ -66,6 +66,7 @@ struct ngx_http_msgbus_fan_look_s {
 
 struct ngx_http_msgbus_fan_filter_s {
     ngx_http_msgbus_fan_filter_t  *next;
+    ngx_uint_t                  sees;        /* NGX_HTTP_MSGBUS_SEES_* */
     ngx_http_msgbus_query_t     q;
     u_char                     *visible;     /* per message: 1, 0 */
 };
@@ -112,9 +113,9 @@ struct ngx_http_msgbus_fan_hold_s {
 
 
 static ngx_http_msgbus_fan_filter_t *ngx_http_msgbus_fan_filter(
-    ngx_http_msgbus_fan_t *fan, ngx_http_msgbus_query_t *q);
-static ngx_uint_t ngx_http_msgbus_fan_same(ngx_http_msgbus_query_t *a,
-    ngx_http_msgbus_query_t *b);
+    ngx_http_msgbus_fan_t *fan, ngx_http_msgbus_waiter_t *wt);
+static ngx_uint_t ngx_http_msgbus_fan_same(ngx_http_msgbus_fan_filter_t *f,
+    ngx_http_msgbus_waiter_t *wt);
 static ngx_http_msgbus_fan_look_t *ngx_http_msgbus_fan_look(
     ngx_http_msgbus_fan_t *fan, ngx_str_t *base);
 static ngx_http_msgbus_fan_item_t *ngx_http_msgbus_fan_item(
@@ -259,7 +260,7 @@ ngx_http_msgbus_fan_part(ngx_http_msgbus_fan_t *fan,
 
     ctx = wt->ctx;
 
-    filter = ngx_http_msgbus_fan_filter(fan, &ctx->q);
+    filter = ngx_http_msgbus_fan_filter(fan, wt);
 
     if (filter == NULL) {
         /* no memory for the filter: judged here, at the pass's clock */
@@ -296,21 +297,50 @@ ngx_http_msgbus_fan_part(ngx_http_msgbus_fan_t *fan,
 }
 
 
+/*
+ * A reader joins: what it may see, kept with it, so that a pass finds its
+ * filter without its request's context.
+ */
+
+void
+ngx_http_msgbus_fan_join(ngx_http_msgbus_waiter_t *wt)
+{
+    ngx_http_msgbus_query_t  *q;
+
+    q = &wt->ctx->q;
+
+    wt->sees = (q->include_claimed ? NGX_HTTP_MSGBUS_SEES_CLAIMED : 0)
+               | (q->include_delayed ? NGX_HTTP_MSGBUS_SEES_DELAYED : 0);
+
+    if (q->echo) {
+        /* the client is not asked */
+        wt->sees |= NGX_HTTP_MSGBUS_SEES_ECHO;
+
+    } else if (q->client_uuid) {
+        wt->sees |= NGX_HTTP_MSGBUS_SEES_UUID;
+        ngx_memcpy(wt->client, q->client, 16);
+    }
+}
+
+
 /* a reader's filter among those the pass has judged (NULL: no memory) */
 
 static ngx_http_msgbus_fan_filter_t *
 ngx_http_msgbus_fan_filter(ngx_http_msgbus_fan_t *fan,
-    ngx_http_msgbus_query_t *q)
+    ngx_http_msgbus_waiter_t *wt)
 {
     u_char                        *p;
     ngx_uint_t                     i;
+    ngx_http_msgbus_query_t       *q;
     ngx_http_msgbus_fan_filter_t  *f;
 
     for (f = fan->filters; f; f = f->next) {
-        if (ngx_http_msgbus_fan_same(&f->q, q)) {
+        if (ngx_http_msgbus_fan_same(f, wt)) {
             return f;
         }
     }
+
+    q = &wt->ctx->q;
 
     f = ngx_palloc(fan->pool, sizeof(ngx_http_msgbus_fan_filter_t)
                               + q->client_text.len + fan->n);
@@ -320,6 +350,7 @@ ngx_http_msgbus_fan_filter(ngx_http_msgbus_fan_t *fan,
 
     p = (u_char *) &f[1];
 
+    f->sees = wt->sees;
     f->q = *q;
     f->q.now = fan->now;
     f->q.ids = NULL;
@@ -339,35 +370,30 @@ ngx_http_msgbus_fan_filter(ngx_http_msgbus_fan_t *fan,
 }
 
 
-/* whether two queries see the same messages (at the same clock) */
+/* whether a reader sees as the filter does (at the same clock) */
 
 static ngx_uint_t
-ngx_http_msgbus_fan_same(ngx_http_msgbus_query_t *a,
-    ngx_http_msgbus_query_t *b)
+ngx_http_msgbus_fan_same(ngx_http_msgbus_fan_filter_t *f,
+    ngx_http_msgbus_waiter_t *wt)
 {
-    if (a->include_claimed != b->include_claimed
-        || a->include_delayed != b->include_delayed
-        || a->echo != b->echo)
-    {
+    ngx_str_t  *text;
+
+    if (f->sees != wt->sees) {
         return 0;
     }
 
-    if (a->echo) {
-        /* the client is not asked */
+    if (wt->sees & NGX_HTTP_MSGBUS_SEES_ECHO) {
         return 1;
     }
 
-    if (a->client_uuid != b->client_uuid) {
-        return 0;
+    if (wt->sees & NGX_HTTP_MSGBUS_SEES_UUID) {
+        return ngx_memcmp(f->q.client, wt->client, 16) == 0;
     }
 
-    if (a->client_uuid) {
-        return ngx_memcmp(a->client, b->client, 16) == 0;
-    }
+    text = &wt->ctx->q.client_text;
 
-    return a->client_text.len == b->client_text.len
-           && ngx_memcmp(a->client_text.data, b->client_text.data,
-                         a->client_text.len) == 0;
+    return f->q.client_text.len == text->len
+           && ngx_memcmp(f->q.client_text.data, text->data, text->len) == 0;
 }
 
 

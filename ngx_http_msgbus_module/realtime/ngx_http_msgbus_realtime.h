@@ -58,6 +58,11 @@
 #define NGX_HTTP_MSGBUS_WAIT_STREAM 2
 #define NGX_HTTP_MSGBUS_WAIT_KINDS  3
 
+#define NGX_HTTP_MSGBUS_SEES_CLAIMED  1     /* a reader's filter */
+#define NGX_HTTP_MSGBUS_SEES_DELAYED  2
+#define NGX_HTTP_MSGBUS_SEES_ECHO     4
+#define NGX_HTTP_MSGBUS_SEES_UUID     8     /* its client is a UUID */
+
 
 /* a worker's figures, in the zone; a slot per worker number */
 
@@ -187,6 +192,8 @@ struct ngx_http_msgbus_waiter_s {
     const ngx_http_msgbus_wait_t  *how;
     ngx_event_t                 timer;       /* the end, or a stream's ping */
     int64_t                     scan;        /* seen up to this marker */
+    ngx_uint_t                  sees;        /* NGX_HTTP_MSGBUS_SEES_* */
+    u_char                      client[16];  /* SEES_UUID: the client */
     ngx_pool_t                 *pool;        /* a stream's unsent pings */
     ngx_http_msgbus_fan_hold_t *held;        /* fans its output refers to */
     unsigned                    trying:1;    /* a claim, tried again */
@@ -268,6 +275,7 @@ ngx_int_t ngx_http_msgbus_recall(ngx_str_t *scoped, uint32_t hash,
 /* fanout.c */
 ngx_http_msgbus_fan_t *ngx_http_msgbus_fan_open(bson_iter_t *batch);
 void ngx_http_msgbus_fan_close(ngx_http_msgbus_fan_t *fan);
+void ngx_http_msgbus_fan_join(ngx_http_msgbus_waiter_t *wt);
 void ngx_http_msgbus_fan_stays(ngx_http_msgbus_fan_t *fan,
     ngx_http_msgbus_waiter_t *wt);
 int64_t ngx_http_msgbus_fan_low(ngx_http_msgbus_fan_t *fan);

@@ -275,6 +275,8 @@ ngx_http_msgbus_watch_join(ngx_http_msgbus_watch_t *w,
         ngx_queue_insert_tail(&w->polls, &wt->queue);
     }
 
+    ngx_http_msgbus_fan_join(wt);
+
     w->low = ngx_min(w->low, wt->scan);
 }
 

@@ -23,6 +23,9 @@
 #           bytes stay while their output needs them).
 # many      40 long-polls and 40 streams alike: one post, the same page
 #           for all the long-polls, the same event for all the streams.
+# relaxed   clients whose ids are not UUIDs (msgbus_client_id relaxed):
+#           a long-poll does not get its own client's messages, another's
+#           does.
 #
 # Prints what it measured, its assertions ("ok - WHAT" or "not ok - WHAT"
 # and the reasons: t/util/verdict.py), then OK or FAILED; exit status 0 or
@@ -387,7 +390,41 @@ def many(bus, o):
           'every stream got the same event', 'events: %s' % events)
 
 
-SCENARIOS = {'pages': pages, 'claimed': claimed, 'slow': slow, 'many': many}
+def relaxed(bus, o):
+    queue = q()
+    base = '/relaxed/v2/queues/%s/messages' % queue
+    one, two = 'text-client-one', 'text-client-two'
+    status, _ = bus.request('POST', base, {'messages': [{'body': 'one'}]},
+                            client=one)                     # marker 1
+    check(status == 201, 'a client that is not a UUID posts',
+          'post: %s' % status)
+    own = [Raw(bus, base + '?wait=20&marker=1', one) for _ in range(2)]
+    other = Raw(bus, base + '?wait=20&marker=1', two)
+    for t in own + [other]:
+        t.start()
+    check(bus.wait_for(3, 0), 'three long-polls wait',
+          'waiting: %s' % bus.waiting())
+    bus.request('POST', base, {'messages': [{'body': 'two'}]}, client=one)
+    other.join(10)
+    status, want = bus.request('GET', base + '?marker=1', client=two)
+    check(ageless(other.body()) == ageless(want) and '"two"' in want,
+          'the other client got the message, as its listing',
+          '%r, the listing %r' % (other.body(), want))
+    check(all(t.is_alive() and t.data == b'' for t in own),
+          'the poster\'s own long-polls wait on')
+    bus.request('POST', base, {'messages': [{'body': 'three'}]}, client=two)
+    for t in own:
+        t.join(10)
+    status, want = bus.request('GET', base + '?marker=1', client=one)
+    print('relaxed: %s' % [t.body() for t in own])
+    check(all(ageless(t.body()) == ageless(want) for t in own)
+          and '"three"' in want and '"two"' not in want,
+          'then the other\'s message alone, as their listing',
+          '%r, the listing %r' % ([t.body() for t in own], want))
+
+
+SCENARIOS = {'pages': pages, 'claimed': claimed, 'slow': slow, 'many': many,
+             'relaxed': relaxed}
 
 
 def main():
