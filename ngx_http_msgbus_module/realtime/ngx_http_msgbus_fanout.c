@@ -95,6 +95,8 @@ struct ngx_http_msgbus_fan_s {
     ngx_http_msgbus_fan_doc_t  *doc;         /* at each message */
     int64_t                    *k;           /* its marker */
     ngx_http_msgbus_fan_look_t *looks;
+    ngx_str_t                  *base;        /* the watch's */
+    ngx_http_msgbus_fan_look_t *common;      /* with it */
     ngx_http_msgbus_fan_filter_t  *filters;
     ngx_http_msgbus_fan_page_t *pages[NGX_HTTP_MSGBUS_FAN_PAGES];
     ngx_chain_t                *free;        /* bufs no output refers to */
@@ -116,6 +118,8 @@ static ngx_http_msgbus_fan_filter_t *ngx_http_msgbus_fan_filter(
     ngx_http_msgbus_fan_t *fan, ngx_http_msgbus_waiter_t *wt);
 static ngx_uint_t ngx_http_msgbus_fan_same(ngx_http_msgbus_fan_filter_t *f,
     ngx_http_msgbus_waiter_t *wt);
+static ngx_http_msgbus_fan_look_t *ngx_http_msgbus_fan_reader_look(
+    ngx_http_msgbus_fan_t *fan, ngx_http_msgbus_waiter_t *wt);
 static ngx_http_msgbus_fan_look_t *ngx_http_msgbus_fan_look(
     ngx_http_msgbus_fan_t *fan, ngx_str_t *base);
 static ngx_http_msgbus_fan_item_t *ngx_http_msgbus_fan_item(
@@ -141,7 +145,7 @@ static void ngx_http_msgbus_fan_unref(ngx_http_msgbus_fan_t *fan);
  */
 
 ngx_http_msgbus_fan_t *
-ngx_http_msgbus_fan_open(bson_iter_t *batch)
+ngx_http_msgbus_fan_open(bson_iter_t *batch, ngx_str_t *base)
 {
     ngx_uint_t              n;
     ngx_pool_t             *pool;
@@ -185,6 +189,7 @@ ngx_http_msgbus_fan_open(bson_iter_t *batch)
     fan->refs = 1;
     fan->now = ngx_time();
     fan->low = INT64_MAX;
+    fan->base = base;
 
     docs = *batch;
 
@@ -411,6 +416,24 @@ ngx_http_msgbus_fan_visible(ngx_http_msgbus_fan_t *fan,
 }
 
 
+/* the reader's look: the watch's base (known when it joined), or its own */
+
+static ngx_http_msgbus_fan_look_t *
+ngx_http_msgbus_fan_reader_look(ngx_http_msgbus_fan_t *fan,
+    ngx_http_msgbus_waiter_t *wt)
+{
+    if (!wt->common) {
+        return ngx_http_msgbus_fan_look(fan, &wt->ctx->base);
+    }
+
+    if (fan->common == NULL) {
+        fan->common = ngx_http_msgbus_fan_look(fan, fan->base);
+    }
+
+    return fan->common;
+}
+
+
 static ngx_http_msgbus_fan_look_t *
 ngx_http_msgbus_fan_look(ngx_http_msgbus_fan_t *fan, ngx_str_t *base)
 {
@@ -594,7 +617,7 @@ ngx_http_msgbus_fan_page_make(ngx_http_msgbus_fan_t *fan,
 
     ctx = wt->ctx;
 
-    look = ngx_http_msgbus_fan_look(fan, &ctx->base);
+    look = ngx_http_msgbus_fan_reader_look(fan, wt);
     if (look == NULL) {
         return NGX_ERROR;
     }
@@ -745,7 +768,7 @@ ngx_http_msgbus_fan_events(ngx_http_msgbus_fan_t *fan,
     ngx_http_msgbus_fan_look_t  *look;
     ngx_http_msgbus_fan_item_t  *item;
 
-    look = ngx_http_msgbus_fan_look(fan, &wt->ctx->base);
+    look = ngx_http_msgbus_fan_reader_look(fan, wt);
     if (look == NULL) {
         return NGX_ERROR;
     }

@@ -52,6 +52,7 @@
 #define NGX_HTTP_MSGBUS_CLAIMERS    1       /* refresh: claimers try again */
 #define NGX_HTTP_MSGBUS_STORE       2       /* refresh: ask the store */
 #define NGX_HTTP_MSGBUS_SCOPED_MAX  (256 + 1 + 64)
+#define NGX_HTTP_MSGBUS_BASE_MAX    256     /* a watch's base of hrefs */
 
 #define NGX_HTTP_MSGBUS_WAIT_LIST   0
 #define NGX_HTTP_MSGBUS_WAIT_CLAIM  1
@@ -151,6 +152,8 @@ typedef struct {
     u_char                      db_data[64 + sizeof("_messages_p")
                                         + NGX_INT_T_LEN];
     u_char                      key[NGX_HTTP_MSGBUS_SCOPED_MAX];
+    ngx_str_t                   base;        /* its first reader's */
+    u_char                      base_data[NGX_HTTP_MSGBUS_BASE_MAX];
 } ngx_http_msgbus_watch_t;
 
 
@@ -197,6 +200,8 @@ struct ngx_http_msgbus_waiter_s {
     ngx_pool_t                 *pool;        /* a stream's unsent pings */
     ngx_http_msgbus_fan_hold_t *held;        /* fans its output refers to */
     unsigned                    trying:1;    /* a claim, tried again */
+    unsigned                    common:1;    /* its base: the watch's */
+    unsigned                    gap:1;       /* a stream: a gap is told */
 };
 
 
@@ -273,7 +278,8 @@ ngx_int_t ngx_http_msgbus_recall(ngx_str_t *scoped, uint32_t hash,
     int64_t scan, bson_t *batch);
 
 /* fanout.c */
-ngx_http_msgbus_fan_t *ngx_http_msgbus_fan_open(bson_iter_t *batch);
+ngx_http_msgbus_fan_t *ngx_http_msgbus_fan_open(bson_iter_t *batch,
+    ngx_str_t *base);
 void ngx_http_msgbus_fan_close(ngx_http_msgbus_fan_t *fan);
 void ngx_http_msgbus_fan_join(ngx_http_msgbus_waiter_t *wt);
 void ngx_http_msgbus_fan_stays(ngx_http_msgbus_fan_t *fan,

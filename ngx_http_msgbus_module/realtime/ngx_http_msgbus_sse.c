@@ -72,7 +72,8 @@ static const ngx_http_msgbus_wait_t  ngx_http_msgbus_stream_wait = {
 ngx_int_t
 ngx_http_msgbus_stream(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    ngx_int_t  rc;
+    ngx_int_t                  rc;
+    ngx_http_msgbus_waiter_t  *wt;
 
     rc = ngx_http_msgbus_stream_resume(r, ctx);
     if (rc != NGX_DECLINED) {
@@ -104,7 +105,16 @@ ngx_http_msgbus_stream(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     ctx->read.version = ngx_http_msgbus_queue_version(&ctx->q.scoped);
 
-    return ngx_http_msgbus_wait(r, ctx, &ngx_http_msgbus_stream_wait);
+    rc = ngx_http_msgbus_wait(r, ctx, &ngx_http_msgbus_stream_wait);
+
+    /* its first events come from the watch, later: it keeps the flag */
+
+    if (rc == NGX_DONE && ctx->read.waiter) {
+        wt = ctx->read.waiter;
+        wt->gap = ctx->read.gap_check;
+    }
+
+    return rc;
 }
 
 
@@ -271,13 +281,11 @@ static ngx_int_t
 ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt,
     ngx_http_msgbus_fan_t *fan, ngx_http_msgbus_part_t *part)
 {
-    ngx_int_t               rc;
-    ngx_uint_t              n;
-    ngx_pool_t             *copy;
-    ngx_chain_t            *gap, *out, *shared;
-    ngx_http_msgbus_ctx_t  *ctx;
+    ngx_int_t     rc;
+    ngx_uint_t    n;
+    ngx_pool_t   *copy;
+    ngx_chain_t  *gap, *out, *shared;
 
-    ctx = wt->ctx;
     gap = NULL;
     copy = NULL;
 
@@ -296,8 +304,8 @@ ngx_http_msgbus_events(ngx_http_msgbus_waiter_t *wt,
                        "msgbus sse: output waits, the events copied");
     }
 
-    if (ctx->read.gap_check) {
-        ctx->read.gap_check = 0;
+    if (wt->gap) {
+        wt->gap = 0;
 
         if (wt->scan < INT64_MAX && part->first > wt->scan + 1) {
             gap = ngx_http_msgbus_stream_gap(wt, part->first);

@@ -259,6 +259,8 @@ void
 ngx_http_msgbus_watch_join(ngx_http_msgbus_watch_t *w,
     ngx_http_msgbus_waiter_t *wt)
 {
+    ngx_str_t  *base;
+
     wt->watch = w;
 
     switch (wt->how->kind) {
@@ -276,6 +278,19 @@ ngx_http_msgbus_watch_join(ngx_http_msgbus_watch_t *w,
     }
 
     ngx_http_msgbus_fan_join(wt);
+
+    /* most readers of a queue share its base of hrefs: a pass knows it */
+
+    base = &wt->ctx->base;
+
+    if (w->base.len == 0 && base->len <= NGX_HTTP_MSGBUS_BASE_MAX) {
+        w->base.data = w->base_data;
+        w->base.len = base->len;
+        ngx_memcpy(w->base_data, base->data, base->len);
+    }
+
+    wt->common = (w->base.len == base->len
+                  && ngx_memcmp(w->base.data, base->data, base->len) == 0);
 
     w->low = ngx_min(w->low, wt->scan);
 }
@@ -674,7 +689,7 @@ ngx_http_msgbus_distribute(ngx_http_msgbus_watch_t *w, bson_iter_t *batch,
 
     /* each message rendered once for all (no memory: the next post) */
 
-    fan = ngx_http_msgbus_fan_open(batch);
+    fan = ngx_http_msgbus_fan_open(batch, &w->base);
     if (fan == NULL) {
         return 0;
     }
