@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgbus_module.h"
+#include "ngx_http_msgbus_call.h"
 #include "ngx_http_msgbus_json.h"
 #include "ngx_http_msgbus_response.h"
 #include "ngx_http_msgbus_realtime.h"
@@ -333,7 +334,7 @@ ngx_http_msgbus_list_deliver(ngx_http_msgbus_waiter_t *wt,
     ngx_http_msgbus_unpark(wt);
 
     if (ngx_http_msgbus_fan_page(fan, wt, &part, &page) != NGX_OK) {
-        ngx_http_msgbus_woken(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_msgbus_resume(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return 0;
     }
 
@@ -344,7 +345,7 @@ ngx_http_msgbus_list_deliver(ngx_http_msgbus_waiter_t *wt,
         rc = NGX_ERROR;
     }
 
-    ngx_http_msgbus_woken(r, rc);
+    ngx_http_msgbus_resume(r, rc);
 
     return 0;
 }
@@ -375,7 +376,7 @@ ngx_http_msgbus_retry(ngx_http_msgbus_waiter_t *wt)
 
     ngx_http_msgbus_figure_add(retries, 1);
 
-    ngx_http_msgbus_woken(wt->request,
+    ngx_http_msgbus_resume(wt->request,
                           wt->ctx->on_retry(wt->request, wt->ctx));
 }
 

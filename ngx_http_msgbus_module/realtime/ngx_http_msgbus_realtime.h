@@ -309,7 +309,6 @@ void ngx_http_msgbus_watch_join(ngx_http_msgbus_watch_t *w,
 ngx_uint_t ngx_http_msgbus_known_empty(ngx_http_msgbus_ctx_t *ctx);
 void ngx_http_msgbus_unpark(ngx_http_msgbus_waiter_t *wt);
 void ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt);
-void ngx_http_msgbus_woken(ngx_http_request_t *r, ngx_int_t rc);
 
 /* longpoll.c */
 ngx_int_t ngx_http_msgbus_wait(ngx_http_request_t *r,

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgbus_module.h"
+#include "ngx_http_msgbus_call.h"
 #include "ngx_http_msgbus_response.h"
 #include "ngx_http_msgbus_args.h"
 #include "ngx_http_msgbus_realtime.h"
@@ -219,7 +220,7 @@ ngx_http_msgbus_stream_deliver(ngx_http_msgbus_waiter_t *wt,
 
     if (ngx_http_msgbus_events(wt, fan, &part) != NGX_OK) {
         ngx_http_msgbus_unpark(wt);
-        ngx_http_msgbus_woken(wt->request, NGX_ERROR);
+        ngx_http_msgbus_resume(wt->request, NGX_ERROR);
         return 0;
     }
 

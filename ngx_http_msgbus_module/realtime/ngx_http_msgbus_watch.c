@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgbus_module.h"
+#include "ngx_http_msgbus_call.h"
 #include "ngx_http_msgbus_json.h"
 #include "ngx_http_msgbus_response.h"
 #include "ngx_http_msgbus_store_query.h"
@@ -412,24 +413,7 @@ ngx_http_msgbus_answer(ngx_http_msgbus_waiter_t *wt)
 {
     ngx_http_msgbus_unpark(wt);
 
-    ngx_http_msgbus_woken(wt->request, wt->how->end(wt->request, wt->ctx));
-}
-
-
-/*
- * A waiter out of its watch is done with (rc, as a handler returns it),
- * from an event: the requests it posted run.
- */
-
-void
-ngx_http_msgbus_woken(ngx_http_request_t *r, ngx_int_t rc)
-{
-    ngx_connection_t  *c;
-
-    c = r->connection;
-
-    ngx_http_msgbus_finalize(r, rc);
-    ngx_http_run_posted_requests(c);
+    ngx_http_msgbus_resume(wt->request, wt->how->end(wt->request, wt->ctx));
 }
 
 
