@@ -154,12 +154,13 @@ def table(results):
     rows = ['| contender | long-polls | streams | posts/s | posts answered '
             '| long-poll p50 / p99 ms | stream p50 / p99 ms '
             '| as read: long-poll / stream p99 ms '
-            '| delivered | bytes per long-poll | bytes per stream |',
-            '|---|---:|---:|---:|---|---|---|---|---:|---:|---:|']
+            '| delivered | worker CPU µs per delivery '
+            '| bytes per long-poll | bytes per stream |',
+            '|---|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|']
     for r in results:
         lp, ss, a = r['longpoll_latency'], r['sse_latency'], r['all_latency']
         rows.append('| %s | %d | %d | %g | %s in %.1f s | %.1f / %.1f '
-                    '| %.1f / %.1f | %.1f / %.1f | %.4f | %s | %s |' % (
+                    '| %.1f / %.1f | %.1f / %.1f | %.4f | %s | %s | %s |' % (
                         r['server'], r['longpoll'], r['sse'], r['rate'],
                         ', '.join('%s× %s' % (v, k) for k, v in
                                   sorted(r['post_status'].items())),
@@ -167,6 +168,8 @@ def table(results):
                         ss['p50_ms'], ss['p99_ms'],
                         lp.get('read_p99_ms', -1), ss.get('read_p99_ms', -1),
                         a.get('delivered', 0),
+                        '%.1f' % r['cpu_us_per_delivery']
+                        if 'cpu_us_per_delivery' in r else '–',
                         r.get('bytes_per_longpoll', '–'),
                         r.get('bytes_per_stream', '–')))
     return '\n'.join(rows) + '\n'

@@ -460,6 +460,28 @@ func anon(pid string) int64 {
 	return 0
 }
 
+// the workers' CPU seconds so far (utime + stime of /proc/PID/stat)
+func workerCPU() float64 {
+	var ticks int64
+	for _, p := range strings.Split(*pids, ",") {
+		if p == "" {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + p + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			k, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + k
+		}
+	}
+	return float64(ticks) / 100 // USER_HZ
+}
+
 func memory() int64 {
 	var sum int64
 	for _, p := range strings.Split(*pids, ",") {
@@ -584,6 +606,7 @@ func main() {
 	if *deadline == 0 {
 		*deadline = 2**duration + 10*time.Second
 	}
+	cpu0 := workerCPU()
 	t0 := time.Now()
 	sent := 0
 	for i := 0; i < n && time.Since(t0) < *deadline; i++ {
@@ -612,6 +635,7 @@ func main() {
 	posting := time.Since(t0).Seconds()
 	time.Sleep(2 * time.Second)
 	stop.Store(true)
+	cpu := workerCPU() - cpu0
 
 	ok := 0
 	for code, c := range status {
@@ -665,6 +689,12 @@ func main() {
 	out["sse_latency"] = collect(ss)
 	all := append(append([]*client{}, lp...), ss...)
 	out["all_latency"] = collect(all)
+	// the workers' CPU from the first post to 2 s after the last answer
+	// (deliveries, the posts, the long-polls' next requests, pings)
+	out["worker_cpu_s"] = cpu
+	if got, _ := out["all_latency"].(map[string]any)["receipts"].(int); got > 0 {
+		out["cpu_us_per_delivery"] = cpu / float64(got) * 1e6
+	}
 	if *dump != "" {
 		writeDump(*dump, n, tsent, t201, read201, lp, ss)
 	}
