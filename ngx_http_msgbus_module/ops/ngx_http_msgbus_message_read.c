@@ -248,6 +248,7 @@ ngx_http_msgbus_list_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     int64_t                   last;
     ngx_uint_t                n;
     ngx_http_msgbus_jbuf_t    jb;
+    ngx_http_msgbus_fields_t  f;
     ngx_http_msgbus_render_t  how;
 
     ngx_http_msgbus_jbuf_init(&jb, r->pool);
@@ -266,14 +267,16 @@ ngx_http_msgbus_list_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
             return NGX_ERROR;
         }
 
-        if (!ngx_http_msgbus_doc_visible(&ctx->q, docs)) {
+        ngx_http_msgbus_fields_read(docs, &f);
+
+        if (!ngx_http_msgbus_fields_visible(&ctx->q, &f)) {
             continue;
         }
 
-        last = ngx_http_msgbus_doc_int(docs, "k", 0);
+        last = f.has_marker ? f.marker : 0;
 
         if ((n++ && ngx_http_msgbus_jbuf_literal(&jb, ", ") != NGX_OK)
-            || ngx_http_msgbus_message_json(&jb, docs, &how) != NGX_OK)
+            || ngx_http_msgbus_fields_json(&jb, &f, &how) != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }

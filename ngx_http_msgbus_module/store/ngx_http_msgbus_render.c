@@ -21,7 +21,7 @@
 static ngx_uint_t ngx_http_msgbus_render_won(bson_iter_t *doc,
     ngx_array_t *won);
 static ngx_int_t ngx_http_msgbus_render_body(ngx_http_msgbus_jbuf_t *jb,
-    bson_iter_t *doc);
+    ngx_http_msgbus_fields_t *f);
 
 
 /*
@@ -35,21 +35,36 @@ ngx_int_t
 ngx_http_msgbus_message_json(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
     ngx_http_msgbus_render_t *how)
 {
-    u_char            *p;
-    int64_t            ttl, count, expires;
-    ngx_uint_t         claimed, pop;
-    const bson_oid_t  *id, *cid;
-    char               hex[25], claim[25];
+    ngx_http_msgbus_fields_t  f;
 
-    if (ngx_http_msgbus_doc_oid(doc, "_id", &id) != NGX_OK) {
+    ngx_http_msgbus_fields_read(doc, &f);
+
+    return ngx_http_msgbus_fields_json(jb, &f, how);
+}
+
+
+/* the same, of the fields read */
+
+ngx_int_t
+ngx_http_msgbus_fields_json(ngx_http_msgbus_jbuf_t *jb,
+    ngx_http_msgbus_fields_t *f, ngx_http_msgbus_render_t *how)
+{
+    u_char      *p;
+    time_t       age;
+    int64_t      ttl, count, expires;
+    ngx_uint_t   claimed, pop;
+    char         hex[25], claim[25];
+
+    if (f->id == NULL) {
         return NGX_ERROR;
     }
 
-    bson_oid_to_string(id, hex);
+    bson_oid_to_string(f->id, hex);
 
-    ttl = ngx_http_msgbus_doc_int(doc, "t", 0);
-    count = ngx_http_msgbus_doc_int(doc, "c.c", 0);
-    expires = ngx_http_msgbus_doc_int(doc, "c.e", 0);
+    age = how->now - bson_oid_get_time_t(f->id);
+    ttl = f->has_ttl ? f->ttl : 0;
+    count = f->has_claim_count ? f->claim_count : 0;
+    expires = f->has_claim_expires ? f->claim_expires : 0;
 
     claimed = 0;
     pop = (how->how == NGX_HTTP_MSGBUS_MESSAGE_POP);
@@ -58,14 +73,14 @@ ngx_http_msgbus_message_json(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
         bson_oid_to_string(how->claim, claim);
         claimed = 1;
 
-        if (ngx_http_msgbus_doc_int(doc, "e", 0)
+        if ((f->has_expires ? f->expires : 0)
             < (how->now + how->claim_life) * 1000)
         {
             ttl = how->claim_life;
         }
 
-    } else if (ngx_http_msgbus_doc_oid(doc, "c.id", &cid) == NGX_OK) {
-        bson_oid_to_string(cid, claim);
+    } else if (f->claim) {
+        bson_oid_to_string(f->claim, claim);
         claimed = pop || expires > how->now;
     }
 
@@ -77,25 +92,32 @@ ngx_http_msgbus_message_json(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
 
     if (pop) {
         p = ngx_sprintf(p, "{\"id\": \"%s\", \"age\": %T, \"ttl\": %L, "
-                        "\"claim_count\": %L, \"body\": ", hex,
-                        how->now - bson_oid_get_time_t(id), ttl, count);
+                        "\"claim_count\": %L, \"body\": ", hex, age, ttl,
+                        count);
 
     } else {
-        p = ngx_sprintf(p, "{\"id\": \"%s\", \"href\": \"", hex);
+        p = ngx_cpymem(p, "{\"id\": \"", sizeof("{\"id\": \"") - 1);
+        p = ngx_cpymem(p, hex, 24);
+        p = ngx_cpymem(p, "\", \"href\": \"", sizeof("\", \"href\": \"") - 1);
         p = ngx_http_msgbus_json_escape(p, how->base.data, how->base.len);
-        p = ngx_sprintf(p, "/messages/%s", hex);
+        p = ngx_cpymem(p, "/messages/", sizeof("/messages/") - 1);
+        p = ngx_cpymem(p, hex, 24);
 
         if (claimed) {
-            p = ngx_sprintf(p, "?claim_id=%s", claim);
+            p = ngx_cpymem(p, "?claim_id=", sizeof("?claim_id=") - 1);
+            p = ngx_cpymem(p, claim, 24);
         }
 
-        p = ngx_sprintf(p, "\", \"ttl\": %L, \"age\": %T, \"body\": ", ttl,
-                        how->now - bson_oid_get_time_t(id));
+        p = ngx_cpymem(p, "\", \"ttl\": ", sizeof("\", \"ttl\": ") - 1);
+        p = ngx_http_msgbus_json_integer(p, ttl);
+        p = ngx_cpymem(p, ", \"age\": ", sizeof(", \"age\": ") - 1);
+        p = ngx_http_msgbus_json_integer(p, age);
+        p = ngx_cpymem(p, ", \"body\": ", sizeof(", \"body\": ") - 1);
     }
 
     jb->pos = p;
 
-    if (ngx_http_msgbus_render_body(jb, doc) != NGX_OK
+    if (ngx_http_msgbus_render_body(jb, f) != NGX_OK
         || ngx_http_msgbus_jbuf_reserve(jb, 64) != NGX_OK)
     {
         return NGX_ERROR;
@@ -116,26 +138,26 @@ ngx_http_msgbus_message_json(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
 /* the body: msgbus's JSON text, or a BSON value Zaqar stored */
 
 static ngx_int_t
-ngx_http_msgbus_render_body(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc)
+ngx_http_msgbus_render_body(ngx_http_msgbus_jbuf_t *jb,
+    ngx_http_msgbus_fields_t *f)
 {
     uint32_t        len;
-    bson_iter_t     body;
     bson_subtype_t  subtype;
     const uint8_t  *data;
 
-    if (!bson_iter_recurse(doc, &body) || !bson_iter_find(&body, "b")) {
+    if (!f->has_body) {
         return ngx_http_msgbus_jbuf_literal(jb, "null");
     }
 
-    if (BSON_ITER_HOLDS_BINARY(&body)) {
-        bson_iter_binary(&body, &subtype, &len, &data);
+    if (BSON_ITER_HOLDS_BINARY(&f->body)) {
+        bson_iter_binary(&f->body, &subtype, &len, &data);
 
         if (subtype == NGX_HTTP_MSGBUS_BODY_SUBTYPE) {
             return ngx_http_msgbus_jbuf_raw(jb, (u_char *) data, len);
         }
     }
 
-    return ngx_http_msgbus_jbuf_value(jb, &body, 0);
+    return ngx_http_msgbus_jbuf_value(jb, &f->body, 0);
 }
 
 

@@ -126,40 +126,48 @@ ngx_http_msgbus_filter_queue(bson_t *filter, ngx_str_t *scoped, time_t now,
 ngx_uint_t
 ngx_http_msgbus_doc_visible(ngx_http_msgbus_query_t *q, bson_iter_t *doc)
 {
+    ngx_http_msgbus_fields_t  f;
+
+    ngx_http_msgbus_fields_read(doc, &f);
+
+    return ngx_http_msgbus_fields_visible(q, &f);
+}
+
+
+/* the same, of the fields read */
+
+ngx_uint_t
+ngx_http_msgbus_fields_visible(ngx_http_msgbus_query_t *q,
+    ngx_http_msgbus_fields_t *f)
+{
     uint32_t        len;
-    bson_iter_t     it;
     const char     *text;
     const uint8_t  *data;
     bson_subtype_t  subtype;
 
     if (!q->include_claimed
-        && ngx_http_msgbus_doc_int(doc, "c.e", INT64_MAX) > q->now)
+        && (!f->has_claim_expires || f->claim_expires > q->now))
     {
         return 0;
     }
 
-    if (!q->include_delayed
-        && ngx_http_msgbus_doc_int(doc, "d", INT64_MIN) > q->now)
-    {
+    if (!q->include_delayed && f->has_delay && f->delay > q->now) {
         return 0;
     }
 
-    if (q->echo
-        || !bson_iter_recurse(doc, &it)
-        || !bson_iter_find(&it, "u"))
-    {
+    if (q->echo || !f->has_client) {
         return 1;
     }
 
-    if (q->client_uuid && BSON_ITER_HOLDS_BINARY(&it)) {
-        bson_iter_binary(&it, &subtype, &len, &data);
+    if (q->client_uuid && BSON_ITER_HOLDS_BINARY(&f->client)) {
+        bson_iter_binary(&f->client, &subtype, &len, &data);
 
         return !(subtype == BSON_SUBTYPE_UUID && len == 16
                  && ngx_memcmp(data, q->client, 16) == 0);
     }
 
-    if (!q->client_uuid && BSON_ITER_HOLDS_UTF8(&it)) {
-        text = bson_iter_utf8(&it, &len);
+    if (!q->client_uuid && BSON_ITER_HOLDS_UTF8(&f->client)) {
+        text = bson_iter_utf8(&f->client, &len);
 
         return !(len == q->client_text.len
                  && ngx_memcmp(text, q->client_text.data, len) == 0);

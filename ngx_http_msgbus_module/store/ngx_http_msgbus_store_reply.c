@@ -18,6 +18,11 @@
 #include "ngx_http_msgbus_store_reply.h"
 
 
+static void ngx_http_msgbus_fields_claim(bson_iter_t *c,
+    ngx_http_msgbus_fields_t *f);
+static ngx_uint_t ngx_http_msgbus_fields_number(bson_iter_t *it, int64_t *n);
+
+
 /* a find reply's documents (cursor.firstBatch) */
 
 ngx_int_t
@@ -168,4 +173,172 @@ ngx_http_msgbus_doc_oid(bson_iter_t *doc, char *path, const bson_oid_t **oid)
     *oid = bson_iter_oid(&it);
 
     return NGX_OK;
+}
+
+
+/*
+ * The fields of a message's document (Zaqar's schema: see
+ * ngx_http_msgbus_store_query.c); none if doc is not a document
+ */
+
+void
+ngx_http_msgbus_fields_read(bson_iter_t *doc, ngx_http_msgbus_fields_t *f)
+{
+    char         name;
+    ngx_uint_t   seen;
+    bson_iter_t  it;
+    const char  *key;
+
+    ngx_memzero(f, sizeof(ngx_http_msgbus_fields_t));
+
+    if (!BSON_ITER_HOLDS_DOCUMENT(doc) || !bson_iter_recurse(doc, &it)) {
+        return;
+    }
+
+    seen = 0;
+
+    while (bson_iter_next(&it)) {
+        key = bson_iter_key(&it);
+
+        if (key[0] == '_') {
+            if (ngx_strcmp(key, "_id") != 0) {
+                continue;
+            }
+
+            name = '_';
+
+        } else if (key[0] != '\0' && key[1] == '\0') {
+            name = key[0];
+
+        } else {
+            continue;
+        }
+
+        switch (name) {
+        case '_':
+        case 't':
+        case 'e':
+        case 'u':
+        case 'c':
+        case 'd':
+        case 'b':
+        case 'k':
+            break;
+
+        default:
+            continue;
+        }
+
+        if (seen & ((ngx_uint_t) 1 << (name & 31))) {
+            continue;
+        }
+
+        seen |= (ngx_uint_t) 1 << (name & 31);
+
+        switch (name) {
+
+        case '_':
+            if (BSON_ITER_HOLDS_OID(&it)) {
+                f->id = bson_iter_oid(&it);
+            }
+
+            break;
+
+        case 't':
+            f->has_ttl = ngx_http_msgbus_fields_number(&it, &f->ttl);
+            break;
+
+        case 'e':
+            f->has_expires = ngx_http_msgbus_fields_number(&it, &f->expires);
+            break;
+
+        case 'd':
+            f->has_delay = ngx_http_msgbus_fields_number(&it, &f->delay);
+            break;
+
+        case 'k':
+            f->has_marker = ngx_http_msgbus_fields_number(&it, &f->marker);
+            break;
+
+        case 'u':
+            f->client = it;
+            f->has_client = 1;
+            break;
+
+        case 'b':
+            f->body = it;
+            f->has_body = 1;
+            break;
+
+        default: /* 'c' */
+            ngx_http_msgbus_fields_claim(&it, f);
+            break;
+        }
+    }
+}
+
+
+/* c: {id, e, c}, the claim */
+
+static void
+ngx_http_msgbus_fields_claim(bson_iter_t *c, ngx_http_msgbus_fields_t *f)
+{
+    ngx_uint_t   seen;
+    bson_iter_t  it;
+    const char  *key;
+
+    if (!(BSON_ITER_HOLDS_DOCUMENT(c) || BSON_ITER_HOLDS_ARRAY(c))
+        || !bson_iter_recurse(c, &it))
+    {
+        return;
+    }
+
+    seen = 0;
+
+    while (bson_iter_next(&it) && seen != 7) {
+        key = bson_iter_key(&it);
+
+        if (key[0] == 'i' && key[1] == 'd' && key[2] == '\0') {
+            if (!(seen & 1)) {
+                seen |= 1;
+
+                if (BSON_ITER_HOLDS_OID(&it)) {
+                    f->claim = bson_iter_oid(&it);
+                }
+            }
+
+        } else if (key[0] == 'e' && key[1] == '\0') {
+            if (!(seen & 2)) {
+                seen |= 2;
+                f->has_claim_expires =
+                    ngx_http_msgbus_fields_number(&it, &f->claim_expires);
+            }
+
+        } else if (key[0] == 'c' && key[1] == '\0') {
+            if (!(seen & 4)) {
+                seen |= 4;
+                f->has_claim_count =
+                    ngx_http_msgbus_fields_number(&it, &f->claim_count);
+            }
+        }
+    }
+}
+
+
+/* a number, or a date as milliseconds: 1 */
+
+static ngx_uint_t
+ngx_http_msgbus_fields_number(bson_iter_t *it, int64_t *n)
+{
+    if (BSON_ITER_HOLDS_NUMBER(it)) {
+        *n = bson_iter_as_int64(it);
+        return 1;
+    }
+
+    if (BSON_ITER_HOLDS_DATE_TIME(it)) {
+        *n = bson_iter_date_time(it);
+        return 1;
+    }
+
+    return 0;
 }

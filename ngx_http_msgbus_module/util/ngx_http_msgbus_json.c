@@ -629,6 +629,34 @@ ngx_http_msgbus_jbuf_container(ngx_http_msgbus_jbuf_t *jb, json_t *json,
 }
 
 
+/* n in decimal, as ngx_sprintf()'s "%L" writes it */
+
+u_char *
+ngx_http_msgbus_json_integer(u_char *p, int64_t n)
+{
+    u_char    *q;
+    uint64_t   u;
+    u_char     digits[NGX_INT64_LEN];
+
+    if (n < 0) {
+        *p++ = '-';
+        u = (uint64_t) -(n + 1) + 1;
+
+    } else {
+        u = (uint64_t) n;
+    }
+
+    q = digits + NGX_INT64_LEN;
+
+    do {
+        *--q = (u_char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    return ngx_cpymem(p, q, digits + NGX_INT64_LEN - q);
+}
+
+
 ngx_int_t
 ngx_http_msgbus_jbuf_raw(ngx_http_msgbus_jbuf_t *jb, u_char *s, size_t len)
 {
