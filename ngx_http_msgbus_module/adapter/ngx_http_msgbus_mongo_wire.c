@@ -15,7 +15,14 @@
 #define NGX_HTTP_MSGBUS_WIRE_CHECKSUM         0x00000001
 #define NGX_HTTP_MSGBUS_WIRE_MORE_TO_COME     0x00000002
 
+/* deeper documents are not taken (MongoDB stores at most 100 levels) */
+#define NGX_HTTP_MSGBUS_WIRE_MAX_DEPTH        1000
 
+
+static ngx_uint_t ngx_http_msgbus_wire_valid(const bson_t *doc,
+    ngx_uint_t depth);
+static ngx_uint_t ngx_http_msgbus_wire_utf8(const char *s, size_t len,
+    ngx_uint_t nul);
 static int32_t ngx_http_msgbus_wire_le32(u_char *p);
 static u_char *ngx_http_msgbus_wire_put32(u_char *p, uint32_t n);
 
@@ -168,7 +175,7 @@ ngx_http_msgbus_wire_body(ngx_http_msgbus_wire_t *w, u_char *body,
 
     if (doc < 5 || doc != last - p || last[-1] != '\0'
         || !bson_init_static(reply, p, doc)
-        || !bson_validate(reply, BSON_VALIDATE_NONE, NULL))
+        || !ngx_http_msgbus_wire_valid(reply, 0))
     {
         ngx_log_error(NGX_LOG_ERR, w->log, 0,
                       "msgbus mongo: %V sent a malformed document of %D "
@@ -211,6 +218,114 @@ ngx_http_msgbus_wire_check_ok(bson_t *reply, int32_t *code,
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * What bson_validate(BSON_VALIDATE_NONE) checks, without its visitor:
+ * each element within its document, each document's and array's own
+ * length and end, keys and strings in UTF-8
+ */
+
+static ngx_uint_t
+ngx_http_msgbus_wire_valid(const bson_t *doc, ngx_uint_t depth)
+{
+    bson_t             sub;
+    uint32_t           len, size;
+    bson_iter_t        it;
+    const char        *s;
+    const uint8_t     *data;
+    const bson_oid_t  *oid;
+
+    if (depth > NGX_HTTP_MSGBUS_WIRE_MAX_DEPTH || !bson_iter_init(&it, doc)) {
+        return 0;
+    }
+
+    while (bson_iter_next(&it)) {
+        s = bson_iter_key(&it);
+
+        if (!ngx_http_msgbus_wire_utf8(s, bson_iter_key_len(&it), 0)) {
+            return 0;
+        }
+
+        switch (bson_iter_type(&it)) {
+
+        case BSON_TYPE_UTF8:
+            s = bson_iter_utf8(&it, &len);
+            break;
+
+        case BSON_TYPE_CODE:
+            s = bson_iter_code(&it, &len);
+            break;
+
+        case BSON_TYPE_SYMBOL:
+            s = bson_iter_symbol(&it, &len);
+            break;
+
+        case BSON_TYPE_REGEX:
+            s = bson_iter_regex(&it, NULL);
+            len = ngx_strlen(s);
+            break;
+
+        case BSON_TYPE_DBPOINTER:
+            bson_iter_dbpointer(&it, &len, &s, &oid);
+            break;
+
+        case BSON_TYPE_DOCUMENT:
+        case BSON_TYPE_ARRAY:
+        case BSON_TYPE_CODEWSCOPE:
+
+            if (bson_iter_type(&it) == BSON_TYPE_DOCUMENT) {
+                bson_iter_document(&it, &size, &data);
+
+            } else if (bson_iter_type(&it) == BSON_TYPE_ARRAY) {
+                bson_iter_array(&it, &size, &data);
+
+            } else {
+                s = bson_iter_codewscope(&it, &len, &size, &data);
+
+                if (!ngx_http_msgbus_wire_utf8(s, len, 1)) {
+                    return 0;
+                }
+            }
+
+            if (!bson_init_static(&sub, data, size)
+                || !ngx_http_msgbus_wire_valid(&sub, depth + 1))
+            {
+                return 0;
+            }
+
+            continue;
+
+        default:
+            continue;
+        }
+
+        if (!ngx_http_msgbus_wire_utf8(s, len, 1)) {
+            return 0;
+        }
+    }
+
+    /* the end, not an element that does not fit */
+
+    return it.err_off == 0;
+}
+
+
+/* valid UTF-8 (nul: NUL bytes allowed), ASCII quickly */
+
+static ngx_uint_t
+ngx_http_msgbus_wire_utf8(const char *s, size_t len, ngx_uint_t nul)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if ((u_char) s[i] >= 0x80 || (s[i] == '\0' && !nul)) {
+            return bson_utf8_validate(s, len, nul);
+        }
+    }
+
+    return 1;
 }
 
 
