@@ -19,9 +19,10 @@
 # X-Project-Id), then static: httperf at RATE connections/s for DURATION
 # s, one call each, pinned to LOAD_CPU, after a warm-up of WARMUP s.
 # Printed per measurement and as means: replies, errors, the workers'
-# CPU seconds (utime + stime from /proc/PID/stat) and CPU microseconds
-# per 2xx reply, in all and in user space; the ratio of each build's
-# mean to static's.  CPU time is robust to other load on the machine,
+# CPU seconds (their run time from /proc/PID/schedstat, exact, not
+# sampled) and CPU microseconds per 2xx reply, in all and in user space
+# (utime's share of utime + stime, /proc/PID/stat: sampled at ticks);
+# the ratio of each build's mean to static's.  CPU time is robust to other load on the machine,
 # not immune (the kernel's share least): compare builds in one run,
 # interleaved; each measurement first waits up to QUIET_WAIT s for a
 # second in which the rest of the machine uses at most QUIET_PCT % of
@@ -217,13 +218,14 @@ load() {
         --add-header "Client-ID: $client_id\\nX-Project-ID: bench\\n" 2>&1
 }
 
-# "utime stime" of processes, in seconds
+# "run utime stime" of processes, in seconds: their run time
+# (schedstat) and its ticks in user and kernel space (stat)
 cpu_of() {
     local p
     for p in "$@"; do
-        sed 's/^.*) //' "/proc/$p/stat"
-    done | awk -v t="$bench_tck" '{ u += $12; s += $13 }
-                                  END { printf "%.2f %.2f\n", u / t, s / t }'
+        echo "$(cut -d' ' -f1 "/proc/$p/schedstat") $(sed 's/^.*) //' "/proc/$p/stat")"
+    done | awk -v t="$bench_tck" '{ r += $1; u += $13; s += $14 }
+                                  END { printf "%.6f %.2f %.2f\n", r / 1e9, u / t, s / t }'
 }
 
 # one measurement: $1 its label, $2 the build, $3 the path; prints
@@ -256,8 +258,9 @@ measure() {
         /^Reply status: / { ok = $4; sub(/^2xx=/, "", ok) }
         /^Errors: total / { errors = $3 }
         END { split(c0, a, " "); split(c1, b, " ")
-              u = b[1] - a[1]; cpu = u + b[2] - a[2]
-              printf "%s %d %d %d %.2f %.1f %.1f %d\n", label, replies, ok, errors,
+              cpu = b[1] - a[1]; ticks = b[2] - a[2] + b[3] - a[3]
+              u = ticks > 0 ? cpu * (b[2] - a[2]) / ticks : 0
+              printf "%s %d %d %d %.3f %.1f %.1f %d\n", label, replies, ok, errors,
                      cpu, (ok > 0 ? cpu / ok * 1e6 : 0), (ok > 0 ? u / ok * 1e6 : 0),
                      busy }'
 }
@@ -269,7 +272,7 @@ for round in $(seq "$ROUNDS"); do
         measure "$n" "$n" "$page_path" | tee -a "$results"
     done
     measure static "$first" /static/get | tee -a "$results"
-done | awk '{ printf "%-10s replies %6d 2xx %6d errors %4d cpu %6.2f s %6.1f us/reply" \
+done | awk '{ printf "%-10s replies %6d 2xx %6d errors %4d cpu %7.3f s %6.1f us/reply" \
                       " (user %5.1f), others busy before %d%%\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
 
 awk '{ cpu[$1] += $5; ok[$1] += $3; user[$1] += $7 * $3 / 1e6
