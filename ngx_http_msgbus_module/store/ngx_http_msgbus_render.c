@@ -14,6 +14,7 @@
 #include <ngx_core.h>
 
 #include "ngx_http_msgbus_render.h"
+#include "ngx_http_msgbus_bson.h"
 #include "ngx_http_msgbus_store_reply.h"
 #include "ngx_http_msgbus_store_messages.h"
 
@@ -141,23 +142,27 @@ static ngx_int_t
 ngx_http_msgbus_render_body(ngx_http_msgbus_jbuf_t *jb,
     ngx_http_msgbus_fields_t *f)
 {
-    uint32_t        len;
-    bson_subtype_t  subtype;
-    const uint8_t  *data;
+    bson_iter_t  body;
 
-    if (!f->has_body) {
+    if (f->body_type == 0) {
         return ngx_http_msgbus_jbuf_literal(jb, "null");
     }
 
-    if (BSON_ITER_HOLDS_BINARY(&f->body)) {
-        bson_iter_binary(&f->body, &subtype, &len, &data);
+    /* a binary's length, subtype, bytes */
 
-        if (subtype == NGX_HTTP_MSGBUS_BODY_SUBTYPE) {
-            return ngx_http_msgbus_jbuf_raw(jb, (u_char *) data, len);
-        }
+    if (f->body_type == BSON_TYPE_BINARY
+        && f->body[4] == NGX_HTTP_MSGBUS_BODY_SUBTYPE)
+    {
+        return ngx_http_msgbus_jbuf_raw(jb, f->body + 5,
+                                        (uint32_t)
+                                        ngx_http_msgbus_bson_int32(f->body));
     }
 
-    return ngx_http_msgbus_jbuf_value(jb, &f->body, 0);
+    if (!bson_iter_recurse(&f->doc, &body) || !bson_iter_find(&body, "b")) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_msgbus_jbuf_value(jb, &body, 0);
 }
 
 

@@ -20,6 +20,7 @@
 
 #include "ngx_http_msgbus_store_query.h"
 #include "ngx_http_msgbus_store_reply.h"
+#include "ngx_http_msgbus_bson.h"
 
 
 /*
@@ -140,10 +141,7 @@ ngx_uint_t
 ngx_http_msgbus_fields_visible(ngx_http_msgbus_query_t *q,
     ngx_http_msgbus_fields_t *f)
 {
-    uint32_t        len;
-    const char     *text;
-    const uint8_t  *data;
-    bson_subtype_t  subtype;
+    uint32_t  len;
 
     if (!q->include_claimed
         && (!f->has_claim_expires || f->claim_expires > q->now))
@@ -155,22 +153,23 @@ ngx_http_msgbus_fields_visible(ngx_http_msgbus_query_t *q,
         return 0;
     }
 
-    if (q->echo || !f->has_client) {
+    if (q->echo || f->client_type == 0) {
         return 1;
     }
 
-    if (q->client_uuid && BSON_ITER_HOLDS_BINARY(&f->client)) {
-        bson_iter_binary(&f->client, &subtype, &len, &data);
+    len = (uint32_t) ngx_http_msgbus_bson_int32(f->client);
 
-        return !(subtype == BSON_SUBTYPE_UUID && len == 16
-                 && ngx_memcmp(data, q->client, 16) == 0);
+    /* a binary's length, subtype, bytes; a string's length with its 0 */
+
+    if (q->client_uuid && f->client_type == BSON_TYPE_BINARY) {
+        return !(f->client[4] == BSON_SUBTYPE_UUID && len == 16
+                 && ngx_memcmp(f->client + 5, q->client, 16) == 0);
     }
 
-    if (!q->client_uuid && BSON_ITER_HOLDS_UTF8(&f->client)) {
-        text = bson_iter_utf8(&f->client, &len);
-
-        return !(len == q->client_text.len
-                 && ngx_memcmp(text, q->client_text.data, len) == 0);
+    if (!q->client_uuid && f->client_type == BSON_TYPE_UTF8) {
+        return !(len - 1 == q->client_text.len
+                 && ngx_memcmp(f->client + 4, q->client_text.data, len - 1)
+                    == 0);
     }
 
     return 1;

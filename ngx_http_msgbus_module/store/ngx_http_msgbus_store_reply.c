@@ -16,11 +16,14 @@
 #include <ngx_core.h>
 
 #include "ngx_http_msgbus_store_reply.h"
+#include "ngx_http_msgbus_bson.h"
 
 
-static void ngx_http_msgbus_fields_claim(bson_iter_t *c,
+static u_char ngx_http_msgbus_fields_name(ngx_http_msgbus_bson_elt_t *e);
+static void ngx_http_msgbus_fields_claim(ngx_http_msgbus_bson_elt_t *c,
     ngx_http_msgbus_fields_t *f);
-static ngx_uint_t ngx_http_msgbus_fields_number(bson_iter_t *it, int64_t *n);
+static ngx_uint_t ngx_http_msgbus_fields_number(ngx_http_msgbus_bson_elt_t *e,
+    int64_t *n);
 
 
 /* a find reply's documents (cursor.firstBatch) */
@@ -178,44 +181,105 @@ ngx_http_msgbus_doc_oid(bson_iter_t *doc, char *path, const bson_oid_t **oid)
 
 /*
  * The fields of a message's document (Zaqar's schema: see
- * ngx_http_msgbus_store_query.c); none if doc is not a document
+ * ngx_http_msgbus_store_query.c), from its bytes; none if doc is not a
+ * document
  */
 
 void
 ngx_http_msgbus_fields_read(bson_iter_t *doc, ngx_http_msgbus_fields_t *f)
 {
-    char         name;
-    ngx_uint_t   seen;
-    bson_iter_t  it;
-    const char  *key;
+    u_char                      *p, *end, name;
+    uint32_t                     len;
+    ngx_uint_t                   seen, bit;
+    const uint8_t               *data;
+    ngx_http_msgbus_bson_elt_t   e;
 
     ngx_memzero(f, sizeof(ngx_http_msgbus_fields_t));
 
-    if (!BSON_ITER_HOLDS_DOCUMENT(doc) || !bson_iter_recurse(doc, &it)) {
+    if (!BSON_ITER_HOLDS_DOCUMENT(doc)) {
         return;
     }
 
+    f->doc = *doc;
+
+    bson_iter_document(doc, &len, &data);
+
+    if (len < 5 || data[len - 1] != '\0') {
+        return;
+    }
+
+    p = (u_char *) data + 4;
+    end = (u_char *) data + len - 1;
     seen = 0;
 
-    while (bson_iter_next(&it)) {
-        key = bson_iter_key(&it);
+    while (ngx_http_msgbus_bson_next(&p, end, &e) == NGX_OK) {
 
-        if (key[0] == '_') {
-            if (ngx_strcmp(key, "_id") != 0) {
-                continue;
-            }
+        name = ngx_http_msgbus_fields_name(&e);
 
-            name = '_';
-
-        } else if (key[0] != '\0' && key[1] == '\0') {
-            name = key[0];
-
-        } else {
+        if (name == '\0') {
             continue;
         }
 
+        /* '_' & 31 and the letters' are apart */
+
+        bit = (ngx_uint_t) 1 << (name & 31);
+
+        if (seen & bit) {
+            continue;
+        }
+
+        seen |= bit;
+
         switch (name) {
+
         case '_':
+            if (e.type == BSON_TYPE_OID) {
+                f->id = (const bson_oid_t *) e.value;
+            }
+
+            break;
+
+        case 't':
+            f->has_ttl = ngx_http_msgbus_fields_number(&e, &f->ttl);
+            break;
+
+        case 'e':
+            f->has_expires = ngx_http_msgbus_fields_number(&e, &f->expires);
+            break;
+
+        case 'd':
+            f->has_delay = ngx_http_msgbus_fields_number(&e, &f->delay);
+            break;
+
+        case 'k':
+            f->has_marker = ngx_http_msgbus_fields_number(&e, &f->marker);
+            break;
+
+        case 'u':
+            f->client = e.value;
+            f->client_type = e.type;
+            break;
+
+        case 'b':
+            f->body = e.value;
+            f->body_type = e.type;
+            break;
+
+        default: /* 'c' */
+            ngx_http_msgbus_fields_claim(&e, f);
+            break;
+        }
+    }
+}
+
+
+/* the fields read: "_id" as '_', the letters as they are; else 0 */
+
+static u_char
+ngx_http_msgbus_fields_name(ngx_http_msgbus_bson_elt_t *e)
+{
+    if (e->key_len == 1) {
+        switch (e->key[0]) {
         case 't':
         case 'e':
         case 'u':
@@ -223,122 +287,95 @@ ngx_http_msgbus_fields_read(bson_iter_t *doc, ngx_http_msgbus_fields_t *f)
         case 'd':
         case 'b':
         case 'k':
-            break;
+            return e->key[0];
 
         default:
-            continue;
-        }
-
-        if (seen & ((ngx_uint_t) 1 << (name & 31))) {
-            continue;
-        }
-
-        seen |= (ngx_uint_t) 1 << (name & 31);
-
-        switch (name) {
-
-        case '_':
-            if (BSON_ITER_HOLDS_OID(&it)) {
-                f->id = bson_iter_oid(&it);
-            }
-
-            break;
-
-        case 't':
-            f->has_ttl = ngx_http_msgbus_fields_number(&it, &f->ttl);
-            break;
-
-        case 'e':
-            f->has_expires = ngx_http_msgbus_fields_number(&it, &f->expires);
-            break;
-
-        case 'd':
-            f->has_delay = ngx_http_msgbus_fields_number(&it, &f->delay);
-            break;
-
-        case 'k':
-            f->has_marker = ngx_http_msgbus_fields_number(&it, &f->marker);
-            break;
-
-        case 'u':
-            f->client = it;
-            f->has_client = 1;
-            break;
-
-        case 'b':
-            f->body = it;
-            f->has_body = 1;
-            break;
-
-        default: /* 'c' */
-            ngx_http_msgbus_fields_claim(&it, f);
-            break;
+            return '\0';
         }
     }
+
+    if (e->key_len == 3 && e->key[0] == '_' && e->key[1] == 'i'
+        && e->key[2] == 'd')
+    {
+        return '_';
+    }
+
+    return '\0';
 }
 
 
 /* c: {id, e, c}, the claim */
 
 static void
-ngx_http_msgbus_fields_claim(bson_iter_t *c, ngx_http_msgbus_fields_t *f)
+ngx_http_msgbus_fields_claim(ngx_http_msgbus_bson_elt_t *c,
+    ngx_http_msgbus_fields_t *f)
 {
-    ngx_uint_t   seen;
-    bson_iter_t  it;
-    const char  *key;
+    u_char                      *p;
+    ngx_uint_t                   seen;
+    ngx_http_msgbus_bson_elt_t   e;
 
-    if (!(BSON_ITER_HOLDS_DOCUMENT(c) || BSON_ITER_HOLDS_ARRAY(c))
-        || !bson_iter_recurse(c, &it))
-    {
+    if (c->type != BSON_TYPE_DOCUMENT && c->type != BSON_TYPE_ARRAY) {
         return;
     }
 
+    p = c->value + 4;
     seen = 0;
 
-    while (bson_iter_next(&it) && seen != 7) {
-        key = bson_iter_key(&it);
-
-        if (key[0] == 'i' && key[1] == 'd' && key[2] == '\0') {
+    while (seen != 7 && ngx_http_msgbus_bson_next(&p, c->end - 1, &e) == NGX_OK)
+    {
+        if (e.key_len == 2 && e.key[0] == 'i' && e.key[1] == 'd') {
             if (!(seen & 1)) {
                 seen |= 1;
 
-                if (BSON_ITER_HOLDS_OID(&it)) {
-                    f->claim = bson_iter_oid(&it);
+                if (e.type == BSON_TYPE_OID) {
+                    f->claim = (const bson_oid_t *) e.value;
                 }
             }
 
-        } else if (key[0] == 'e' && key[1] == '\0') {
+        } else if (e.key_len == 1 && e.key[0] == 'e') {
             if (!(seen & 2)) {
                 seen |= 2;
                 f->has_claim_expires =
-                    ngx_http_msgbus_fields_number(&it, &f->claim_expires);
+                    ngx_http_msgbus_fields_number(&e, &f->claim_expires);
             }
 
-        } else if (key[0] == 'c' && key[1] == '\0') {
+        } else if (e.key_len == 1 && e.key[0] == 'c') {
             if (!(seen & 4)) {
                 seen |= 4;
                 f->has_claim_count =
-                    ngx_http_msgbus_fields_number(&it, &f->claim_count);
+                    ngx_http_msgbus_fields_number(&e, &f->claim_count);
             }
         }
     }
 }
 
 
-/* a number, or a date as milliseconds: 1 */
+/* a number, or a date as milliseconds, as bson_iter_as_int64(): 1 */
 
 static ngx_uint_t
-ngx_http_msgbus_fields_number(bson_iter_t *it, int64_t *n)
+ngx_http_msgbus_fields_number(ngx_http_msgbus_bson_elt_t *e, int64_t *n)
 {
-    if (BSON_ITER_HOLDS_NUMBER(it)) {
-        *n = bson_iter_as_int64(it);
-        return 1;
-    }
+    double    d;
+    uint64_t  u;
 
-    if (BSON_ITER_HOLDS_DATE_TIME(it)) {
-        *n = bson_iter_date_time(it);
-        return 1;
-    }
+    switch (e->type) {
 
-    return 0;
+    case BSON_TYPE_INT32:
+        *n = ngx_http_msgbus_bson_int32(e->value);
+        return 1;
+
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DATE_TIME:
+        *n = ngx_http_msgbus_bson_int64(e->value);
+        return 1;
+
+    case BSON_TYPE_DOUBLE:
+        u = (uint64_t) ngx_http_msgbus_bson_int64(e->value);
+        ngx_memcpy(&d, &u, sizeof(double));
+        *n = (int64_t) d;
+        return 1;
+
+    default:
+        return 0;
+    }
 }

@@ -21,6 +21,7 @@
  */
 
 typedef struct {
+    bson_iter_t                 doc;           /* the message */
     const bson_oid_t           *id;            /* _id; NULL: none */
     const bson_oid_t           *claim;         /* c.id; NULL: none */
     int64_t                     ttl;           /* t */
@@ -29,16 +30,16 @@ typedef struct {
     int64_t                     claim_count;   /* c.c */
     int64_t                     delay;         /* d */
     int64_t                     marker;        /* k */
-    bson_iter_t                 client;        /* u */
-    bson_iter_t                 body;          /* b */
+    u_char                     *client;        /* u: its value's bytes */
+    u_char                     *body;          /* b: its value's bytes */
+    u_char                      client_type;   /* 0: no u */
+    u_char                      body_type;     /* 0: no b */
     unsigned                    has_ttl:1;
     unsigned                    has_expires:1;
     unsigned                    has_claim_expires:1;
     unsigned                    has_claim_count:1;
     unsigned                    has_delay:1;
     unsigned                    has_marker:1;
-    unsigned                    has_client:1;
-    unsigned                    has_body:1;
 } ngx_http_msgbus_fields_t;
 
 
