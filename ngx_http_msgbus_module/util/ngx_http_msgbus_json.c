@@ -94,6 +94,11 @@ ngx_http_msgbus_json_escape(u_char *dst, u_char *src, size_t size)
 
     while (p < last) {
 
+        if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
+            *dst++ = *p++;
+            continue;
+        }
+
         if (*p < 0x80) {
             c = ngx_http_msgbus_json_short_escape(*p);
 
