@@ -255,7 +255,14 @@ ngx_http_msgbus_list_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     ngx_http_msgbus_render_init(ctx, &how);
 
-    if (ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK) {
+    /* room for a page of small messages at once: no copies as it grows */
+
+    if (ngx_http_msgbus_jbuf_reserve(&jb, 6 * r->uri.len + 512
+                                          + ctx->limit
+                                            * (6 * ctx->base.len + 256))
+        != NGX_OK
+        || ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -21,6 +21,8 @@
 
 static ngx_uint_t ngx_http_msgbus_render_won(bson_iter_t *doc,
     ngx_array_t *won);
+static ngx_int_t ngx_http_msgbus_render_href(ngx_pool_t *pool,
+    ngx_http_msgbus_render_t *how);
 static ngx_int_t ngx_http_msgbus_render_body(ngx_http_msgbus_jbuf_t *jb,
     ngx_http_msgbus_fields_t *f);
 
@@ -85,7 +87,13 @@ ngx_http_msgbus_fields_json(ngx_http_msgbus_jbuf_t *jb,
         claimed = pop || expires > how->now;
     }
 
-    if (ngx_http_msgbus_jbuf_reserve(jb, 6 * how->base.len + 256) != NGX_OK) {
+    if (!pop && how->href.data == NULL
+        && ngx_http_msgbus_render_href(jb->pool, how) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_msgbus_jbuf_reserve(jb, how->href.len + 256) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -100,7 +108,7 @@ ngx_http_msgbus_fields_json(ngx_http_msgbus_jbuf_t *jb,
         p = ngx_cpymem(p, "{\"id\": \"", sizeof("{\"id\": \"") - 1);
         p = ngx_cpymem(p, hex, 24);
         p = ngx_cpymem(p, "\", \"href\": \"", sizeof("\", \"href\": \"") - 1);
-        p = ngx_http_msgbus_json_escape(p, how->base.data, how->base.len);
+        p = ngx_cpymem(p, how->href.data, how->href.len);
         p = ngx_cpymem(p, "/messages/", sizeof("/messages/") - 1);
         p = ngx_cpymem(p, hex, 24);
 
@@ -131,6 +139,27 @@ ngx_http_msgbus_fields_json(ngx_http_msgbus_jbuf_t *jb,
     } else {
         *jb->pos++ = '}';
     }
+
+    return NGX_OK;
+}
+
+
+/* the base of hrefs, JSON-escaped once for all the messages */
+
+static ngx_int_t
+ngx_http_msgbus_render_href(ngx_pool_t *pool, ngx_http_msgbus_render_t *how)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, 6 * how->base.len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    how->href.data = p;
+    how->href.len = ngx_http_msgbus_json_escape(p, how->base.data,
+                                                how->base.len)
+                    - p;
 
     return NGX_OK;
 }

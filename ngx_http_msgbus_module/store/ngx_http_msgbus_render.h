@@ -25,6 +25,8 @@
 
 typedef struct {
     ngx_str_t                   base;       /* "/v2/queues/{q}" */
+    ngx_str_t                   href;       /* base, JSON-escaped: made
+                                               by the first message */
     time_t                      now;
     ngx_uint_t                  how;
     bson_oid_t                 *claim;      /* CLAIM: the claim made */
