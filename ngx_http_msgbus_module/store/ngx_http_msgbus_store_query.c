@@ -63,26 +63,43 @@ ngx_http_msgbus_filter_listing(ngx_http_msgbus_query_t *q, bson_t *filter,
 }
 
 
-/* no delay in force: d <= now, or none */
+/*
+ * No delay in force: d <= now, or none.  The array is this worker's,
+ * made again when the second changes.
+ */
 
 void
 ngx_http_msgbus_filter_not_delayed(ngx_http_msgbus_query_t *q,
     bson_t *filter)
 {
-    bson_t  cond, or, alt;
+    bson_t  cond, alt;
 
-    BSON_APPEND_ARRAY_BEGIN(filter, "$or", &or);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &alt);
-    BSON_APPEND_DOCUMENT_BEGIN(&alt, "d", &cond);
-    BSON_APPEND_INT64(&cond, "$lte", q->now);
-    bson_append_document_end(&alt, &cond);
-    bson_append_document_end(&or, &alt);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &alt);
-    BSON_APPEND_DOCUMENT_BEGIN(&alt, "d", &cond);
-    BSON_APPEND_BOOL(&cond, "$exists", false);
-    bson_append_document_end(&alt, &cond);
-    bson_append_document_end(&or, &alt);
-    bson_append_array_end(filter, &or);
+    static bson_t  *or;
+    static time_t   now;
+
+    if (or == NULL || now != q->now) {
+        if (or == NULL) {
+            or = bson_new();
+
+        } else {
+            bson_reinit(or);
+        }
+
+        now = q->now;
+
+        BSON_APPEND_DOCUMENT_BEGIN(or, "0", &alt);
+        BSON_APPEND_DOCUMENT_BEGIN(&alt, "d", &cond);
+        BSON_APPEND_INT64(&cond, "$lte", now);
+        bson_append_document_end(&alt, &cond);
+        bson_append_document_end(or, &alt);
+        BSON_APPEND_DOCUMENT_BEGIN(or, "1", &alt);
+        BSON_APPEND_DOCUMENT_BEGIN(&alt, "d", &cond);
+        BSON_APPEND_BOOL(&cond, "$exists", false);
+        bson_append_document_end(&alt, &cond);
+        bson_append_document_end(or, &alt);
+    }
+
+    BSON_APPEND_ARRAY(filter, "$or", or);
 }
 
 
