@@ -19,6 +19,8 @@
 #include "ngx_http_msgbus_bson.h"
 
 
+static ngx_int_t ngx_http_msgbus_reply_find(u_char *doc, size_t len,
+    char *key, ngx_http_msgbus_bson_elt_t *e);
 static u_char ngx_http_msgbus_fields_name(ngx_http_msgbus_bson_elt_t *e);
 static void ngx_http_msgbus_fields_claim(ngx_http_msgbus_bson_elt_t *c,
     ngx_http_msgbus_fields_t *f);
@@ -31,18 +33,50 @@ static ngx_uint_t ngx_http_msgbus_fields_number(ngx_http_msgbus_bson_elt_t *e,
 ngx_int_t
 ngx_http_msgbus_batch(bson_t *reply, bson_iter_t *docs)
 {
-    bson_iter_t  it;
+    ngx_http_msgbus_bson_elt_t  e;
 
     if (reply == NULL
-        || !bson_iter_init(&it, reply)
-        || !bson_iter_find_descendant(&it, "cursor.firstBatch", &it)
-        || !BSON_ITER_HOLDS_ARRAY(&it)
-        || !bson_iter_recurse(&it, docs))
+        || ngx_http_msgbus_reply_find((u_char *) bson_get_data(reply),
+                                      reply->len, "cursor", &e)
+           != NGX_OK
+        || (e.type != BSON_TYPE_DOCUMENT && e.type != BSON_TYPE_ARRAY)
+        || ngx_http_msgbus_reply_find(e.value, e.end - e.value, "firstBatch",
+                                      &e)
+           != NGX_OK
+        || e.type != BSON_TYPE_ARRAY
+        || !bson_iter_init_from_data(docs, e.value, e.end - e.value))
     {
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/* the first element named key of a document of len bytes */
+
+static ngx_int_t
+ngx_http_msgbus_reply_find(u_char *doc, size_t len, char *key,
+    ngx_http_msgbus_bson_elt_t *e)
+{
+    u_char  *p, *end;
+    size_t   n;
+
+    if (len < 5 || doc[len - 1] != '\0') {
+        return NGX_DECLINED;
+    }
+
+    p = doc + 4;
+    end = doc + len - 1;
+    n = ngx_strlen(key);
+
+    while (ngx_http_msgbus_bson_next(&p, end, e) == NGX_OK) {
+        if (e->key_len == n && ngx_memcmp(e->key, key, n) == 0) {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
 }
 
 
