@@ -29,10 +29,29 @@
 #include "ngx_http_msgbus_sse.h"
 
 
+#define NGX_HTTP_MSGBUS_PAGE_KEY  512
+
+
+/*
+ * This worker's last page find, and what it depends on: pages of one
+ * queue within a second reuse its bytes instead of building them again
+ */
+
+static struct {
+    u_char                     *key;
+    size_t                      key_len;
+    uint8_t                    *cmd;
+    size_t                      cmd_len;
+} ngx_http_msgbus_page;
+
+
 static ngx_int_t ngx_http_msgbus_list_args(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_list_find(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+static size_t ngx_http_msgbus_page_key(ngx_http_msgbus_ctx_t *ctx,
+    u_char *key);
+static void ngx_http_msgbus_page_keep(u_char *key, size_t len, bson_t *cmd);
 static ngx_int_t ngx_http_msgbus_list_found(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_list_page(ngx_http_request_t *r,
@@ -183,12 +202,25 @@ static ngx_int_t
 ngx_http_msgbus_list_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
     bson_t     cmd, filter;
+    u_char     key[NGX_HTTP_MSGBUS_PAGE_KEY];
+    size_t     len;
+
+    ctx->read.hinted = ngx_http_msgbus_partition_hinted(ctx->partition);
+
+    len = ngx_http_msgbus_page_key(ctx, key);
+
+    if (len && len == ngx_http_msgbus_page.key_len
+        && ngx_memcmp(key, ngx_http_msgbus_page.key, len) == 0
+        && bson_init_static(&cmd, ngx_http_msgbus_page.cmd,
+                            ngx_http_msgbus_page.cmd_len))
+    {
+        return ngx_http_msgbus_store(r, ctx, &cmd, &ctx->db, 1,
+                                     ngx_http_msgbus_list_found);
+    }
 
     bson_init(&filter);
     ngx_http_msgbus_filter_listing(&ctx->q, &filter,
                                    !ctx->q.include_claimed);
-
-    ctx->read.hinted = ngx_http_msgbus_partition_hinted(ctx->partition);
 
     bson_init(&cmd);
     ngx_http_msgbus_cmd_find(&cmd, &filter, 1, ctx->limit, 0,
@@ -197,8 +229,79 @@ ngx_http_msgbus_list_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     bson_destroy(&filter);
 
+    if (len) {
+        ngx_http_msgbus_page_keep(key, len, &cmd);
+    }
+
     return ngx_http_msgbus_store(r, ctx, &cmd, &ctx->db, 1,
                                  ngx_http_msgbus_list_found);
+}
+
+
+/*
+ * What a page's find depends on, as bytes (0: too long to keep): the
+ * same for every page of a queue and its flags within a second, the
+ * client too when its own messages are left out
+ */
+
+static size_t
+ngx_http_msgbus_page_key(ngx_http_msgbus_ctx_t *ctx, u_char *key)
+{
+    u_char                   *p;
+    size_t                    client;
+    ngx_uint_t                flags;
+    ngx_http_msgbus_query_t  *q;
+
+    q = &ctx->q;
+
+    client = q->echo ? 0 : (q->client_uuid ? 16 : q->client_text.len);
+
+    if (sizeof(time_t) + sizeof(int64_t) + 2 * sizeof(ngx_uint_t)
+        + sizeof(size_t) + client + q->scoped.len
+        > NGX_HTTP_MSGBUS_PAGE_KEY)
+    {
+        return 0;
+    }
+
+    flags = (q->echo << 0) | (q->client_uuid << 1)
+            | (q->include_claimed << 2) | (q->include_delayed << 3)
+            | (ctx->read.hinted << 4);
+
+    p = ngx_cpymem(key, &q->now, sizeof(time_t));
+    p = ngx_cpymem(p, &q->after, sizeof(int64_t));
+    p = ngx_cpymem(p, &ctx->limit, sizeof(ngx_uint_t));
+    p = ngx_cpymem(p, &flags, sizeof(ngx_uint_t));
+    p = ngx_cpymem(p, &client, sizeof(size_t));
+    p = ngx_cpymem(p, q->client_uuid ? q->client : q->client_text.data,
+                   client);
+    p = ngx_cpymem(p, q->scoped.data, q->scoped.len);
+
+    return p - key;
+}
+
+
+/* this worker's last page find, kept with its key */
+
+static void
+ngx_http_msgbus_page_keep(u_char *key, size_t len, bson_t *cmd)
+{
+    u_char  *p;
+
+    p = ngx_alloc(len + cmd->len, ngx_cycle->log);
+    if (p == NULL) {
+        return;
+    }
+
+    if (ngx_http_msgbus_page.key) {
+        ngx_free(ngx_http_msgbus_page.key);
+    }
+
+    ngx_http_msgbus_page.key = p;
+    ngx_http_msgbus_page.key_len = len;
+    ngx_http_msgbus_page.cmd = ngx_cpymem(p, key, len);
+    ngx_http_msgbus_page.cmd_len = cmd->len;
+
+    ngx_memcpy(ngx_http_msgbus_page.cmd, bson_get_data(cmd), cmd->len);
 }
 
 
