@@ -58,6 +58,8 @@ static ngx_int_t ngx_http_msgbus_list_page(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_iter_t *docs);
 static ngx_int_t ngx_http_msgbus_list_next(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb, int64_t last);
+static u_char *ngx_http_msgbus_list_flag(u_char *p, char *name,
+    ngx_uint_t value);
 static ngx_int_t ngx_http_msgbus_get_ids(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_str_t *value);
 static ngx_int_t ngx_http_msgbus_find_ids(ngx_http_request_t *r,
@@ -183,7 +185,9 @@ ngx_http_msgbus_list_args(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     ctx->read.deadline = ctx->started + ctx->read.wait;
 
-    if (ngx_http_arg(r, (u_char *) "marker", 6, &ctx->marker) != NGX_OK) {
+    if (ngx_http_msgbus_arg(r, (u_char *) "marker", 6, &ctx->marker)
+        != NGX_OK)
+    {
         ngx_str_null(&ctx->marker);
     }
 
@@ -439,38 +443,58 @@ ngx_http_msgbus_list_next(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     /* Zaqar's order: a given marker first, else the new one last */
 
     if (ctx->marker.len) {
-        p = ngx_sprintf(p, "marker=%L&", last);
+        p = ngx_cpymem(p, "marker=", sizeof("marker=") - 1);
+        p = ngx_http_msgbus_json_integer(p, last);
+        *p++ = '&';
     }
 
-    if (ngx_http_arg(r, (u_char *) "limit", 5, &v) == NGX_OK && v.len) {
-        p = ngx_sprintf(p, "limit=%ui&", ctx->limit);
+    if (ngx_http_msgbus_arg(r, (u_char *) "limit", 5, &v) == NGX_OK && v.len)
+    {
+        p = ngx_cpymem(p, "limit=", sizeof("limit=") - 1);
+        p = ngx_http_msgbus_json_integer(p, (int64_t) ctx->limit);
+        *p++ = '&';
     }
 
-    if (ngx_http_arg(r, (u_char *) "echo", 4, &v) == NGX_OK && v.len) {
-        p = ngx_sprintf(p, "echo=%s&", ctx->q.echo ? "true" : "false");
+    if (ngx_http_msgbus_arg(r, (u_char *) "echo", 4, &v) == NGX_OK && v.len) {
+        p = ngx_http_msgbus_list_flag(p, "echo=", ctx->q.echo);
     }
 
-    if (ngx_http_arg(r, (u_char *) "include_claimed", 15, &v) == NGX_OK
+    if (ngx_http_msgbus_arg(r, (u_char *) "include_claimed", 15, &v)
+        == NGX_OK
         && v.len)
     {
-        p = ngx_sprintf(p, "include_claimed=%s&",
-                        ctx->q.include_claimed ? "true" : "false");
+        p = ngx_http_msgbus_list_flag(p, "include_claimed=",
+                                      ctx->q.include_claimed);
     }
 
-    if (ngx_http_arg(r, (u_char *) "include_delayed", 15, &v) == NGX_OK
+    if (ngx_http_msgbus_arg(r, (u_char *) "include_delayed", 15, &v)
+        == NGX_OK
         && v.len)
     {
-        p = ngx_sprintf(p, "include_delayed=%s&",
-                        ctx->q.include_delayed ? "true" : "false");
+        p = ngx_http_msgbus_list_flag(p, "include_delayed=",
+                                      ctx->q.include_delayed);
     }
 
     if (ctx->marker.len == 0) {
-        p = ngx_sprintf(p, "marker=%L&", last);
+        p = ngx_cpymem(p, "marker=", sizeof("marker=") - 1);
+        p = ngx_http_msgbus_json_integer(p, last);
+        *p++ = '&';
     }
 
     jb->pos = ngx_cpymem(p - 1, "\"}]}", 4);
 
     return ngx_http_msgbus_send_json(r, NGX_HTTP_OK, jb);
+}
+
+
+/* "name=true&" or "name=false&" */
+
+static u_char *
+ngx_http_msgbus_list_flag(u_char *p, char *name, ngx_uint_t value)
+{
+    p = ngx_cpymem(p, name, ngx_strlen(name));
+
+    return value ? ngx_cpymem(p, "true&", 5) : ngx_cpymem(p, "false&", 6);
 }
 
 
