@@ -33,8 +33,10 @@ static ngx_int_t ngx_http_msgbus_mongo_recv(ngx_http_msgbus_mongo_conn_t *mc,
     bson_t *reply);
 static ngx_int_t ngx_http_msgbus_mongo_recv_header(
     ngx_http_msgbus_mongo_conn_t *mc, ngx_http_msgbus_wire_t *w);
+static ngx_int_t ngx_http_msgbus_mongo_in_buffer(
+    ngx_http_msgbus_mongo_conn_t *mc, size_t len);
 static ngx_int_t ngx_http_msgbus_mongo_read(ngx_http_msgbus_mongo_conn_t *mc,
-    u_char *buf, size_t len, size_t *got, ngx_uint_t body);
+    size_t len);
 
 
 /*
@@ -251,10 +253,15 @@ ngx_http_msgbus_mongo_idle(ngx_http_msgbus_mongo_conn_t *mc)
     mc->state = ngx_http_msgbus_conn_idle;
     mc->reply = NULL;
 
-    if (mc->body_size > NGX_HTTP_MSGBUS_KEEP_BUFFER) {
-        ngx_free(mc->body);
-        mc->body = NULL;
-        mc->body_size = 0;
+    if (mc->in_got == mc->in_done) {
+        mc->in_got = 0;
+        mc->in_done = 0;
+
+        if (mc->in_size > NGX_HTTP_MSGBUS_KEEP_BUFFER) {
+            ngx_free(mc->in);
+            mc->in = NULL;
+            mc->in_size = 0;
+        }
     }
 
     if (c->read->timer_set) {
@@ -279,7 +286,7 @@ ngx_http_msgbus_mongo_idle(ngx_http_msgbus_mongo_conn_t *mc)
                    "msgbus mongo pool: free connection %p to %V",
                    mc, &mc->server->name);
 
-    if (c->read->ready) {
+    if (c->read->ready || mc->in_got > mc->in_done) {
         ngx_http_msgbus_mongo_idle_handler(c->read);
     }
 }
@@ -311,9 +318,6 @@ ngx_http_msgbus_mongo_send_frame(ngx_http_msgbus_mongo_conn_t *mc,
     mc->out = frame->data;
     mc->out_len = frame->len;
     mc->out_sent = 0;
-    mc->header_got = 0;
-    mc->body_got = 0;
-    mc->body_len = 0;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, m->log, 0,
                    "msgbus wire: request %D, %uz bytes to %V",
@@ -371,8 +375,8 @@ ngx_http_msgbus_mongo_close(ngx_http_msgbus_mongo_conn_t *mc,
         mc->peer.connection = NULL;
     }
 
-    if (mc->body) {
-        ngx_free(mc->body);
+    if (mc->in) {
+        ngx_free(mc->in);
     }
 
     ngx_destroy_pool(mc->pool);
@@ -549,15 +553,23 @@ ngx_http_msgbus_mongo_idle_handler(ngx_event_t *ev)
         return;
     }
 
-    n = recv(c->fd, buf, 1, MSG_PEEK);
-    err = ngx_socket_errno;
+    if (mc->in_got > mc->in_done) {
+        /* read with the last reply, after it */
+        n = 1;
+        err = 0;
 
-    if (n == -1 && err == NGX_EAGAIN) {
-        if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-            ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_err_network);
+    } else {
+        n = recv(c->fd, buf, 1, MSG_PEEK);
+        err = ngx_socket_errno;
+
+        if (n == -1 && err == NGX_EAGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ngx_http_msgbus_mongo_close(mc,
+                                            ngx_http_msgbus_mongo_err_network);
+            }
+
+            return;
         }
-
-        return;
     }
 
     ngx_log_error(NGX_LOG_INFO, c->log, n == -1 ? err : 0,
@@ -640,14 +652,16 @@ ngx_http_msgbus_mongo_send(ngx_http_msgbus_mongo_conn_t *mc)
 
 
 /*
- * Reads one reply.  NGX_OK: *reply is the document (over mc->body).
+ * Reads one reply.  NGX_OK: *reply is the document (over mc->in).
  * NGX_AGAIN: more to read.  NGX_DECLINED: a malformed frame.
- * NGX_ERROR: the connection failed.
+ * NGX_ERROR: the connection failed.  A read takes what the buffer
+ * holds: a reply of a few KB comes in one recv().
  */
 
 static ngx_int_t
 ngx_http_msgbus_mongo_recv(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
 {
+    size_t                  len;
     ngx_int_t               rc;
     ngx_connection_t       *c;
     ngx_http_msgbus_wire_t  w;
@@ -659,86 +673,116 @@ ngx_http_msgbus_mongo_recv(ngx_http_msgbus_mongo_conn_t *mc, bson_t *reply)
     w.request_id = mc->request_id;
     w.max_message = mc->server->max_message;
 
-    if (mc->header_got < NGX_HTTP_MSGBUS_WIRE_HEADER_LEN) {
+    if (mc->in_done) {
+        /* the last reply is handled: what was read after it stays */
+        mc->in_got -= mc->in_done;
+        ngx_memmove(mc->in, mc->in + mc->in_done, mc->in_got);
+        mc->in_done = 0;
+    }
+
+    if (mc->in_len == 0) {
         rc = ngx_http_msgbus_mongo_recv_header(mc, &w);
         if (rc != NGX_OK) {
             return rc;
         }
     }
 
-    rc = ngx_http_msgbus_mongo_read(mc, mc->body, mc->body_len,
-                                    &mc->body_got, 1);
+    rc = ngx_http_msgbus_mongo_read(mc, mc->in_len);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (ngx_http_msgbus_wire_body(&w, mc->body, mc->body_len, reply)
+    len = NGX_HTTP_MSGBUS_WIRE_HEADER_LEN;
+
+    if (ngx_http_msgbus_wire_body(&w, mc->in + len, mc->in_len - len, reply)
         != NGX_OK)
     {
         return NGX_DECLINED;
     }
 
-    mc->header_got = 0;
+    mc->in_done = mc->in_len;
+    mc->in_len = 0;
 
     return NGX_OK;
 }
 
 
-/* the 16-byte header, checked; then room for the body */
+/* the 16-byte header, checked; then room for the whole frame */
 
 static ngx_int_t
 ngx_http_msgbus_mongo_recv_header(ngx_http_msgbus_mongo_conn_t *mc,
     ngx_http_msgbus_wire_t *w)
 {
-    size_t     size;
+    size_t     len;
     ngx_int_t  rc;
 
-    rc = ngx_http_msgbus_mongo_read(mc, mc->header,
-                                    NGX_HTTP_MSGBUS_WIRE_HEADER_LEN,
-                                    &mc->header_got, 0);
+    rc = ngx_http_msgbus_mongo_read(mc, NGX_HTTP_MSGBUS_WIRE_HEADER_LEN);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (ngx_http_msgbus_wire_header(w, mc->header, &mc->body_len) != NGX_OK) {
+    if (ngx_http_msgbus_wire_header(w, mc->in, &len) != NGX_OK) {
         return NGX_DECLINED;
     }
 
-    mc->body_got = 0;
+    mc->in_len = NGX_HTTP_MSGBUS_WIRE_HEADER_LEN + len;
 
-    if (mc->body_size < mc->body_len) {
-        if (mc->body) {
-            ngx_free(mc->body);
-        }
-
-        size = ngx_max(mc->body_len, 4096);
-
-        mc->body = ngx_alloc(size, w->log);
-        if (mc->body == NULL) {
-            mc->body_size = 0;
-            return NGX_ERROR;
-        }
-
-        mc->body_size = size;
+    if (mc->in_len >= mc->in_size) {
+        return ngx_http_msgbus_mongo_in_buffer(mc, mc->in_len);
     }
 
     return NGX_OK;
 }
 
 
-/* reads buf up to len bytes: NGX_OK when all are in */
+/*
+ * A buffer of more than len bytes, with what was read: a recv() that
+ * fills the buffer costs nginx an ioctl(FIONREAD) more
+ */
 
 static ngx_int_t
-ngx_http_msgbus_mongo_read(ngx_http_msgbus_mongo_conn_t *mc, u_char *buf,
-    size_t len, size_t *got, ngx_uint_t body)
+ngx_http_msgbus_mongo_in_buffer(ngx_http_msgbus_mongo_conn_t *mc, size_t len)
+{
+    u_char  *p;
+    size_t   size;
+
+    size = ngx_align(len + 1, NGX_HTTP_MSGBUS_READ_BUFFER);
+
+    p = ngx_alloc(size, mc->peer.connection->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (mc->in) {
+        ngx_memcpy(p, mc->in, mc->in_got);
+        ngx_free(mc->in);
+    }
+
+    mc->in = p;
+    mc->in_size = size;
+
+    return NGX_OK;
+}
+
+
+/* reads until len bytes of the reply are in: NGX_OK */
+
+static ngx_int_t
+ngx_http_msgbus_mongo_read(ngx_http_msgbus_mongo_conn_t *mc, size_t len)
 {
     ssize_t            n;
     ngx_connection_t  *c;
 
     c = mc->peer.connection;
 
-    while (*got < len) {
-        n = c->recv(c, buf + *got, len - *got);
+    if (mc->in == NULL
+        && ngx_http_msgbus_mongo_in_buffer(mc, len) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    while (mc->in_got < len) {
+        n = c->recv(c, mc->in + mc->in_got, mc->in_size - mc->in_got);
 
         if (n == NGX_AGAIN) {
             if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
@@ -752,7 +796,7 @@ ngx_http_msgbus_mongo_read(ngx_http_msgbus_mongo_conn_t *mc, u_char *buf,
             ngx_log_error(NGX_LOG_ERR, c->log, 0,
                           "msgbus mongo: %V closed the connection%s",
                           &mc->server->name,
-                          (body || *got) ? " in the middle of a reply" : "");
+                          mc->in_got ? " in the middle of a reply" : "");
             return NGX_ERROR;
         }
 
@@ -760,7 +804,7 @@ ngx_http_msgbus_mongo_read(ngx_http_msgbus_mongo_conn_t *mc, u_char *buf,
             return NGX_ERROR;
         }
 
-        *got += n;
+        mc->in_got += n;
     }
 
     return NGX_OK;

@@ -46,6 +46,7 @@
 #define NGX_HTTP_MSGBUS_DEFAULT_WAITERS    1000
 #define NGX_HTTP_MSGBUS_RESELECT           500
 #define NGX_HTTP_MSGBUS_KEEP_BUFFER        65536
+#define NGX_HTTP_MSGBUS_READ_BUFFER        4096
 
 
 typedef enum {
@@ -142,13 +143,16 @@ struct ngx_http_msgbus_mongo_conn_s {
     int32_t                         request_id;
     ngx_http_msgbus_mongo_reply_pt  reply;
 
-    /* the reply being read */
-    u_char                          header[NGX_HTTP_MSGBUS_WIRE_HEADER_LEN];
-    size_t                          header_got;
-    u_char                         *body;
-    size_t                          body_size;  /* allocated */
-    size_t                          body_len;
-    size_t                          body_got;
+    /*
+     * What was read: the reply being read at in[0..in_got), its frame's
+     * length (0: its header is not in yet); in_done: the length of a
+     * frame handled, whose buffer still holds the bytes read after it
+     */
+    u_char                         *in;
+    size_t                          in_size;    /* allocated */
+    size_t                          in_got;
+    size_t                          in_len;
+    size_t                          in_done;
 
     ngx_http_msgbus_scram_t        *scram;
     ngx_uint_t                      sha256;

@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 
 #include "ngx_http_msgbus_mongo_wire.h"
+#include "ngx_http_msgbus_bson.h"
 
 
 #define NGX_HTTP_MSGBUS_WIRE_FIRST_KEY        (16 + 4 + 1 + 4 + 1)
@@ -15,8 +16,16 @@
 #define NGX_HTTP_MSGBUS_WIRE_CHECKSUM         0x00000001
 #define NGX_HTTP_MSGBUS_WIRE_MORE_TO_COME     0x00000002
 
+/* deeper documents are not taken (MongoDB stores at most 100 levels) */
+#define NGX_HTTP_MSGBUS_WIRE_MAX_DEPTH        1000
 
-static int32_t ngx_http_msgbus_wire_le32(u_char *p);
+
+static ngx_uint_t ngx_http_msgbus_wire_valid(u_char *p, size_t len,
+    ngx_uint_t depth);
+static ngx_uint_t ngx_http_msgbus_wire_value(u_char type, u_char *p,
+    u_char *end, ngx_uint_t depth);
+static ngx_uint_t ngx_http_msgbus_wire_utf8(u_char *s, size_t len,
+    ngx_uint_t nul);
 static u_char *ngx_http_msgbus_wire_put32(u_char *p, uint32_t n);
 
 
@@ -84,9 +93,9 @@ ngx_http_msgbus_wire_header(ngx_http_msgbus_wire_t *w, u_char *header,
 {
     int32_t  len, response_to, opcode;
 
-    len = ngx_http_msgbus_wire_le32(header);
-    response_to = ngx_http_msgbus_wire_le32(header + 8);
-    opcode = ngx_http_msgbus_wire_le32(header + 12);
+    len = ngx_http_msgbus_bson_int32(header);
+    response_to = ngx_http_msgbus_bson_int32(header + 8);
+    opcode = ngx_http_msgbus_bson_int32(header + 12);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, w->log, 0,
                    "msgbus wire: reply of %D bytes to %D, opcode %D",
@@ -133,7 +142,7 @@ ngx_http_msgbus_wire_body(ngx_http_msgbus_wire_t *w, u_char *body,
     p = body;
     last = body + len;
 
-    flags = (uint32_t) ngx_http_msgbus_wire_le32(p);
+    flags = (uint32_t) ngx_http_msgbus_bson_int32(p);
     p += 4;
 
     if ((flags & 0xffff & ~NGX_HTTP_MSGBUS_WIRE_CHECKSUM)
@@ -164,11 +173,11 @@ ngx_http_msgbus_wire_body(ngx_http_msgbus_wire_t *w, u_char *body,
     }
 
     p++;
-    doc = ngx_http_msgbus_wire_le32(p);
+    doc = ngx_http_msgbus_bson_int32(p);
 
     if (doc < 5 || doc != last - p || last[-1] != '\0'
         || !bson_init_static(reply, p, doc)
-        || !bson_validate(reply, BSON_VALIDATE_NONE, NULL))
+        || !ngx_http_msgbus_wire_valid(p, doc, 0))
     {
         ngx_log_error(NGX_LOG_ERR, w->log, 0,
                       "msgbus mongo: %V sent a malformed document of %D "
@@ -214,6 +223,94 @@ ngx_http_msgbus_wire_check_ok(bson_t *reply, int32_t *code,
 }
 
 
+/*
+ * A document of len bytes, its length and its final 0 checked: each
+ * element in BSON's grammar and within the document, the documents in
+ * it likewise, keys and strings in UTF-8.  What libbson's iterators
+ * rely on and bson_validate() checks (libbson 1.23's lets some faults
+ * inside nested documents pass), in one pass over the bytes.
+ */
+
+static ngx_uint_t
+ngx_http_msgbus_wire_valid(u_char *p, size_t len, ngx_uint_t depth)
+{
+    u_char                      *end;
+    ngx_int_t                    rc;
+    ngx_http_msgbus_bson_elt_t   e;
+
+    if (depth > NGX_HTTP_MSGBUS_WIRE_MAX_DEPTH) {
+        return 0;
+    }
+
+    end = p + len - 1;
+    p += 4;
+
+    while ((rc = ngx_http_msgbus_bson_next(&p, end, &e)) == NGX_OK) {
+        if (!ngx_http_msgbus_wire_utf8(e.key, e.key_len, 0)
+            || !ngx_http_msgbus_wire_value(e.type, e.value, e.end, depth))
+        {
+            return 0;
+        }
+    }
+
+    return rc == NGX_DONE;
+}
+
+
+/* what a value of the type from p to end holds: strings, documents */
+
+static ngx_uint_t
+ngx_http_msgbus_wire_value(u_char type, u_char *p, u_char *end,
+    ngx_uint_t depth)
+{
+    size_t  n;
+
+    switch (type) {
+
+    case BSON_TYPE_UTF8:
+    case BSON_TYPE_CODE:
+    case BSON_TYPE_SYMBOL:
+    case BSON_TYPE_DBPOINTER:
+        n = (uint32_t) ngx_http_msgbus_bson_int32(p);
+        return ngx_http_msgbus_wire_utf8(p + 4, n - 1, 1);
+
+    case BSON_TYPE_REGEX:
+        return ngx_http_msgbus_wire_utf8(p, ngx_strlen(p), 1);
+
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY:
+        return ngx_http_msgbus_wire_valid(p, end - p, depth + 1);
+
+    case BSON_TYPE_CODEWSCOPE:
+        n = (uint32_t) ngx_http_msgbus_bson_int32(p + 4);
+
+        return ngx_http_msgbus_wire_utf8(p + 8, n - 1, 1)
+               && ngx_http_msgbus_wire_valid(p + 8 + n, end - (p + 8 + n),
+                                             depth + 1);
+
+    default:
+        return 1;
+    }
+}
+
+
+/* valid UTF-8 (nul: NUL bytes allowed), ASCII quickly */
+
+static ngx_uint_t
+ngx_http_msgbus_wire_utf8(u_char *s, size_t len, ngx_uint_t nul)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] >= 0x80 || (s[i] == '\0' && !nul)) {
+            return bson_utf8_validate((char *) s, len, nul);
+        }
+    }
+
+    return 1;
+}
+
+
 ngx_uint_t
 ngx_http_msgbus_wire_not_primary(int32_t code)
 {
@@ -230,14 +327,6 @@ ngx_http_msgbus_wire_not_primary(int32_t code)
     default:
         return 0;
     }
-}
-
-
-static int32_t
-ngx_http_msgbus_wire_le32(u_char *p)
-{
-    return (int32_t) ((uint32_t) p[0] | ((uint32_t) p[1] << 8)
-                      | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24));
 }
 
 

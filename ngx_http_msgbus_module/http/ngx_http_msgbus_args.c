@@ -294,6 +294,42 @@ ngx_http_msgbus_client_uuid(ngx_http_request_t *r, u_char *out,
 
 
 /*
+ * The argument's value, as ngx_http_arg() finds it (the first one, the
+ * name in any case), in one pass over the arguments
+ */
+
+ngx_int_t
+ngx_http_msgbus_arg(ngx_http_request_t *r, u_char *name, size_t len,
+    ngx_str_t *value)
+{
+    u_char  *p, *last, *next;
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    for ( /* void */ ; p < last; p = next + 1) {
+
+        next = ngx_strlchr(p, last, '&');
+
+        if (next == NULL) {
+            next = last;
+        }
+
+        if ((size_t) (next - p) > len && p[len] == '='
+            && ngx_strncasecmp(p, name, len) == 0)
+        {
+            value->data = p + len + 1;
+            value->len = next - value->data;
+
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
  * An integer argument as falcon's get_param_as_int(): NGX_CONF_UNSET if
  * absent or empty; NGX_DECLINED if not an integer.
  */
@@ -307,7 +343,8 @@ ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name, ngx_int_t *value)
 
     *value = NGX_CONF_UNSET;
 
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &v) != NGX_OK
+    if (ngx_http_msgbus_arg(r, (u_char *) name, ngx_strlen(name), &v)
+        != NGX_OK
         || v.len == 0)
     {
         return NGX_OK;
@@ -358,7 +395,7 @@ ngx_http_msgbus_bool_arg(ngx_http_request_t *r, char *name,
     err->data = (u_char *) name;
     err->len = ngx_strlen(name);
 
-    if (ngx_http_arg(r, (u_char *) name, err->len, &v) != NGX_OK
+    if (ngx_http_msgbus_arg(r, (u_char *) name, err->len, &v) != NGX_OK
         || v.len == 0)
     {
         return NGX_OK;

@@ -29,16 +29,37 @@
 #include "ngx_http_msgbus_sse.h"
 
 
+#define NGX_HTTP_MSGBUS_PAGE_KEY  512
+
+
+/*
+ * This worker's last page find, and what it depends on: pages of one
+ * queue within a second reuse its bytes instead of building them again
+ */
+
+static struct {
+    u_char                     *key;
+    size_t                      key_len;
+    uint8_t                    *cmd;
+    size_t                      cmd_len;
+} ngx_http_msgbus_page;
+
+
 static ngx_int_t ngx_http_msgbus_list_args(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_list_find(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+static size_t ngx_http_msgbus_page_key(ngx_http_msgbus_ctx_t *ctx,
+    u_char *key);
+static void ngx_http_msgbus_page_keep(u_char *key, size_t len, bson_t *cmd);
 static ngx_int_t ngx_http_msgbus_list_found(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_list_page(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_iter_t *docs);
 static ngx_int_t ngx_http_msgbus_list_next(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb, int64_t last);
+static u_char *ngx_http_msgbus_list_flag(u_char *p, char *name,
+    ngx_uint_t value);
 static ngx_int_t ngx_http_msgbus_get_ids(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_str_t *value);
 static ngx_int_t ngx_http_msgbus_find_ids(ngx_http_request_t *r,
@@ -164,7 +185,9 @@ ngx_http_msgbus_list_args(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     ctx->read.deadline = ctx->started + ctx->read.wait;
 
-    if (ngx_http_arg(r, (u_char *) "marker", 6, &ctx->marker) != NGX_OK) {
+    if (ngx_http_msgbus_arg(r, (u_char *) "marker", 6, &ctx->marker)
+        != NGX_OK)
+    {
         ngx_str_null(&ctx->marker);
     }
 
@@ -183,12 +206,25 @@ static ngx_int_t
 ngx_http_msgbus_list_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
     bson_t     cmd, filter;
+    u_char     key[NGX_HTTP_MSGBUS_PAGE_KEY];
+    size_t     len;
+
+    ctx->read.hinted = ngx_http_msgbus_partition_hinted(ctx->partition);
+
+    len = ngx_http_msgbus_page_key(ctx, key);
+
+    if (len && len == ngx_http_msgbus_page.key_len
+        && ngx_memcmp(key, ngx_http_msgbus_page.key, len) == 0
+        && bson_init_static(&cmd, ngx_http_msgbus_page.cmd,
+                            ngx_http_msgbus_page.cmd_len))
+    {
+        return ngx_http_msgbus_store(r, ctx, &cmd, &ctx->db, 1,
+                                     ngx_http_msgbus_list_found);
+    }
 
     bson_init(&filter);
     ngx_http_msgbus_filter_listing(&ctx->q, &filter,
                                    !ctx->q.include_claimed);
-
-    ctx->read.hinted = ngx_http_msgbus_partition_hinted(ctx->partition);
 
     bson_init(&cmd);
     ngx_http_msgbus_cmd_find(&cmd, &filter, 1, ctx->limit, 0,
@@ -197,8 +233,79 @@ ngx_http_msgbus_list_find(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     bson_destroy(&filter);
 
+    if (len) {
+        ngx_http_msgbus_page_keep(key, len, &cmd);
+    }
+
     return ngx_http_msgbus_store(r, ctx, &cmd, &ctx->db, 1,
                                  ngx_http_msgbus_list_found);
+}
+
+
+/*
+ * What a page's find depends on, as bytes (0: too long to keep): the
+ * same for every page of a queue and its flags within a second, the
+ * client too when its own messages are left out
+ */
+
+static size_t
+ngx_http_msgbus_page_key(ngx_http_msgbus_ctx_t *ctx, u_char *key)
+{
+    u_char                   *p;
+    size_t                    client;
+    ngx_uint_t                flags;
+    ngx_http_msgbus_query_t  *q;
+
+    q = &ctx->q;
+
+    client = q->echo ? 0 : (q->client_uuid ? 16 : q->client_text.len);
+
+    if (sizeof(time_t) + sizeof(int64_t) + 2 * sizeof(ngx_uint_t)
+        + sizeof(size_t) + client + q->scoped.len
+        > NGX_HTTP_MSGBUS_PAGE_KEY)
+    {
+        return 0;
+    }
+
+    flags = (q->echo << 0) | (q->client_uuid << 1)
+            | (q->include_claimed << 2) | (q->include_delayed << 3)
+            | (ctx->read.hinted << 4);
+
+    p = ngx_cpymem(key, &q->now, sizeof(time_t));
+    p = ngx_cpymem(p, &q->after, sizeof(int64_t));
+    p = ngx_cpymem(p, &ctx->limit, sizeof(ngx_uint_t));
+    p = ngx_cpymem(p, &flags, sizeof(ngx_uint_t));
+    p = ngx_cpymem(p, &client, sizeof(size_t));
+    p = ngx_cpymem(p, q->client_uuid ? q->client : q->client_text.data,
+                   client);
+    p = ngx_cpymem(p, q->scoped.data, q->scoped.len);
+
+    return p - key;
+}
+
+
+/* this worker's last page find, kept with its key */
+
+static void
+ngx_http_msgbus_page_keep(u_char *key, size_t len, bson_t *cmd)
+{
+    u_char  *p;
+
+    p = ngx_alloc(len + cmd->len, ngx_cycle->log);
+    if (p == NULL) {
+        return;
+    }
+
+    if (ngx_http_msgbus_page.key) {
+        ngx_free(ngx_http_msgbus_page.key);
+    }
+
+    ngx_http_msgbus_page.key = p;
+    ngx_http_msgbus_page.key_len = len;
+    ngx_http_msgbus_page.cmd = ngx_cpymem(p, key, len);
+    ngx_http_msgbus_page.cmd_len = cmd->len;
+
+    ngx_memcpy(ngx_http_msgbus_page.cmd, bson_get_data(cmd), cmd->len);
 }
 
 
@@ -248,13 +355,21 @@ ngx_http_msgbus_list_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     int64_t                   last;
     ngx_uint_t                n;
     ngx_http_msgbus_jbuf_t    jb;
+    ngx_http_msgbus_fields_t  f;
     ngx_http_msgbus_render_t  how;
 
     ngx_http_msgbus_jbuf_init(&jb, r->pool);
 
     ngx_http_msgbus_render_init(ctx, &how);
 
-    if (ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK) {
+    /* room for a page of small messages at once: no copies as it grows */
+
+    if (ngx_http_msgbus_jbuf_reserve(&jb, 6 * r->uri.len + 512
+                                          + ctx->limit
+                                            * (6 * ctx->base.len + 256))
+        != NGX_OK
+        || ngx_http_msgbus_jbuf_literal(&jb, "{\"messages\": [") != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -266,14 +381,16 @@ ngx_http_msgbus_list_page(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
             return NGX_ERROR;
         }
 
-        if (!ngx_http_msgbus_doc_visible(&ctx->q, docs)) {
+        ngx_http_msgbus_fields_read(docs, &f);
+
+        if (!ngx_http_msgbus_fields_visible(&ctx->q, &f)) {
             continue;
         }
 
-        last = ngx_http_msgbus_doc_int(docs, "k", 0);
+        last = f.has_marker ? f.marker : 0;
 
         if ((n++ && ngx_http_msgbus_jbuf_literal(&jb, ", ") != NGX_OK)
-            || ngx_http_msgbus_message_json(&jb, docs, &how) != NGX_OK)
+            || ngx_http_msgbus_fields_json(&jb, &f, &how) != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -326,38 +443,58 @@ ngx_http_msgbus_list_next(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     /* Zaqar's order: a given marker first, else the new one last */
 
     if (ctx->marker.len) {
-        p = ngx_sprintf(p, "marker=%L&", last);
+        p = ngx_cpymem(p, "marker=", sizeof("marker=") - 1);
+        p = ngx_http_msgbus_json_integer(p, last);
+        *p++ = '&';
     }
 
-    if (ngx_http_arg(r, (u_char *) "limit", 5, &v) == NGX_OK && v.len) {
-        p = ngx_sprintf(p, "limit=%ui&", ctx->limit);
+    if (ngx_http_msgbus_arg(r, (u_char *) "limit", 5, &v) == NGX_OK && v.len)
+    {
+        p = ngx_cpymem(p, "limit=", sizeof("limit=") - 1);
+        p = ngx_http_msgbus_json_integer(p, (int64_t) ctx->limit);
+        *p++ = '&';
     }
 
-    if (ngx_http_arg(r, (u_char *) "echo", 4, &v) == NGX_OK && v.len) {
-        p = ngx_sprintf(p, "echo=%s&", ctx->q.echo ? "true" : "false");
+    if (ngx_http_msgbus_arg(r, (u_char *) "echo", 4, &v) == NGX_OK && v.len) {
+        p = ngx_http_msgbus_list_flag(p, "echo=", ctx->q.echo);
     }
 
-    if (ngx_http_arg(r, (u_char *) "include_claimed", 15, &v) == NGX_OK
+    if (ngx_http_msgbus_arg(r, (u_char *) "include_claimed", 15, &v)
+        == NGX_OK
         && v.len)
     {
-        p = ngx_sprintf(p, "include_claimed=%s&",
-                        ctx->q.include_claimed ? "true" : "false");
+        p = ngx_http_msgbus_list_flag(p, "include_claimed=",
+                                      ctx->q.include_claimed);
     }
 
-    if (ngx_http_arg(r, (u_char *) "include_delayed", 15, &v) == NGX_OK
+    if (ngx_http_msgbus_arg(r, (u_char *) "include_delayed", 15, &v)
+        == NGX_OK
         && v.len)
     {
-        p = ngx_sprintf(p, "include_delayed=%s&",
-                        ctx->q.include_delayed ? "true" : "false");
+        p = ngx_http_msgbus_list_flag(p, "include_delayed=",
+                                      ctx->q.include_delayed);
     }
 
     if (ctx->marker.len == 0) {
-        p = ngx_sprintf(p, "marker=%L&", last);
+        p = ngx_cpymem(p, "marker=", sizeof("marker=") - 1);
+        p = ngx_http_msgbus_json_integer(p, last);
+        *p++ = '&';
     }
 
     jb->pos = ngx_cpymem(p - 1, "\"}]}", 4);
 
     return ngx_http_msgbus_send_json(r, NGX_HTTP_OK, jb);
+}
+
+
+/* "name=true&" or "name=false&" */
+
+static u_char *
+ngx_http_msgbus_list_flag(u_char *p, char *name, ngx_uint_t value)
+{
+    p = ngx_cpymem(p, name, ngx_strlen(name));
+
+    return value ? ngx_cpymem(p, "true&", 5) : ngx_cpymem(p, "false&", 6);
 }
 
 

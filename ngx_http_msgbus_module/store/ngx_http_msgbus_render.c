@@ -14,14 +14,17 @@
 #include <ngx_core.h>
 
 #include "ngx_http_msgbus_render.h"
+#include "ngx_http_msgbus_bson.h"
 #include "ngx_http_msgbus_store_reply.h"
 #include "ngx_http_msgbus_store_messages.h"
 
 
 static ngx_uint_t ngx_http_msgbus_render_won(bson_iter_t *doc,
     ngx_array_t *won);
+static ngx_int_t ngx_http_msgbus_render_href(ngx_pool_t *pool,
+    ngx_http_msgbus_render_t *how);
 static ngx_int_t ngx_http_msgbus_render_body(ngx_http_msgbus_jbuf_t *jb,
-    bson_iter_t *doc);
+    ngx_http_msgbus_fields_t *f);
 
 
 /*
@@ -35,21 +38,36 @@ ngx_int_t
 ngx_http_msgbus_message_json(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
     ngx_http_msgbus_render_t *how)
 {
-    u_char            *p;
-    int64_t            ttl, count, expires;
-    ngx_uint_t         claimed, pop;
-    const bson_oid_t  *id, *cid;
-    char               hex[25], claim[25];
+    ngx_http_msgbus_fields_t  f;
 
-    if (ngx_http_msgbus_doc_oid(doc, "_id", &id) != NGX_OK) {
+    ngx_http_msgbus_fields_read(doc, &f);
+
+    return ngx_http_msgbus_fields_json(jb, &f, how);
+}
+
+
+/* the same, of the fields read */
+
+ngx_int_t
+ngx_http_msgbus_fields_json(ngx_http_msgbus_jbuf_t *jb,
+    ngx_http_msgbus_fields_t *f, ngx_http_msgbus_render_t *how)
+{
+    u_char      *p;
+    time_t       age;
+    int64_t      ttl, count, expires;
+    ngx_uint_t   claimed, pop;
+    char         hex[25], claim[25];
+
+    if (f->id == NULL) {
         return NGX_ERROR;
     }
 
-    bson_oid_to_string(id, hex);
+    bson_oid_to_string(f->id, hex);
 
-    ttl = ngx_http_msgbus_doc_int(doc, "t", 0);
-    count = ngx_http_msgbus_doc_int(doc, "c.c", 0);
-    expires = ngx_http_msgbus_doc_int(doc, "c.e", 0);
+    age = how->now - bson_oid_get_time_t(f->id);
+    ttl = f->has_ttl ? f->ttl : 0;
+    count = f->has_claim_count ? f->claim_count : 0;
+    expires = f->has_claim_expires ? f->claim_expires : 0;
 
     claimed = 0;
     pop = (how->how == NGX_HTTP_MSGBUS_MESSAGE_POP);
@@ -58,18 +76,24 @@ ngx_http_msgbus_message_json(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
         bson_oid_to_string(how->claim, claim);
         claimed = 1;
 
-        if (ngx_http_msgbus_doc_int(doc, "e", 0)
+        if ((f->has_expires ? f->expires : 0)
             < (how->now + how->claim_life) * 1000)
         {
             ttl = how->claim_life;
         }
 
-    } else if (ngx_http_msgbus_doc_oid(doc, "c.id", &cid) == NGX_OK) {
-        bson_oid_to_string(cid, claim);
+    } else if (f->claim) {
+        bson_oid_to_string(f->claim, claim);
         claimed = pop || expires > how->now;
     }
 
-    if (ngx_http_msgbus_jbuf_reserve(jb, 6 * how->base.len + 256) != NGX_OK) {
+    if (!pop && how->href.data == NULL
+        && ngx_http_msgbus_render_href(jb->pool, how) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_msgbus_jbuf_reserve(jb, how->href.len + 256) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -77,25 +101,32 @@ ngx_http_msgbus_message_json(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
 
     if (pop) {
         p = ngx_sprintf(p, "{\"id\": \"%s\", \"age\": %T, \"ttl\": %L, "
-                        "\"claim_count\": %L, \"body\": ", hex,
-                        how->now - bson_oid_get_time_t(id), ttl, count);
+                        "\"claim_count\": %L, \"body\": ", hex, age, ttl,
+                        count);
 
     } else {
-        p = ngx_sprintf(p, "{\"id\": \"%s\", \"href\": \"", hex);
-        p = ngx_http_msgbus_json_escape(p, how->base.data, how->base.len);
-        p = ngx_sprintf(p, "/messages/%s", hex);
+        p = ngx_cpymem(p, "{\"id\": \"", sizeof("{\"id\": \"") - 1);
+        p = ngx_cpymem(p, hex, 24);
+        p = ngx_cpymem(p, "\", \"href\": \"", sizeof("\", \"href\": \"") - 1);
+        p = ngx_cpymem(p, how->href.data, how->href.len);
+        p = ngx_cpymem(p, "/messages/", sizeof("/messages/") - 1);
+        p = ngx_cpymem(p, hex, 24);
 
         if (claimed) {
-            p = ngx_sprintf(p, "?claim_id=%s", claim);
+            p = ngx_cpymem(p, "?claim_id=", sizeof("?claim_id=") - 1);
+            p = ngx_cpymem(p, claim, 24);
         }
 
-        p = ngx_sprintf(p, "\", \"ttl\": %L, \"age\": %T, \"body\": ", ttl,
-                        how->now - bson_oid_get_time_t(id));
+        p = ngx_cpymem(p, "\", \"ttl\": ", sizeof("\", \"ttl\": ") - 1);
+        p = ngx_http_msgbus_json_integer(p, ttl);
+        p = ngx_cpymem(p, ", \"age\": ", sizeof(", \"age\": ") - 1);
+        p = ngx_http_msgbus_json_integer(p, age);
+        p = ngx_cpymem(p, ", \"body\": ", sizeof(", \"body\": ") - 1);
     }
 
     jb->pos = p;
 
-    if (ngx_http_msgbus_render_body(jb, doc) != NGX_OK
+    if (ngx_http_msgbus_render_body(jb, f) != NGX_OK
         || ngx_http_msgbus_jbuf_reserve(jb, 64) != NGX_OK)
     {
         return NGX_ERROR;
@@ -113,26 +144,51 @@ ngx_http_msgbus_message_json(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
 }
 
 
+/* the base of hrefs, JSON-escaped once for all the messages */
+
+static ngx_int_t
+ngx_http_msgbus_render_href(ngx_pool_t *pool, ngx_http_msgbus_render_t *how)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, 6 * how->base.len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    how->href.data = p;
+    how->href.len = ngx_http_msgbus_json_escape(p, how->base.data,
+                                                how->base.len)
+                    - p;
+
+    return NGX_OK;
+}
+
+
 /* the body: msgbus's JSON text, or a BSON value Zaqar stored */
 
 static ngx_int_t
-ngx_http_msgbus_render_body(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc)
+ngx_http_msgbus_render_body(ngx_http_msgbus_jbuf_t *jb,
+    ngx_http_msgbus_fields_t *f)
 {
-    uint32_t        len;
-    bson_iter_t     body;
-    bson_subtype_t  subtype;
-    const uint8_t  *data;
+    bson_iter_t  body;
 
-    if (!bson_iter_recurse(doc, &body) || !bson_iter_find(&body, "b")) {
+    if (f->body_type == 0) {
         return ngx_http_msgbus_jbuf_literal(jb, "null");
     }
 
-    if (BSON_ITER_HOLDS_BINARY(&body)) {
-        bson_iter_binary(&body, &subtype, &len, &data);
+    /* a binary's length, subtype, bytes */
 
-        if (subtype == NGX_HTTP_MSGBUS_BODY_SUBTYPE) {
-            return ngx_http_msgbus_jbuf_raw(jb, (u_char *) data, len);
-        }
+    if (f->body_type == BSON_TYPE_BINARY
+        && f->body[4] == NGX_HTTP_MSGBUS_BODY_SUBTYPE)
+    {
+        return ngx_http_msgbus_jbuf_raw(jb, f->body + 5,
+                                        (uint32_t)
+                                        ngx_http_msgbus_bson_int32(f->body));
+    }
+
+    if (!bson_iter_recurse(&f->doc, &body) || !bson_iter_find(&body, "b")) {
+        return NGX_ERROR;
     }
 
     return ngx_http_msgbus_jbuf_value(jb, &body, 0);

@@ -14,6 +14,7 @@
 #include <bson/bson.h>
 
 #include "ngx_http_msgbus_json.h"
+#include "ngx_http_msgbus_store_reply.h"
 
 
 /* how ngx_http_msgbus_message_json() writes a message */
@@ -24,6 +25,8 @@
 
 typedef struct {
     ngx_str_t                   base;       /* "/v2/queues/{q}" */
+    ngx_str_t                   href;       /* base, JSON-escaped: made
+                                               by the first message */
     time_t                      now;
     ngx_uint_t                  how;
     bson_oid_t                 *claim;      /* CLAIM: the claim made */
@@ -34,6 +37,8 @@ typedef struct {
 
 ngx_int_t ngx_http_msgbus_message_json(ngx_http_msgbus_jbuf_t *jb,
     bson_iter_t *doc, ngx_http_msgbus_render_t *how);
+ngx_int_t ngx_http_msgbus_fields_json(ngx_http_msgbus_jbuf_t *jb,
+    ngx_http_msgbus_fields_t *f, ngx_http_msgbus_render_t *how);
 ngx_int_t ngx_http_msgbus_messages_json(ngx_http_msgbus_jbuf_t *jb,
     bson_iter_t *docs, ngx_http_msgbus_render_t *how);
 ngx_int_t ngx_http_msgbus_message_ref(ngx_http_msgbus_jbuf_t *jb,

@@ -20,6 +20,7 @@
 
 #include "ngx_http_msgbus_store_query.h"
 #include "ngx_http_msgbus_store_reply.h"
+#include "ngx_http_msgbus_bson.h"
 
 
 /*
@@ -62,26 +63,43 @@ ngx_http_msgbus_filter_listing(ngx_http_msgbus_query_t *q, bson_t *filter,
 }
 
 
-/* no delay in force: d <= now, or none */
+/*
+ * No delay in force: d <= now, or none.  The array is this worker's,
+ * made again when the second changes.
+ */
 
 void
 ngx_http_msgbus_filter_not_delayed(ngx_http_msgbus_query_t *q,
     bson_t *filter)
 {
-    bson_t  cond, or, alt;
+    bson_t  cond, alt;
 
-    BSON_APPEND_ARRAY_BEGIN(filter, "$or", &or);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &alt);
-    BSON_APPEND_DOCUMENT_BEGIN(&alt, "d", &cond);
-    BSON_APPEND_INT64(&cond, "$lte", q->now);
-    bson_append_document_end(&alt, &cond);
-    bson_append_document_end(&or, &alt);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &alt);
-    BSON_APPEND_DOCUMENT_BEGIN(&alt, "d", &cond);
-    BSON_APPEND_BOOL(&cond, "$exists", false);
-    bson_append_document_end(&alt, &cond);
-    bson_append_document_end(&or, &alt);
-    bson_append_array_end(filter, &or);
+    static bson_t  *or;
+    static time_t   now;
+
+    if (or == NULL || now != q->now) {
+        if (or == NULL) {
+            or = bson_new();
+
+        } else {
+            bson_reinit(or);
+        }
+
+        now = q->now;
+
+        BSON_APPEND_DOCUMENT_BEGIN(or, "0", &alt);
+        BSON_APPEND_DOCUMENT_BEGIN(&alt, "d", &cond);
+        BSON_APPEND_INT64(&cond, "$lte", now);
+        bson_append_document_end(&alt, &cond);
+        bson_append_document_end(or, &alt);
+        BSON_APPEND_DOCUMENT_BEGIN(or, "1", &alt);
+        BSON_APPEND_DOCUMENT_BEGIN(&alt, "d", &cond);
+        BSON_APPEND_BOOL(&cond, "$exists", false);
+        bson_append_document_end(&alt, &cond);
+        bson_append_document_end(or, &alt);
+    }
+
+    BSON_APPEND_ARRAY(filter, "$or", or);
 }
 
 
@@ -126,43 +144,49 @@ ngx_http_msgbus_filter_queue(bson_t *filter, ngx_str_t *scoped, time_t now,
 ngx_uint_t
 ngx_http_msgbus_doc_visible(ngx_http_msgbus_query_t *q, bson_iter_t *doc)
 {
-    uint32_t        len;
-    bson_iter_t     it;
-    const char     *text;
-    const uint8_t  *data;
-    bson_subtype_t  subtype;
+    ngx_http_msgbus_fields_t  f;
+
+    ngx_http_msgbus_fields_read(doc, &f);
+
+    return ngx_http_msgbus_fields_visible(q, &f);
+}
+
+
+/* the same, of the fields read */
+
+ngx_uint_t
+ngx_http_msgbus_fields_visible(ngx_http_msgbus_query_t *q,
+    ngx_http_msgbus_fields_t *f)
+{
+    uint32_t  len;
 
     if (!q->include_claimed
-        && ngx_http_msgbus_doc_int(doc, "c.e", INT64_MAX) > q->now)
+        && (!f->has_claim_expires || f->claim_expires > q->now))
     {
         return 0;
     }
 
-    if (!q->include_delayed
-        && ngx_http_msgbus_doc_int(doc, "d", INT64_MIN) > q->now)
-    {
+    if (!q->include_delayed && f->has_delay && f->delay > q->now) {
         return 0;
     }
 
-    if (q->echo
-        || !bson_iter_recurse(doc, &it)
-        || !bson_iter_find(&it, "u"))
-    {
+    if (q->echo || f->client_type == 0) {
         return 1;
     }
 
-    if (q->client_uuid && BSON_ITER_HOLDS_BINARY(&it)) {
-        bson_iter_binary(&it, &subtype, &len, &data);
+    len = (uint32_t) ngx_http_msgbus_bson_int32(f->client);
 
-        return !(subtype == BSON_SUBTYPE_UUID && len == 16
-                 && ngx_memcmp(data, q->client, 16) == 0);
+    /* a binary's length, subtype, bytes; a string's length with its 0 */
+
+    if (q->client_uuid && f->client_type == BSON_TYPE_BINARY) {
+        return !(f->client[4] == BSON_SUBTYPE_UUID && len == 16
+                 && ngx_memcmp(f->client + 5, q->client, 16) == 0);
     }
 
-    if (!q->client_uuid && BSON_ITER_HOLDS_UTF8(&it)) {
-        text = bson_iter_utf8(&it, &len);
-
-        return !(len == q->client_text.len
-                 && ngx_memcmp(text, q->client_text.data, len) == 0);
+    if (!q->client_uuid && f->client_type == BSON_TYPE_UTF8) {
+        return !(len - 1 == q->client_text.len
+                 && ngx_memcmp(f->client + 4, q->client_text.data, len - 1)
+                    == 0);
     }
 
     return 1;

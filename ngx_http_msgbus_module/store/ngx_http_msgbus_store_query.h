@@ -13,6 +13,8 @@
 
 #include <bson/bson.h>
 
+#include "ngx_http_msgbus_store_reply.h"
+
 
 /* which messages of a queue an operation reads: plain values */
 
@@ -41,6 +43,8 @@ void ngx_http_msgbus_filter_not_delayed(ngx_http_msgbus_query_t *q,
     bson_t *filter);
 ngx_uint_t ngx_http_msgbus_doc_visible(ngx_http_msgbus_query_t *q,
     bson_iter_t *doc);
+ngx_uint_t ngx_http_msgbus_fields_visible(ngx_http_msgbus_query_t *q,
+    ngx_http_msgbus_fields_t *f);
 
 
 #endif /* _NGX_HTTP_MSGBUS_STORE_QUERY_H_INCLUDED_ */

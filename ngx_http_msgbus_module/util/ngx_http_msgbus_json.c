@@ -94,6 +94,11 @@ ngx_http_msgbus_json_escape(u_char *dst, u_char *src, size_t size)
 
     while (p < last) {
 
+        if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
+            *dst++ = *p++;
+            continue;
+        }
+
         if (*p < 0x80) {
             c = ngx_http_msgbus_json_short_escape(*p);
 
@@ -626,6 +631,34 @@ ngx_http_msgbus_jbuf_container(ngx_http_msgbus_jbuf_t *jb, json_t *json,
     *jb->pos++ = json_is_object(json) ? '}' : ']';
 
     return NGX_OK;
+}
+
+
+/* n in decimal, as ngx_sprintf()'s "%L" writes it */
+
+u_char *
+ngx_http_msgbus_json_integer(u_char *p, int64_t n)
+{
+    u_char    *q;
+    uint64_t   u;
+    u_char     digits[NGX_INT64_LEN];
+
+    if (n < 0) {
+        *p++ = '-';
+        u = (uint64_t) -(n + 1) + 1;
+
+    } else {
+        u = (uint64_t) n;
+    }
+
+    q = digits + NGX_INT64_LEN;
+
+    do {
+        *--q = (u_char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    return ngx_cpymem(p, q, digits + NGX_INT64_LEN - q);
 }
 
 

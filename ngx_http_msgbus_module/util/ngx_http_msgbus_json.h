@@ -50,6 +50,7 @@ ngx_int_t ngx_http_msgbus_jbuf_value(ngx_http_msgbus_jbuf_t *jb,
     bson_iter_t *it, ngx_uint_t depth);
 size_t ngx_http_msgbus_json_escaped_len(u_char *src, size_t size);
 u_char *ngx_http_msgbus_json_escape(u_char *dst, u_char *src, size_t size);
+u_char *ngx_http_msgbus_json_integer(u_char *p, int64_t n);
 
 
 #endif /* _NGX_HTTP_MSGBUS_JSON_H_INCLUDED_ */
