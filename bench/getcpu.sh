@@ -22,11 +22,19 @@
 # CPU seconds (their run time from /proc/PID/schedstat, exact, not
 # sampled) and CPU microseconds per 2xx reply, in all and in user space
 # (utime's share of utime + stime, /proc/PID/stat: sampled at ticks);
-# the ratio of each build's mean to static's.  CPU time is robust to other load on the machine,
-# not immune (the kernel's share least): compare builds in one run,
-# interleaved; each measurement first waits up to QUIET_WAIT s for a
-# second in which the rest of the machine uses at most QUIET_PCT % of
-# a CPU.
+# the ratio of each build's mean to static's.  CPU time is robust to
+# other load on the machine, not immune (the kernel's share least):
+# compare builds in one run, interleaved; each measurement first waits
+# up to QUIET_WAIT s for a second in which the rest of the machine uses
+# at most QUIET_PCT % of a CPU.
+#
+# CALLGRIND=N: then, per build and for static, nginx with one worker
+# (no master) under valgrind's callgrind, collecting inside
+# ngx_process_events_and_timers only, answers N requests (httperf at 40/s
+# after 5 to warm it): the user-space instructions per reply, the same
+# from run to run whatever else the machine does (the kernel's work is
+# not in them).  Its profile: bench/results/tmp/getcpu/callgrind-NAME.out
+# (callgrind_annotate --inclusive=yes FILE).  ROUNDS=0: this alone.
 #
 # Settings (environment): RATE=500 DURATION=10 WARMUP=2 ROUNDS=2
 #   LOAD_CPU=1 WORKERS=2 QUIET_PCT=10 QUIET_WAIT=10
@@ -49,6 +57,7 @@ WORKERS=${WORKERS:-2}
 MODULES=${MODULES:-msgbus=$top/.build/default/ngx_http_msgbus_module.so}
 QUIET_PCT=${QUIET_PCT:-10}
 QUIET_WAIT=${QUIET_WAIT:-10}
+CALLGRIND=${CALLGRIND:-}
 PERF=${PERF:-}
 PERF_OPTS=${PERF_OPTS:--g}
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -108,12 +117,12 @@ timeout 120 t/util/store.sh start "$run/store" "$store_port" > /dev/null
 uri="mongodb://127.0.0.1:$store_port/bench?maxPoolSize=32&waitQueueTimeoutMS=5000"
 
 # nginx.conf as bench/seed/run.py's nginx_conf; $1 the build, $2 the
-# static location
+# static location, $3 extra main directives (callgrind's)
 render() {
     local d=${dir[$1]}
     cat > "$d/conf/nginx.conf" <<EOF
 load_module $d/ngx_http_msgbus_module.so;
-worker_processes $WORKERS;
+${3:-worker_processes $WORKERS;}
 worker_rlimit_nofile $(ulimit -Hn);
 error_log $d/logs/error.log warn;
 pid $d/logs/nginx.pid;
@@ -293,4 +302,51 @@ for n in "${names[@]}"; do
         say "$n: errors in ${dir[$n]}/logs/error.log"
     fi
 done
+# CALLGRIND=N: user-space instructions per reply, one worker under
+# callgrind; $1 the label, $2 the build, $3 the path
+callgrind() {
+    local label=$1 n=$2 path=$3 vg out ok ir
+    out=$run/callgrind-$label.out
+    rm -f "$out" "$out".*
+    render "$n" "
+        location = /static/get {
+            default_type application/json;
+            return 200 '$(cat "$run/page.json")';
+        }" "worker_processes 1; master_process off; daemon off;"
+    valgrind --tool=callgrind --toggle-collect=ngx_process_events_and_timers \
+        --callgrind-out-file="$out" \
+        "$NGINX" -p "${dir[$n]}/" -c conf/nginx.conf -e "${dir[$n]}/logs/error.log" \
+        > "$run/callgrind-$label.log" 2>&1 &
+    vg=$!
+    for _ in $(seq 100); do
+        timeout 5 curl -s -o /dev/null "http://127.0.0.1:${port[$n]}/static/get" && break
+        sleep 0.2
+    done
+    for _ in $(seq 5); do
+        timeout 10 curl -s -o /dev/null "${hdr[@]}" "http://127.0.0.1:${port[$n]}$path"
+    done
+    callgrind_control -z "$vg" > /dev/null 2>&1
+    RATE=40 load "$n" $(((CALLGRIND + 39) / 40)) "$path" > "$run/httperf-callgrind-$label.out"
+    callgrind_control -d "$vg" > /dev/null 2>&1
+    kill -QUIT "$vg"
+    wait "$vg" || true
+    ok=$(sed -n 's/^Reply status: .*2xx=\([0-9]*\).*/\1/p' "$run/httperf-callgrind-$label.out")
+    ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$(ls "$out".* | head -1)")
+    awk -v l="$label" -v ok="$ok" -v ir="$ir" 'BEGIN {
+        printf "callgrind %-10s %6d replies %9.0f instructions/reply\n", l, ok,
+               (ok > 0 ? ir / ok : 0) }'
+}
+
+if [ -n "$CALLGRIND" ]; then
+    command -v valgrind > /dev/null || die "valgrind missing (apt-get install valgrind)"
+    for n in "${names[@]}"; do
+        bench_nginx_stop_dir "${dir[$n]}" "${pid[$n]}"
+        pid[$n]=
+    done
+    for n in "${names[@]}"; do
+        callgrind "$n" "$n" "$page_path"
+    done
+    callgrind static "$first" /static/get
+fi
+
 exit 0
