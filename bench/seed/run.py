@@ -364,12 +364,32 @@ http {
                 f.write(ZAQAR_CONF % dict(uri=uri, db=ZAQAR_DATABASE, partitions=PARTITIONS,
                                           log=os.path.join(self.work, "zaqar-app.log")))
             env = dict(os.environ, ZAQAR_CONF=conf)
-            p = self.spawn(["uwsgi_python3", "--http11-socket", "127.0.0.1:%d" % port,
-                            "--wsgi-file", os.path.join(PEERS_DIR, "zaqar_wsgi.py"),
-                            "--processes", str(self.args.zaqar_processes), "--master",
-                            "--lazy-apps", "--die-on-term", "--disable-logging",
-                            "--listen", "1024", "--pythonpath", PEERS_DIR],
-                           name + ".log", env=env)
+
+            def uwsgi(processes):
+                return self.spawn(["uwsgi_python3", "--http11-socket", "127.0.0.1:%d" % port,
+                                   "--wsgi-file", os.path.join(PEERS_DIR, "zaqar_wsgi.py"),
+                                   "--processes", str(processes), "--master",
+                                   "--lazy-apps", "--die-on-term", "--disable-logging",
+                                   "--listen", "1024", "--pythonpath", PEERS_DIR],
+                                  name + ".log", env=env)
+
+            # Each process loads the app (--lazy-apps), which creates Zaqar's
+            # indexes; concurrent createIndexes can deadlock in PostgreSQL's
+            # catalog and leave a process with no app at all (uwsgi: "unable
+            # to load app 0"), answering 500 for good: one process alone
+            # creates them first.
+            if self.args.zaqar_processes > 1:
+                p = uwsgi(1)
+                if wait_port(port, p):
+                    for _ in range(150):
+                        try:
+                            if http(port, "GET", "/v2/queues?limit=1")[0] < 500:
+                                break
+                        except OSError:
+                            pass
+                        time.sleep(0.2)
+                self.kill(p)
+            p = uwsgi(self.args.zaqar_processes)
         else:
             die("unknown contender", name)
         if not wait_port(port, p):
