@@ -16,6 +16,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_msgbus_module.h"
+#include "ngx_http_msgbus_fanout.h"
 #include "ngx_http_msgbus_message_read.h"
 #include "ngx_http_msgbus_partition.h"
 #include "ngx_http_msgbus_call.h"
@@ -58,8 +59,6 @@ static ngx_int_t ngx_http_msgbus_list_page(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_iter_t *docs);
 static ngx_int_t ngx_http_msgbus_list_next(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_jbuf_t *jb, int64_t last);
-static u_char *ngx_http_msgbus_list_flag(u_char *p, char *name,
-    ngx_uint_t value);
 static ngx_int_t ngx_http_msgbus_get_ids(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_str_t *value);
 static ngx_int_t ngx_http_msgbus_find_ids(ngx_http_request_t *r,
@@ -426,75 +425,11 @@ static ngx_int_t
 ngx_http_msgbus_list_next(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     ngx_http_msgbus_jbuf_t *jb, int64_t last)
 {
-    u_char     *p;
-    ngx_str_t   v;
-
-    if (ngx_http_msgbus_jbuf_literal(jb, "], \"links\": [{\"rel\": \"next\", "
-                                     "\"href\": \"")
-        != NGX_OK
-        || ngx_http_msgbus_jbuf_reserve(jb, 6 * r->uri.len + 200) != NGX_OK)
-    {
+    if (ngx_http_msgbus_page_links(jb, r, ctx, last) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_http_msgbus_json_escape(jb->pos, r->uri.data, r->uri.len);
-    *p++ = '?';
-
-    /* Zaqar's order: a given marker first, else the new one last */
-
-    if (ctx->marker.len) {
-        p = ngx_cpymem(p, "marker=", sizeof("marker=") - 1);
-        p = ngx_http_msgbus_json_integer(p, last);
-        *p++ = '&';
-    }
-
-    if (ngx_http_msgbus_arg(r, (u_char *) "limit", 5, &v) == NGX_OK && v.len)
-    {
-        p = ngx_cpymem(p, "limit=", sizeof("limit=") - 1);
-        p = ngx_http_msgbus_json_integer(p, (int64_t) ctx->limit);
-        *p++ = '&';
-    }
-
-    if (ngx_http_msgbus_arg(r, (u_char *) "echo", 4, &v) == NGX_OK && v.len) {
-        p = ngx_http_msgbus_list_flag(p, "echo=", ctx->q.echo);
-    }
-
-    if (ngx_http_msgbus_arg(r, (u_char *) "include_claimed", 15, &v)
-        == NGX_OK
-        && v.len)
-    {
-        p = ngx_http_msgbus_list_flag(p, "include_claimed=",
-                                      ctx->q.include_claimed);
-    }
-
-    if (ngx_http_msgbus_arg(r, (u_char *) "include_delayed", 15, &v)
-        == NGX_OK
-        && v.len)
-    {
-        p = ngx_http_msgbus_list_flag(p, "include_delayed=",
-                                      ctx->q.include_delayed);
-    }
-
-    if (ctx->marker.len == 0) {
-        p = ngx_cpymem(p, "marker=", sizeof("marker=") - 1);
-        p = ngx_http_msgbus_json_integer(p, last);
-        *p++ = '&';
-    }
-
-    jb->pos = ngx_cpymem(p - 1, "\"}]}", 4);
-
     return ngx_http_msgbus_send_json(r, NGX_HTTP_OK, jb);
-}
-
-
-/* "name=true&" or "name=false&" */
-
-static u_char *
-ngx_http_msgbus_list_flag(u_char *p, char *name, ngx_uint_t value)
-{
-    p = ngx_cpymem(p, name, ngx_strlen(name));
-
-    return value ? ngx_cpymem(p, "true&", 5) : ngx_cpymem(p, "false&", 6);
 }
 
 

@@ -10,6 +10,7 @@
 
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_json.h"
+#include "ngx_http_msgbus_args.h"
 #include "ngx_http_msgbus_store_query.h"
 #include "ngx_http_msgbus_store_reply.h"
 #include "ngx_http_msgbus_render.h"
@@ -114,6 +115,8 @@ struct ngx_http_msgbus_fan_hold_s {
 };
 
 
+static u_char *ngx_http_msgbus_page_flag(u_char *p, char *name,
+    ngx_uint_t value);
 static ngx_http_msgbus_fan_filter_t *ngx_http_msgbus_fan_filter(
     ngx_http_msgbus_fan_t *fan, ngx_http_msgbus_waiter_t *wt);
 static ngx_uint_t ngx_http_msgbus_fan_same(ngx_http_msgbus_fan_filter_t *f,
@@ -130,8 +133,6 @@ static ngx_int_t ngx_http_msgbus_fan_render(ngx_http_msgbus_fan_t *fan,
 static ngx_int_t ngx_http_msgbus_fan_page_make(ngx_http_msgbus_fan_t *fan,
     ngx_http_msgbus_waiter_t *wt, ngx_http_msgbus_part_t *part,
     ngx_http_msgbus_fan_page_t *page);
-static ngx_uint_t ngx_http_msgbus_fan_given(ngx_http_request_t *r,
-    char *name);
 static ngx_chain_t *ngx_http_msgbus_fan_buf(ngx_http_msgbus_fan_t *fan);
 static ngx_chain_t *ngx_http_msgbus_fan_copy(ngx_pool_t *pool,
     ngx_str_t *bytes);
@@ -694,7 +695,8 @@ ngx_int_t
 ngx_http_msgbus_page_links(ngx_http_msgbus_jbuf_t *jb, ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, int64_t last)
 {
-    u_char  *p;
+    u_char     *p;
+    ngx_str_t   v;
 
     if (ngx_http_msgbus_jbuf_literal(jb, "], \"links\": [{\"rel\": \"next\", "
                                      "\"href\": \"")
@@ -707,47 +709,50 @@ ngx_http_msgbus_page_links(ngx_http_msgbus_jbuf_t *jb, ngx_http_request_t *r,
     p = ngx_http_msgbus_json_escape(jb->pos, r->uri.data, r->uri.len);
     *p++ = '?';
 
+    /* Zaqar's order: a given marker first, else the new one last */
+
     if (ctx->marker.len) {
-        p = ngx_sprintf(p, "marker=%L&", last);
+        p = ngx_cpymem(p, "marker=", sizeof("marker=") - 1);
+        p = ngx_http_msgbus_json_integer(p, last);
+        *p++ = '&';
     }
 
-    if (ngx_http_msgbus_fan_given(r, "limit")) {
-        p = ngx_sprintf(p, "limit=%ui&", ctx->limit);
+    if (ngx_http_msgbus_arg(r, (u_char *) "limit", 5, &v) == NGX_OK && v.len)
+    {
+        p = ngx_cpymem(p, "limit=", sizeof("limit=") - 1);
+        p = ngx_http_msgbus_json_integer(p, (int64_t) ctx->limit);
+        *p++ = '&';
     }
 
-    if (ngx_http_msgbus_fan_given(r, "echo")) {
-        p = ngx_sprintf(p, "echo=%s&", ctx->q.echo ? "true" : "false");
+    if (ngx_http_msgbus_arg(r, (u_char *) "echo", 4, &v) == NGX_OK && v.len) {
+        p = ngx_http_msgbus_page_flag(p, "echo=", ctx->q.echo);
     }
 
-    if (ngx_http_msgbus_fan_given(r, "include_claimed")) {
-        p = ngx_sprintf(p, "include_claimed=%s&",
-                        ctx->q.include_claimed ? "true" : "false");
+    if (ngx_http_msgbus_arg(r, (u_char *) "include_claimed", 15, &v)
+        == NGX_OK
+        && v.len)
+    {
+        p = ngx_http_msgbus_page_flag(p, "include_claimed=",
+                                      ctx->q.include_claimed);
     }
 
-    if (ngx_http_msgbus_fan_given(r, "include_delayed")) {
-        p = ngx_sprintf(p, "include_delayed=%s&",
-                        ctx->q.include_delayed ? "true" : "false");
+    if (ngx_http_msgbus_arg(r, (u_char *) "include_delayed", 15, &v)
+        == NGX_OK
+        && v.len)
+    {
+        p = ngx_http_msgbus_page_flag(p, "include_delayed=",
+                                      ctx->q.include_delayed);
     }
 
     if (ctx->marker.len == 0) {
-        p = ngx_sprintf(p, "marker=%L&", last);
+        p = ngx_cpymem(p, "marker=", sizeof("marker=") - 1);
+        p = ngx_http_msgbus_json_integer(p, last);
+        *p++ = '&';
     }
 
     jb->pos = ngx_cpymem(p - 1, "\"}]}", 4);
 
     return NGX_OK;
-}
-
-
-/* the request has the argument, not empty */
-
-static ngx_uint_t
-ngx_http_msgbus_fan_given(ngx_http_request_t *r, char *name)
-{
-    ngx_str_t  v;
-
-    return ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &v) == NGX_OK
-           && v.len;
 }
 
 
@@ -958,4 +963,13 @@ ngx_http_msgbus_fan_release(ngx_http_msgbus_waiter_t *wt)
     }
 
     wt->held = NULL;
+}
+
+
+static u_char *
+ngx_http_msgbus_page_flag(u_char *p, char *name, ngx_uint_t value)
+{
+    p = ngx_cpymem(p, name, ngx_strlen(name));
+
+    return value ? ngx_cpymem(p, "true&", 5) : ngx_cpymem(p, "false&", 6);
 }
