@@ -45,7 +45,7 @@ import uuid
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from verdict import Verdict             # noqa: E402
+from verdict import Verdict, run_scenario             # noqa: E402
 
 VERDICT = Verdict()
 POSTER = '8d6e5a54-0000-4000-a000-000000000001'
@@ -435,22 +435,8 @@ def main():
     a.add_argument('scenario', choices=sorted(SCENARIOS))
     o = a.parse_args()
 
-    end = time.time() + 30
-    while True:
-        try:
-            socket.create_connection(('127.0.0.1', o.port), timeout=5).close()
-            break
-        except OSError:
-            if time.time() > end:
-                raise
-            time.sleep(0.1)
-
-    SCENARIOS[o.scenario](Bus(o.port, o.project), o)
-    VERDICT.report()
-    if VERDICT.failures():
-        print('FAILED: %d' % VERDICT.failures())
-        sys.exit(1)
-    print('OK')
+    run_scenario(o.port, lambda: SCENARIOS[o.scenario](Bus(o.port, o.project), o),
+                 VERDICT)
 
 
 if __name__ == '__main__':

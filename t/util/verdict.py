@@ -12,6 +12,32 @@
 # measurements).
 
 
+import socket
+import sys
+import time
+
+
+def run_scenario(port, scenario, verdict):
+    """waits for nginx on port (under valgrind it takes seconds), runs
+    scenario(), prints the verdict and exits 1 if an assertion failed"""
+    end = time.time() + 30
+    while True:
+        try:
+            socket.create_connection(('127.0.0.1', port), timeout=5).close()
+            break
+        except OSError:
+            if time.time() > end:
+                raise
+            time.sleep(0.1)
+
+    scenario()
+    verdict.report()
+    if verdict.failures():
+        print('FAILED: %d' % verdict.failures())
+        sys.exit(1)
+    print('OK')
+
+
 class Verdict:
     def __init__(self, *whats):
         """whats: the assertions, in the order to print them (others are
