@@ -4,8 +4,14 @@ SHELL := /bin/bash
 
 STORE_PORT ?= 27017
 HTTP_PORT ?= 8080
+LISTEN ?=
+MONGODB_URI ?=
 RUN := $(CURDIR)/.run
 NGINX ?= /usr/sbin/nginx
+# make run's settings reach t/util/run.sh as they are (a connection string
+# can hold any character)
+export STORE_PORT HTTP_PORT LISTEN MONGODB_URI RUN
+
 VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
 
 .PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench-realtime bench-depth bench bench-quick
@@ -21,28 +27,14 @@ build:
 asan:
 	@t/util/build.sh asan
 
-# The embedded store and nginx serving the bus on 127.0.0.1:$(HTTP_PORT).
+# nginx serving the bus on $(LISTEN) (default 127.0.0.1:$(HTTP_PORT)), with
+# the embedded store on 127.0.0.1:$(STORE_PORT), or with the MongoDB of
+# MONGODB_URI and no embedded store (t/util/run.sh).
 run: deps build
-	@t/util/store.sh start $(RUN)/store $(STORE_PORT)
-	@mkdir -p $(RUN)/nginx/conf $(RUN)/nginx/logs
-	@sed -e 's|@MODULE@|$(CURDIR)/.build/default/ngx_http_msgbus_module.so|' \
-	     -e 's|@STORE_PORT@|$(STORE_PORT)|' -e 's|@HTTP_PORT@|$(HTTP_PORT)|' \
-	     -e 's|@RUN@|$(RUN)/nginx|g' \
-	     t/util/run.conf > $(RUN)/nginx/conf/nginx.conf
-	@if [ -f $(RUN)/nginx/logs/nginx.pid ] && kill -0 $$(cat $(RUN)/nginx/logs/nginx.pid) 2>/dev/null; then \
-	    $(NGINX) -p $(RUN)/nginx/ -c conf/nginx.conf -s reload; \
-	else \
-	    $(NGINX) -p $(RUN)/nginx/ -c conf/nginx.conf; \
-	fi
-	@echo "msgbus: http://127.0.0.1:$(HTTP_PORT)/v2/  (config $(RUN)/nginx/conf/nginx.conf, logs $(RUN)/nginx/logs/; 'make stop' stops it)"
+	@NGINX_BIN='$(NGINX)' t/util/run.sh start
 
 stop:
-	@if [ -f $(RUN)/nginx/logs/nginx.pid ]; then \
-	    $(NGINX) -p $(RUN)/nginx/ -c conf/nginx.conf -s quit 2>/dev/null || true; \
-	    for i in $$(seq 50); do [ -f $(RUN)/nginx/logs/nginx.pid ] || break; sleep 0.1; done; \
-	fi
-	@t/util/store.sh stop $(RUN)/store
-	@echo "msgbus: stopped"
+	@NGINX_BIN='$(NGINX)' t/util/run.sh stop
 
 test: deps build style
 	@t/util/run-tests.sh

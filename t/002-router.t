@@ -268,3 +268,20 @@ X-Project-ID: p1
 --- error_code: 501
 --- response_body_like chomp
 "The operation subscription_create is not implemented yet\."
+
+
+
+=== TEST 19: an exact location names a resource: /v2/health on its own, admin there only
+--- config
+    location / { msgbus; }
+    location = /v2/health { msgbus; msgbus_admin on; }
+    location = /bus/v2/health { msgbus; msgbus_admin on; }
+--- request eval
+["GET /v2/health", "GET /bus/v2/health", "GET /v2/queues"]
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: p1
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+[qr/^\{"storage_reachable": true, /, qr/^\{"storage_reachable": true, /, qr/^\{"queues": /]

@@ -487,6 +487,7 @@ ngx_http_msgbus(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_msgbus_loc_conf_t *mlcf = conf;
 
+    u_char                       *p;
     ngx_str_t                     base;
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_msgbus_main_conf_t  *mmcf;
@@ -507,6 +508,13 @@ ngx_http_msgbus(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 #endif
     {
         base = clcf->name;
+
+        /* "location = /v2/health": the name is a resource, not a base */
+
+        if (clcf->exact_match) {
+            p = ngx_strnstr(base.data, "/v2/", base.len);
+            base.len = (p == NULL) ? base.len : (size_t) (p - base.data);
+        }
 
         if (base.len && base.data[base.len - 1] == '/') {
             base.len--;

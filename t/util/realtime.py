@@ -50,7 +50,7 @@ import uuid
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from verdict import Verdict, run_scenario             # noqa: E402
+from verdict import Verdict, alive, free_port, run_scenario  # noqa: E402
 
 VERDICT = Verdict()
 
@@ -479,22 +479,6 @@ def reload(bus, o):
     status, _ = bus.request('GET', '/v2/ping')
     check(status == 204, 'the new workers answer',
           'the new workers answer: %s' % status)
-
-
-def alive(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().split()[2] != 'Z'
-    except OSError:
-        return False
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def nodes(bus, o):

@@ -17,6 +17,24 @@ import sys
 import time
 
 
+def free_port():
+    """a TCP port free on 127.0.0.1 now"""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def alive(pid):
+    """the process runs (a zombie waiting to be reaped does not)"""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().split()[2] != 'Z'
+    except OSError:
+        return False
+
+
 def run_scenario(port, scenario, verdict):
     """waits for nginx on port (under valgrind it takes seconds), runs
     scenario(), prints the verdict and exits 1 if an assertion failed"""
