@@ -8,7 +8,7 @@ RUN := $(CURDIR)/.run
 NGINX ?= /usr/sbin/nginx
 VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
 
-.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench-realtime bench-depth bench bench-quick
+.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench-realtime bench-depth bench bench-quick deb
 
 all: build
 
@@ -61,6 +61,11 @@ style:
 
 clean:
 	rm -rf .build t/servroot
+
+# libnginx-mod-http-msgbus_<version>_<arch>.deb in .build/deb for the nginx
+# installed here (packaging/deb/).
+deb:
+	@packaging/deb/build.sh
 
 # Store round trips/s through the adapter next to libmongoc (bench/adapter/README.md).
 bench-adapter: deps build
