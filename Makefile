@@ -8,7 +8,7 @@ RUN := $(CURDIR)/.run
 NGINX ?= /usr/sbin/nginx
 VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
 
-.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench-realtime bench-depth bench bench-quick deb
+.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench-realtime bench-depth bench bench-quick deb test-deb
 
 all: build
 
@@ -63,9 +63,12 @@ clean:
 	rm -rf .build t/servroot
 
 # libnginx-mod-http-msgbus_<version>_<arch>.deb in .build/deb for the nginx
-# installed here (packaging/deb/).
+# installed here; test-deb installs, serves, removes it (packaging/deb/).
 deb:
 	@packaging/deb/build.sh
+
+test-deb: deps
+	@packaging/deb/test.sh
 
 # Store round trips/s through the adapter next to libmongoc (bench/adapter/README.md).
 bench-adapter: deps build
