@@ -8,8 +8,9 @@
 #
 # The machine is left as found (an EXIT trap): the site, the store and the
 # nginx this test started are gone, and the package is back in the state
-# it was in (a copy installed before is repacked with dpkg-repack first and
-# installed again, its symlinks as they were). Debian's nginx must not be
+# it was in (a copy installed before is repacked with dpkg-repack, which is
+# installed if missing, and installed again; its symlinks as they were);
+# /var/log/nginx keeps the lines of the run. Debian's nginx must not be
 # running (the test would have to restart it). Any mismatch fails.
 set -euo pipefail
 
@@ -279,11 +280,14 @@ same "POST a message" "$(code "${hdr[@]}" -H 'Content-Type: application/json' \
 same "GET the messages" "$(code "${hdr[@]}" "$url/v2/queues/debq/messages?echo=true")" 200
 check "... lists it" grep -q '"body": *{"from": *"test-deb"}' "$work/body"
 same "GET /msgbus_status from 127.0.0.1" "$(code "$url/msgbus_status")" 200
+same "... denied from 127.0.0.2" \
+    "$(code --interface 127.0.0.2 "$url/msgbus_status")" 403
 
 stop_nginx
 started=
 check "Debian's nginx stopped" test ! -e "$pidfile"
-errors=$(tail -c +$((log_size + 1)) "$log" | grep -E '\[(error|crit|alert|emerg)\]' || true)
+errors=$(tail -c +$((log_size + 1)) "$log" | grep -E '\[(error|crit|alert|emerg)\]' |
+         grep -v 'access forbidden by rule, client: 127\.0\.0\.2' || true)
 same "no [error], [crit], [alert] or [emerg] in its $log" "$errors" ""
 rm -f "$site"
 
