@@ -10,7 +10,8 @@
 # in /usr/lib/nginx/modules, its load_module line in
 # /usr/share/nginx/modules-available, enabled by the maintainer scripts of
 # this folder. Depends: the libraries the .so links (dpkg-shlibdeps) and
-# exactly the nginx-abi-* the installed nginx provides, which must be the
+# exactly the nginx-abi-* the installed nginx provides (the package of
+# /usr/sbin/nginx, or nginx-common), which must be the
 # one nginx-dev's tree declares. Version: the changelog's top entry, whose
 # upstream part must be the module's NGX_HTTP_MSGBUS_VERSION.
 #
@@ -40,11 +41,14 @@ version=$(dpkg-parsechangelog -l "$here/changelog" -S Version)
 [ "${version%-*}" = "$upstream" ] || die "packaging/deb/changelog's top entry" \
     "is $version but the module is $upstream: add an entry for $upstream-1"
 
-# The nginx ABI: what the installed nginx provides, the one the tree we
-# compile against (nginx-dev) declares for its modules.
-abi=$(dpkg-query -W -f='${Provides}\n' nginx nginx-common 2>/dev/null |
+# The nginx ABI: what the package of /usr/sbin/nginx (Debian 12: nginx)
+# provides, the one the tree we compile against (nginx-dev) declares for
+# its modules.
+owner=$(dpkg -S /usr/sbin/nginx 2>/dev/null | cut -d: -f1 | head -n1) || true
+[ -n "$owner" ] || die "no package holds /usr/sbin/nginx: install Debian's nginx"
+abi=$(dpkg-query -W -f='${Provides}\n' "$owner" nginx-common 2>/dev/null |
       tr ',' '\n' | sed -n 's/^ *\(nginx-abi-[^ ]*\).*$/\1/p' | sort -u) || true
-[ -n "$abi" ] || die "the installed nginx provides no nginx-abi-*: install Debian's nginx"
+[ -n "$abi" ] || die "$owner provides no nginx-abi-*: install Debian's nginx"
 [ "$(wc -l <<< "$abi")" = 1 ] || die "nginx provides several ABIs:" "$abi"
 subst=/usr/share/nginx/src/debian/libnginx-mod.abisubstvars
 dev_abi=$(sed -n 's/^nginx:abi=//p' "$subst" 2>/dev/null) || true

@@ -210,8 +210,8 @@ deb=$("$top/packaging/deb/build.sh" 2>"$work/build.log") ||
     { cat "$work/build.log" >&2; die "make deb failed"; }
 say "built $deb"
 version=$(dpkg-deb -f "$deb" Version)
-abi=$(dpkg-query -W -f='${Provides}\n' nginx | tr ',' '\n' |
-      sed -n 's/^ *\(nginx-abi-[^ ]*\).*$/\1/p')
+abi=$(dpkg-query -W -f='${Provides}\n' "$(dpkg -S /usr/sbin/nginx | cut -d: -f1)" |
+      tr ',' '\n' | sed -n 's/^ *\(nginx-abi-[^ ]*\).*$/\1/p')
 check "Depends names the nginx ABI the installed nginx provides ($abi)" \
     grep -qw -- "$abi" <<< "$(dpkg-deb -f "$deb" Depends)"
 
