@@ -14,7 +14,7 @@ export STORE_PORT HTTP_PORT LISTEN MONGODB_URI RUN
 
 VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
 
-.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench-realtime bench-depth bench bench-quick
+.PHONY: all deps build asan run stop test test-asan test-valgrind style clean bench-adapter bench-messages bench-claims bench-realtime bench-depth bench bench-quick deb test-deb
 
 all: build
 
@@ -53,6 +53,14 @@ style:
 
 clean:
 	rm -rf .build t/servroot
+
+# libnginx-mod-http-msgbus_<version>_<arch>.deb in .build/deb for the nginx
+# installed here; test-deb installs, serves, removes it (packaging/deb/).
+deb:
+	@packaging/deb/build.sh
+
+test-deb: deps
+	@packaging/deb/test.sh
 
 # Store round trips/s through the adapter next to libmongoc (bench/adapter/README.md).
 bench-adapter: deps build
