@@ -370,6 +370,9 @@ ngx_http_msgbus_mongo_tls_sni(ngx_connection_t *c, ngx_str_t *host)
 
     (void) ngx_cpystrn(name, host->data, host->len + 1);
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "msgbus mongo: TLS server name \"%s\"", name);
+
     if (SSL_set_tlsext_host_name(c->ssl->connection, (char *) name) == 0) {
         ngx_ssl_error(NGX_LOG_ERR, c->log, 0,
                       "msgbus mongo: SSL_set_tlsext_host_name(\"%s\") failed",
