@@ -86,10 +86,10 @@ $ENV{TEST_NGINX_TLS_DIR} = $d;
 # "mtls": the certificate of another host, and client certificates from
 # the CA required (FerretDB requires them when given a CA file).
 $ENV{TEST_NGINX_TLS_PORT} = Msgbus::Test::free_port();
-Msgbus::Test::store_start('tls',
-    "--listen-tls=127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",
-    "--listen-tls-cert-file=$d/server.pem",
-    "--listen-tls-key-file=$d/server.key");
+our @TlsFlags = ("--listen-tls=127.0.0.1:$ENV{TEST_NGINX_TLS_PORT}",
+                 "--listen-tls-cert-file=$d/server.pem",
+                 "--listen-tls-key-file=$d/server.key");
+Msgbus::Test::store_start('tls', @TlsFlags);
 
 $ENV{TEST_NGINX_MTLS_PORT} = Msgbus::Test::free_port();
 Msgbus::Test::store_start('mtls',
@@ -331,7 +331,28 @@ GET /v2/ping
 
 
 
-=== TEST 16: a tlsCAFile that cannot be read fails nginx -t
+=== TEST 16: the store restarts: its close of an idle TLS connection is a close, the next request works
+--- http_config
+    msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem";
+--- config
+    location / { msgbus; }
+--- log_level: info
+--- init
+Msgbus::Test::http_load(path => '/v2/ping', n => 1);
+Msgbus::Test::store_stop('tls');
+Msgbus::Test::store_start('tls', @main::TlsFlags);
+--- request
+GET /v2/ping
+--- error_code: 204
+--- error_log eval
+qr/msgbus mongo pool: 127\.0\.0\.1:\d+ closed an idle connection/
+--- no_error_log
+wrote on an idle connection
+[error]
+
+
+
+=== TEST 17: a tlsCAFile that cannot be read fails nginx -t
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/missing.pem";
 --- config
@@ -342,7 +363,7 @@ qr/\[emerg\] .*msgbus_mongodb: tlsCAFile ".*missing\.pem" cannot be used/
 
 
 
-=== TEST 17: a tlsCertificateKeyFile that cannot be read fails nginx -t
+=== TEST 18: a tlsCertificateKeyFile that cannot be read fails nginx -t
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/missing.pem";
 --- config
@@ -353,7 +374,7 @@ qr/\[emerg\] .*msgbus_mongodb: tlsCertificateKeyFile ".*missing\.pem" cannot be 
 
 
 
-=== TEST 18: an encrypted key with a wrong password fails nginx -t, the password not logged
+=== TEST 19: an encrypted key with a wrong password fails nginx -t, the password not logged
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/client-enc.pem&tlsCertificateKeyFilePassword=wr0ng-Pa55";
 --- config
