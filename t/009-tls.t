@@ -145,7 +145,27 @@ msgbus mongo: TLS server name
 
 
 
-=== TEST 3: the server by its host name (SNI, DNS name in the certificate): 204
+=== TEST 3: a 150 KB message each way: many TLS records per frame
+--- http_config
+    msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem";
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}\nContent-Type: application/json"
+--- request eval
+["POST /v2/queues/tls-big/messages\n{\"messages\": [{\"body\": {\"big\": \"" . ('x' x 150000) . "\"}}]}",
+ "GET /v2/queues/tls-big/messages?echo=true"]
+--- error_code eval
+[201, 200]
+--- response_body_like eval
+[qr{"resources": \["/v2/queues/tls-big/messages/[0-9a-f]+"\]},
+ qr{"body": \{"big":"(?:x{50000}){3}"\}}]
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: the server by its host name (SNI, DNS name in the certificate): 204
 --- http_config
     msgbus_mongodb "mongodb://localhost:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem";
 --- config
@@ -161,7 +181,7 @@ msgbus mongo: TLS server name "localhost"
 
 
 
-=== TEST 4: "ssl=true", the older name, is TLS too
+=== TEST 5: "ssl=true", the older name, is TLS too
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?ssl=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem";
 --- config
@@ -174,7 +194,7 @@ GET /v2/ping
 
 
 
-=== TEST 5: a CA that did not sign the server's certificate: 503, why in one line
+=== TEST 6: a CA that did not sign the server's certificate: 503, why in one line
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/other-ca.pem";
 --- config
@@ -189,7 +209,7 @@ qr/\[error\] .*msgbus mongo: TLS to 127\.0\.0\.1:\d+: certificate verify failed:
 
 
 
-=== TEST 6: no tlsCAFile: the system's CAs, which do not know the test CA: 503
+=== TEST 7: no tlsCAFile: the system's CAs, which do not know the test CA: 503
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true";
 --- config
@@ -202,7 +222,7 @@ qr/msgbus mongo: TLS to 127\.0\.0\.1:\d+: certificate verify failed: unable to v
 
 
 
-=== TEST 7: tlsAllowInvalidCertificates: any chain, the host name still checked: 204
+=== TEST 8: tlsAllowInvalidCertificates: any chain, the host name still checked: 204
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsAllowInvalidCertificates=true";
 --- config
@@ -215,7 +235,7 @@ GET /v2/ping
 
 
 
-=== TEST 8: a certificate for another host: 503, the name in the error
+=== TEST 9: a certificate for another host: 503, the name in the error
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_MTLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/client-both.pem";
 --- config
@@ -228,7 +248,7 @@ qr/msgbus mongo: TLS to 127\.0\.0\.1:\d+: host name "127\.0\.0\.1" does not matc
 
 
 
-=== TEST 9: tlsAllowInvalidCertificates does not allow another host's name: 503
+=== TEST 10: tlsAllowInvalidCertificates does not allow another host's name: 503
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_MTLS_PORT/msgbus_test?tls=true&tlsAllowInvalidCertificates=true&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/client-both.pem";
 --- config
@@ -241,7 +261,7 @@ qr/msgbus mongo: TLS to 127\.0\.0\.1:\d+: host name "127\.0\.0\.1" does not matc
 
 
 
-=== TEST 10: tlsAllowInvalidHostnames, and a client certificate the server takes: 204
+=== TEST 11: tlsAllowInvalidHostnames, and a client certificate the server takes: 204
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_MTLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/client-both.pem&tlsAllowInvalidHostnames=true";
 --- config
@@ -254,7 +274,7 @@ GET /v2/ping
 
 
 
-=== TEST 11: the server requires a client certificate, none given: 503, why in one line
+=== TEST 12: the server requires a client certificate, none given: 503, why in one line
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_MTLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem&tlsAllowInvalidHostnames=true";
 --- config
@@ -268,7 +288,7 @@ GET /v2/ping
 
 
 
-=== TEST 12: an encrypted key and tlsCertificateKeyFilePassword: 204
+=== TEST 13: an encrypted key and tlsCertificateKeyFilePassword: 204
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_MTLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/client-enc.pem&tlsCertificateKeyFilePassword=k3y-Pa55&tlsAllowInvalidHostnames=true";
 --- config
@@ -282,7 +302,7 @@ k3y-Pa55
 
 
 
-=== TEST 13: tlsInsecure: neither the chain nor the name checked: 204
+=== TEST 14: tlsInsecure: neither the chain nor the name checked: 204
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_MTLS_PORT/msgbus_test?tls=true&tlsInsecure=true&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/client-both.pem";
 --- config
@@ -295,7 +315,7 @@ GET /v2/ping
 
 
 
-=== TEST 14: TLS to a port that waits for a MongoDB frame: the connect timeout ends the handshake
+=== TEST 15: TLS to a port that waits for a MongoDB frame: the connect timeout ends the handshake
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_PLAIN_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem&connectTimeoutMS=500";
 --- config
@@ -310,7 +330,7 @@ qr/msgbus mongo: TLS to 127\.0\.0\.1:\d+: the handshake timed out/
 
 
 
-=== TEST 15: a new connection offers the server's session: it is resumed
+=== TEST 16: a new connection offers the server's session: it is resumed
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem";
 --- config
@@ -331,7 +351,7 @@ GET /v2/ping
 
 
 
-=== TEST 16: the store restarts: its close of an idle TLS connection is a close, the next request works
+=== TEST 17: the store restarts: its close of an idle TLS connection is a close, the next request works
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem";
 --- config
@@ -352,7 +372,7 @@ wrote on an idle connection
 
 
 
-=== TEST 17: a tlsCAFile that cannot be read fails nginx -t
+=== TEST 18: a tlsCAFile that cannot be read fails nginx -t
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/missing.pem";
 --- config
@@ -363,7 +383,7 @@ qr/\[emerg\] .*msgbus_mongodb: tlsCAFile ".*missing\.pem" cannot be used/
 
 
 
-=== TEST 18: a tlsCertificateKeyFile that cannot be read fails nginx -t
+=== TEST 19: a tlsCertificateKeyFile that cannot be read fails nginx -t
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/missing.pem";
 --- config
@@ -374,7 +394,7 @@ qr/\[emerg\] .*msgbus_mongodb: tlsCertificateKeyFile ".*missing\.pem" cannot be 
 
 
 
-=== TEST 19: an encrypted key with a wrong password fails nginx -t, the password not logged
+=== TEST 20: an encrypted key with a wrong password fails nginx -t, the password not logged
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/client-enc.pem&tlsCertificateKeyFilePassword=wr0ng-Pa55";
 --- config
