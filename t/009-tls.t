@@ -12,6 +12,7 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Msgbus::Test;
+use IO::Socket::INET;
 use POSIX ();
 
 my $d = Msgbus::Test::tmpdir() . '/tls';
@@ -102,6 +103,15 @@ Msgbus::Test::store_start('mtls',
 $ENV{TEST_NGINX_PLAIN_PORT} = Msgbus::Test::store_port('tls');
 
 $ENV{TEST_NGINX_PROJECT} = "t009-$$-" . time;
+
+# for a block's --- init: nginx listens (late under valgrind)
+sub nginx_up {
+    for (1 .. 300) {
+        return if IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                      PeerPort => Test::Nginx::Socket::server_port());
+        select undef, undef, undef, 0.1;
+    }
+}
 
 no_shuffle();
 run_tests();
@@ -337,6 +347,7 @@ qr/msgbus mongo: TLS to 127\.0\.0\.1:\d+: the handshake timed out/
     location / { msgbus; }
 --- log_level: debug
 --- init
+main::nginx_up();
 # one connection and its session first, then 8 at once: new connections
 my $r = Msgbus::Test::http_load(path => '/v2/ping', n => 1);
 $r = Msgbus::Test::http_load(path => '/v2/ping', n => 8, concurrency => 8);
@@ -358,6 +369,7 @@ GET /v2/ping
     location / { msgbus; }
 --- log_level: info
 --- init
+main::nginx_up();
 Msgbus::Test::http_load(path => '/v2/ping', n => 1);
 Msgbus::Test::store_stop('tls');
 Msgbus::Test::store_start('tls', @main::TlsFlags);
