@@ -101,6 +101,8 @@ Msgbus::Test::store_start('mtls',
 
 # the plain port of the first, for a TLS client that meets no TLS
 $ENV{TEST_NGINX_PLAIN_PORT} = Msgbus::Test::store_port('tls');
+# a fake server's
+$ENV{TEST_NGINX_CLOSING_PORT} = Msgbus::Test::free_port();
 
 $ENV{TEST_NGINX_PROJECT} = "t009-$$-" . time;
 
@@ -340,7 +342,43 @@ qr/msgbus mongo: TLS to 127\.0\.0\.1:\d+: the handshake timed out/
 
 
 
-=== TEST 16: a new connection offers the server's session: it is resumed
+=== TEST 16: TLS to a server that closes the connection at the ClientHello: 503, one line
+--- http_config
+    msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_CLOSING_PORT/msgbus_test?tls=true";
+--- config
+    location / { msgbus; }
+--- tcp_listen eval
+$ENV{TEST_NGINX_CLOSING_PORT}
+--- tcp_reply eval
+""
+--- request
+GET /v2/ping
+--- error_code: 503
+--- error_log eval
+qr/msgbus mongo: TLS to 127\.0\.0\.1:\d+: handshake failed: the connection was closed \(is it a TLS port\?\)/
+
+
+
+=== TEST 17: TLS to a server that answers in plain text: 503, one line
+--- http_config
+    msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_CLOSING_PORT/msgbus_test?tls=true";
+--- config
+    location / { msgbus; }
+--- tcp_listen eval
+$ENV{TEST_NGINX_CLOSING_PORT}
+--- tcp_reply eval
+"HTTP/1.0 400 Bad Request\r\n\r\n"
+--- request
+GET /v2/ping
+--- error_code: 503
+--- log_level: info
+--- error_log eval
+[qr/msgbus mongo: TLS to 127\.0\.0\.1:\d+: handshake failed: see the info line before/,
+ qr/\[info\] .*SSL_do_handshake\(\) failed \(SSL: .*wrong version number/]
+
+
+
+=== TEST 18: a new connection offers the server's session: it is resumed
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem";
 --- config
@@ -362,7 +400,7 @@ GET /v2/ping
 
 
 
-=== TEST 17: the store restarts: its close of an idle TLS connection is a close, the next request works
+=== TEST 19: the store restarts: its close of an idle TLS connection is a close, the next request works
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem";
 --- config
@@ -384,7 +422,7 @@ wrote on an idle connection
 
 
 
-=== TEST 18: a tlsCAFile that cannot be read fails nginx -t
+=== TEST 20: a tlsCAFile that cannot be read fails nginx -t
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/missing.pem";
 --- config
@@ -395,7 +433,7 @@ qr/\[emerg\] .*msgbus_mongodb: tlsCAFile ".*missing\.pem" cannot be used/
 
 
 
-=== TEST 19: a tlsCertificateKeyFile that cannot be read fails nginx -t
+=== TEST 21: a tlsCertificateKeyFile that cannot be read fails nginx -t
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/missing.pem";
 --- config
@@ -406,7 +444,7 @@ qr/\[emerg\] .*msgbus_mongodb: tlsCertificateKeyFile ".*missing\.pem" cannot be 
 
 
 
-=== TEST 20: an encrypted key with a wrong password fails nginx -t, the password not logged
+=== TEST 22: an encrypted key with a wrong password fails nginx -t, the password not logged
 --- http_config
     msgbus_mongodb "mongodb://127.0.0.1:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCertificateKeyFile=$TEST_NGINX_TLS_DIR/client-enc.pem&tlsCertificateKeyFilePassword=wr0ng-Pa55";
 --- config

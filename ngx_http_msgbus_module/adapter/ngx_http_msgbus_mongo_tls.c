@@ -417,11 +417,13 @@ ngx_http_msgbus_mongo_tls_check(ngx_http_msgbus_mongo_conn_t *mc)
             mc->tls_alert = 0;
 
         } else {
+            /* nginx's line, at info, has OpenSSL's reason */
+
             ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                          "msgbus mongo: TLS to %V: handshake failed (does "
-                          "it speak TLS? OpenSSL's reason is logged at info "
-                          "level)",
-                          &mc->server->name);
+                          "msgbus mongo: TLS to %V: handshake failed: %s",
+                          &mc->server->name,
+                          c->read->error ? "see the info line before"
+                          : "the connection was closed (is it a TLS port?)");
         }
 
         return NGX_ERROR;
