@@ -119,6 +119,8 @@ ngx_http_msgbus_mongo_tls_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
+    /* in place of nginx's, which only serves servers' handshakes */
+
     SSL_CTX_set_info_callback(tls->ssl.ctx, ngx_http_msgbus_mongo_tls_info);
 
     mmcf->tls = tls;
