@@ -178,6 +178,8 @@ msgbus mongo: TLS server name
 
 
 === TEST 4: the server by its host name (SNI, DNS name in the certificate): 204
+(where localhost is ::1 too, that address is a server the store does not
+listen on: its refused connect is no failure of this block)
 --- http_config
     msgbus_mongodb "mongodb://localhost:$TEST_NGINX_TLS_PORT/msgbus_test?tls=true&tlsCAFile=$TEST_NGINX_TLS_DIR/ca.pem";
 --- config
@@ -188,8 +190,8 @@ GET /v2/ping
 --- log_level: debug
 --- error_log
 msgbus mongo: TLS server name "localhost"
---- no_error_log
-[error]
+--- no_error_log eval
+qr/^(?!.*cannot connect to \[::1\]).*\[error\]/
 
 
 
