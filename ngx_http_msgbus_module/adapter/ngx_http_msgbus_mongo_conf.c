@@ -120,10 +120,7 @@ ngx_http_msgbus_mongo_conf_options(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    if (mongoc_uri_get_tls(mmcf->uri)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "msgbus_mongodb: TLS to the store is not "
-                           "supported yet");
+    if (ngx_http_msgbus_mongo_tls_conf(cf, mmcf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -423,6 +420,8 @@ ngx_http_msgbus_mongo_exit_process(ngx_cycle_t *cycle)
             ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_ok);
         }
     }
+
+    ngx_http_msgbus_mongo_tls_exit(m);
 
     mmcf->mongo = NULL;
 }

@@ -6,7 +6,7 @@
 
 /*
  * A connection to one server: connect, send a frame, read its reply,
- * close.  A connection runs: connect -> hello -> [saslStart ->
+ * close.  A connection runs: connect [-> TLS] -> hello -> [saslStart ->
  * saslContinue...] -> idle <-> busy.  The steps above the transport are
  * the files above: a frame goes out with the handler of its reply
  * (mc->reply), a finished connect runs m->handshake, a close tells
@@ -23,6 +23,8 @@ static void ngx_http_msgbus_mongo_open_failed(ngx_http_msgbus_mongo_conn_t *mc,
 static ngx_int_t ngx_http_msgbus_mongo_get_peer(ngx_peer_connection_t *pc,
     void *data);
 static void ngx_http_msgbus_mongo_handshake(ngx_http_msgbus_mongo_conn_t *mc);
+static void ngx_http_msgbus_mongo_tls_handshaked(ngx_connection_t *c);
+static void ngx_http_msgbus_mongo_tls_failed(ngx_http_msgbus_mongo_conn_t *mc);
 static void ngx_http_msgbus_mongo_connected(ngx_http_msgbus_mongo_conn_t *mc);
 static void ngx_http_msgbus_mongo_write_handler(ngx_event_t *wev);
 static void ngx_http_msgbus_mongo_read_handler(ngx_event_t *rev);
@@ -192,6 +194,11 @@ ngx_http_msgbus_mongo_free_peer(ngx_http_msgbus_mongo_conn_t *mc,
 
     mc->peer_freed = 1;
 
+    if (mc->peer.connection) {
+        /* TLS logs nginx's own lines at info until the handshake is over */
+        mc->peer.connection->log_error = mc->peer.log_error;
+    }
+
     ngx_http_upstream_free_round_robin_peer(&mc->peer, &mc->rrp, state);
 }
 
@@ -210,12 +217,77 @@ ngx_http_msgbus_mongo_demote(ngx_http_msgbus_mongo_t *m,
 }
 
 
+/*
+ * Connected (the connect's timer ends here): TLS first if the connection
+ * string asks for it, within connectTimeoutMS again; then hello
+ */
+
 static void
 ngx_http_msgbus_mongo_handshake(ngx_http_msgbus_mongo_conn_t *mc)
 {
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    c = mc->peer.connection;
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (mc->mongo->mmcf->tls && c->ssl == NULL) {
+        rc = ngx_http_msgbus_mongo_tls_connect(mc,
+                                        ngx_http_msgbus_mongo_tls_handshaked);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_http_msgbus_mongo_tls_failed(mc);
+            return;
+        }
+    }
+
     if (mc->mongo->handshake(mc) != NGX_OK) {
         ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_err_internal);
     }
+}
+
+
+/* nginx's TLS handshake ended (c->ssl->handler): our handlers again */
+
+static void
+ngx_http_msgbus_mongo_tls_handshaked(ngx_connection_t *c)
+{
+    ngx_http_msgbus_mongo_conn_t  *mc;
+
+    mc = c->data;
+
+    c->read->handler = ngx_http_msgbus_mongo_read_handler;
+    c->write->handler = ngx_http_msgbus_mongo_write_handler;
+
+    if (ngx_http_msgbus_mongo_tls_check(mc) != NGX_OK) {
+        ngx_http_msgbus_mongo_tls_failed(mc);
+        return;
+    }
+
+    ngx_http_msgbus_mongo_handshake(mc);
+}
+
+
+/* TLS failed (logged): as a connect that failed */
+
+static void
+ngx_http_msgbus_mongo_tls_failed(ngx_http_msgbus_mongo_conn_t *mc)
+{
+    ngx_connection_t  *c;
+
+    c = mc->peer.connection;
+
+    ngx_http_msgbus_mongo_free_peer(mc, NGX_PEER_FAILED);
+    ngx_http_msgbus_mongo_close(mc, c->read->timedout || c->write->timedout
+                                    ? ngx_http_msgbus_mongo_err_timeout
+                                    : ngx_http_msgbus_mongo_err_network);
 }
 
 
@@ -371,6 +443,7 @@ ngx_http_msgbus_mongo_close(ngx_http_msgbus_mongo_conn_t *mc,
     server->nconns--;
 
     if (mc->peer.connection) {
+        ngx_http_msgbus_mongo_tls_close(mc, err);
         ngx_close_connection(mc->peer.connection);
         mc->peer.connection = NULL;
     }
@@ -455,10 +528,6 @@ ngx_http_msgbus_mongo_connected(ngx_http_msgbus_mongo_conn_t *mc)
         ngx_http_msgbus_mongo_free_peer(mc, NGX_PEER_FAILED);
         ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_err_network);
         return;
-    }
-
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
     }
 
     ngx_http_msgbus_mongo_handshake(mc);
@@ -558,18 +627,26 @@ ngx_http_msgbus_mongo_idle_handler(ngx_event_t *ev)
         n = 1;
         err = 0;
 
+    } else if (c->ssl) {
+        /* TLS records: a close_notify reads as 0, an alert as an error */
+        n = c->recv(c, buf, 1);
+        err = 0;
+
     } else {
         n = recv(c->fd, buf, 1, MSG_PEEK);
         err = ngx_socket_errno;
 
         if (n == -1 && err == NGX_EAGAIN) {
-            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-                ngx_http_msgbus_mongo_close(mc,
-                                            ngx_http_msgbus_mongo_err_network);
-            }
-
-            return;
+            n = NGX_AGAIN;
         }
+    }
+
+    if (n == NGX_AGAIN) {
+        if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+            ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_err_network);
+        }
+
+        return;
     }
 
     ngx_log_error(NGX_LOG_INFO, c->log, n == -1 ? err : 0,

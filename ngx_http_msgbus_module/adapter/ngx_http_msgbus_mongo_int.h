@@ -10,15 +10,18 @@
  * The files call only downwards (file -> the files it calls):
  *
  *     mongo_conf.c       -> mongo.c, mongo_pool.c, mongo_conn.c,
- *                           mongo_handshake.c (URI, worker start and end;
- *                           wires the hooks below)
+ *                           mongo_handshake.c, mongo_tls.c (URI, worker
+ *                           start and end; wires the hooks below)
  *     mongo.c            -> mongo_pool.c, mongo_conn.c, mongo_wire.c
  *                           (the op API)
  *     mongo_pool.c       -> mongo_conn.c, mongo_wire.c (acquire, server
  *                           choice, waiters, release, an op's answer)
  *     mongo_handshake.c  -> mongo_conn.c, mongo_wire.c, mongo_auth.c
  *                           (hello, the SCRAM conversation's commands)
- *     mongo_conn.c       -> mongo_wire.c (connect, send, receive, close)
+ *     mongo_conn.c       -> mongo_tls.c, mongo_wire.c (connect, send,
+ *                           receive, close)
+ *     mongo_tls.c        (the SSL context; a connection's handshake, its
+ *                           checks and shutdown, over nginx's SSL)
  *     mongo_auth.c       -> mongo_auth_keys.c (SCRAM, pure)
  *     mongo_wire.c, mongo_auth_keys.c (OP_MSG frames; SCRAM's keys)
  *
@@ -39,6 +42,7 @@
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_mongo.h"
 #include "ngx_http_msgbus_mongo_auth.h"
+#include "ngx_http_msgbus_mongo_tls.h"
 #include "ngx_http_msgbus_mongo_wire.h"
 
 
@@ -89,6 +93,7 @@ typedef struct {
     int32_t                         max_message;
     int32_t                         max_bson;
     int32_t                         max_batch;
+    void                           *tls_session;  /* the newest one */
 } ngx_http_msgbus_mongo_server_t;
 
 
@@ -135,6 +140,7 @@ struct ngx_http_msgbus_mongo_conn_s {
     ngx_http_msgbus_conn_state_e    state;
     unsigned                        peer_freed:1;
     unsigned                        legacy_hello:1;
+    int                             tls_alert;  /* a fatal one received */
 
     /* the frame being written, and what to do with its reply */
     u_char                         *out;

@@ -49,6 +49,7 @@ typedef struct {
     ngx_msec_t                  wait_timeout;
     ngx_uint_t                  max_pool;    /* per worker and server */
     ngx_uint_t                  max_waiters; /* per worker */
+    void                       *tls;         /* the adapter's SSL context */
 
     ngx_msec_t                  poll_interval;   /* for other nodes, 0: off */
     ngx_uint_t                  max_parked;  /* per worker, 0: no limit */
