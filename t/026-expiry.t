@@ -145,7 +145,7 @@ GET /v2/ping
 --- error_code: 204
 --- wait: 1.5
 --- error_log eval
-qr/msgbus: expiry purge deleted [1-9]\d* expired messages/
+qr/msgbus: expiry purge removed [1-9]\d* expired messages and \d+ tombstones of deleted ones/
 --- no_error_log
 [error]
 

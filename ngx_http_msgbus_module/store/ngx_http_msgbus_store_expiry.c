@@ -32,7 +32,9 @@ typedef struct {
     ngx_pool_t                    *pool;       /* this round's */
     ngx_http_msgbus_mongo_op_t    *op;
     ngx_uint_t                     partition;
-    ngx_uint_t                     purged;
+    ngx_uint_t                     purged;      /* expired messages */
+    ngx_uint_t                     tombstones;  /* of deleted ones */
+    ngx_uint_t                     found;       /* tombstones in a batch */
     time_t                         now;
     ngx_str_t                      db;
 } ngx_http_msgbus_expiry_t;
@@ -50,6 +52,7 @@ static void ngx_http_msgbus_expiry_sweep(ngx_http_msgbus_expiry_t *ex);
 static void ngx_http_msgbus_expiry_swept(ngx_http_msgbus_mongo_op_t *op);
 static void ngx_http_msgbus_expiry_end(ngx_http_msgbus_expiry_t *ex);
 static void ngx_http_msgbus_expired(bson_t *filter, time_t now);
+static ngx_uint_t ngx_http_msgbus_tombstone(bson_iter_t *doc);
 
 
 static ngx_http_msgbus_expiry_t  ngx_http_msgbus_expiry;
@@ -127,6 +130,7 @@ ngx_http_msgbus_expiry_round(ngx_event_t *ev)
 
     ex->partition = 0;
     ex->purged = 0;
+    ex->tombstones = 0;
     ex->now = ngx_time();
 
     ngx_http_msgbus_expiry_partition(ex);
@@ -151,6 +155,7 @@ ngx_http_msgbus_expiry_partition(ngx_http_msgbus_expiry_t *ex)
     bson_append_document_end(&cmd, &filter);
     BSON_APPEND_DOCUMENT_BEGIN(&cmd, "projection", &projection);
     BSON_APPEND_INT32(&projection, "_id", 1);
+    BSON_APPEND_INT32(&projection, "tx", 1);
     bson_append_document_end(&cmd, &projection);
     BSON_APPEND_INT32(&cmd, "limit", NGX_HTTP_MSGBUS_PURGE_BATCH);
     BSON_APPEND_BOOL(&cmd, "singleBatch", true);
@@ -221,12 +226,15 @@ ngx_http_msgbus_expiry_found(ngx_http_msgbus_mongo_op_t *op)
     BSON_APPEND_ARRAY_BEGIN(&cmd, "deletes", &deletes);
 
     n = 0;
+    ex->found = 0;
 
     if (ngx_http_msgbus_batch(op->reply, &docs) == NGX_OK) {
         while (bson_iter_next(&docs)) {
             if (ngx_http_msgbus_doc_oid(&docs, "_id", &id) != NGX_OK) {
                 continue;
             }
+
+            ex->found += ngx_http_msgbus_tombstone(&docs);
 
             (void) bson_uint32_to_string((uint32_t) n++, &key, buf,
                                          sizeof(buf));
@@ -260,6 +268,7 @@ ngx_http_msgbus_expiry_found(ngx_http_msgbus_mongo_op_t *op)
 static void
 ngx_http_msgbus_expiry_deleted(ngx_http_msgbus_mongo_op_t *op)
 {
+    ngx_uint_t                 n, tombstones;
     ngx_http_msgbus_expiry_t  *ex;
 
     if (ngx_http_msgbus_expiry_failed(op)) {
@@ -267,7 +276,14 @@ ngx_http_msgbus_expiry_deleted(ngx_http_msgbus_mongo_op_t *op)
     }
 
     ex = op->data;
-    ex->purged += ngx_http_msgbus_reply_n(op->reply);
+
+    /* what was found is what was deleted, unless another node was first */
+
+    n = (ngx_uint_t) ngx_max(ngx_http_msgbus_reply_n(op->reply), 0);
+    tombstones = ngx_min(n, ex->found);
+
+    ex->purged += n - tombstones;
+    ex->tombstones += tombstones;
 
     ngx_http_msgbus_expiry_sweep(ex);
 }
@@ -322,10 +338,11 @@ ngx_http_msgbus_expiry_swept(ngx_http_msgbus_mongo_op_t *op)
 static void
 ngx_http_msgbus_expiry_end(ngx_http_msgbus_expiry_t *ex)
 {
-    if (ex->purged) {
+    if (ex->purged || ex->tombstones) {
         ngx_log_error(NGX_LOG_INFO, ex->timer.log, 0,
-                      "msgbus: expiry purge deleted %ui expired messages",
-                      ex->purged);
+                      "msgbus: expiry purge removed %ui expired messages "
+                      "and %ui tombstones of deleted ones",
+                      ex->purged, ex->tombstones);
     }
 
     ngx_destroy_pool(ex->pool);
@@ -349,4 +366,20 @@ ngx_http_msgbus_expired(bson_t *filter, time_t now)
     BSON_APPEND_DOCUMENT_BEGIN(filter, "e", &cond);
     BSON_APPEND_DATE_TIME(&cond, "$lte", (int64_t) now * 1000);
     bson_append_document_end(filter, &cond);
+}
+
+
+/* a deleted message's document, kept until its slot can go */
+
+static ngx_uint_t
+ngx_http_msgbus_tombstone(bson_iter_t *doc)
+{
+    bson_iter_t  it;
+
+    return BSON_ITER_HOLDS_DOCUMENT(doc)
+           && bson_iter_recurse(doc, &it)
+           && bson_iter_find(&it, "tx")
+           && BSON_ITER_HOLDS_UTF8(&it)
+           && ngx_strcmp(bson_iter_utf8(&it, NULL),
+                         NGX_HTTP_MSGBUS_TOMBSTONE) == 0;
 }
