@@ -27,8 +27,9 @@ done
 
 if [ ${#missing[@]} -gt 0 ]; then
     t0=$SECONDS
-    echo "deps: installing ${missing[*]}"
+    echo "deps: installing ${#missing[@]} Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    echo "deps: updating the package lists (apt-get update)"
     apt-get update -qq
     apt-get install -y -q --no-install-recommends "${missing[@]}"
     # Debian starts its own nginx on port 80 and PostgreSQL cluster on

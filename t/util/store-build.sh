@@ -63,11 +63,22 @@ step() {
 # say WHAT: a step that may take a while says so first
 say() { echo "store: $*"; }
 
-# fails with the tail of LOG
+# runs a command into LOG, saying every 30 s that it still runs; fails
+# with the tail of LOG
 run_logged() {
     local log=$1
     shift
-    "$@" > "$log" 2>&1 || {
+    "$@" > "$log" 2>&1 &
+    local pid=$! t0=$SECONDS next=30 rc=0
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        if [ $((SECONDS - t0)) -ge $next ]; then
+            echo "store: ... ${1##*/} still running after $next s (log: $log)"
+            next=$((next + 30))
+        fi
+    done
+    wait "$pid" || rc=$?
+    [ $rc = 0 ] || {
         echo "store: failed: $*; the end of $log:" >&2
         tail -n 30 "$log" >&2
         return 1
