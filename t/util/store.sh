@@ -116,6 +116,10 @@ documentdb.rum_library_load_option = 'require_documentdb_extended_rum'
 deadlock_timeout = 20ms
 logging_collector = off
 log_min_messages = warning
+# DocumentDB logs each collection it creates at LOG level, a rank above
+# ERROR: one line each, without the CONTEXT and STATEMENT lines
+log_error_verbosity = terse
+log_min_error_statement = panic
 EOF
 }
 
