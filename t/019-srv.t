@@ -60,6 +60,11 @@ our $Resolver = <<'_EOC_';
     resolver_timeout 1s;
 _EOC_
 
+# the string most blocks use
+our $Cluster = $Resolver . <<'_EOC_';
+    msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=3000";
+_EOC_
+
 add_cleanup_handler(\&dns_stop);
 
 no_shuffle();
@@ -70,9 +75,7 @@ __DATA__
 
 === TEST 1: the SRV record's target is the store, the TXT record's options are taken
 --- http_config eval
-$::Resolver . <<'_EOC_';
-    msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=3000";
-_EOC_
+$::Cluster
 --- config
     location / { msgbus; msgbus_admin on; }
 --- init
@@ -152,9 +155,7 @@ msgbus mongo pool: connecting to
 
 === TEST 6: two TXT records are an error
 --- http_config eval
-$::Resolver . <<'_EOC_';
-    msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=3000";
-_EOC_
+$::Cluster
 --- config
     location / { msgbus; }
 --- init
@@ -172,9 +173,7 @@ msgbus mongo pool: connecting to
 
 === TEST 7: a TXT record may not set another option (ssl)
 --- http_config eval
-$::Resolver . <<'_EOC_';
-    msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=3000";
-_EOC_
+$::Cluster
 --- config
     location / { msgbus; }
 --- init
@@ -192,9 +191,7 @@ msgbus mongo pool: connecting to
 
 === TEST 8: a TXT answer whose name points at itself is malformed, not a loop
 --- http_config eval
-$::Resolver . <<'_EOC_';
-    msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=3000";
-_EOC_
+$::Cluster
 --- config
     location / { msgbus; }
 --- init
@@ -210,9 +207,7 @@ msgbus mongo srv: cannot find the servers of "_mongodb._tcp.cluster.test.msgbus"
 
 === TEST 9: a TXT answer whose data runs past the packet is malformed
 --- http_config eval
-$::Resolver . <<'_EOC_';
-    msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=3000";
-_EOC_
+$::Cluster
 --- config
     location / { msgbus; }
 --- init
@@ -228,9 +223,7 @@ msgbus mongo srv: cannot find the servers of "_mongodb._tcp.cluster.test.msgbus"
 
 === TEST 10: a target outside the host's parent domain is refused, and nothing is connected to
 --- http_config eval
-$::Resolver . <<'_EOC_';
-    msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=3000";
-_EOC_
+$::Cluster
 --- config
     location / { msgbus; }
 --- init
@@ -303,9 +296,7 @@ GET /v2/ping
 
 === TEST 14: the only server found cannot be reached: 503
 --- http_config eval
-$::Resolver . <<'_EOC_';
-    msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=3000";
-_EOC_
+$::Cluster
 --- config
     location / { msgbus; }
 --- init
