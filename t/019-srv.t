@@ -106,7 +106,25 @@ X-Project-ID: t019
 
 
 
-=== TEST 3: without a resolver, nginx -t fails and says what to add
+=== TEST 3: srvServiceName names the SRV records
+--- http_config eval
+$::Resolver . <<'_EOC_';
+    msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&srvServiceName=bus&serverSelectionTimeoutMS=3000";
+_EOC_
+--- config
+    location / { msgbus; }
+--- init
+main::dns("_bus._tcp.cluster.test.msgbus SRV 0 5 $ENV{TEST_NGINX_STORE_PORT} db1.test.msgbus",
+          "db1.test.msgbus A $ENV{TEST_NGINX_STORE_ADDR}");
+--- request
+GET /v2/ping
+--- error_code: 204
+--- error_log eval
+qr/msgbus mongo srv: "_bus\._tcp\.cluster\.test\.msgbus": 1 server: db1\.test\.msgbus:\d+; TXT ""/
+
+
+
+=== TEST 4: without a resolver, nginx -t fails and says what to add
 --- http_config
     msgbus_mongodb "mongodb+srv://cluster.test.msgbus/msgbus_test?tls=false";
 --- config
@@ -117,7 +135,7 @@ msgbus_mongodb: a "mongodb+srv://" string is looked up in DNS when nginx runs: a
 
 
 
-=== TEST 4: "upstream=" is refused with a mongodb+srv:// string
+=== TEST 5: "upstream=" is refused with a mongodb+srv:// string
 --- http_config eval
 $::Resolver . <<'_EOC_';
     upstream store { server 127.0.0.1:27017; }
@@ -131,7 +149,7 @@ msgbus_mongodb: "upstream=" cannot be used with a "mongodb+srv://" string
 
 
 
-=== TEST 5: NXDOMAIN: 503 with Zaqar's body, the name and the reason logged
+=== TEST 6: NXDOMAIN: 503 with Zaqar's body, the name and the reason logged
 --- http_config eval
 $::Resolver . <<'_EOC_';
     msgbus_mongodb "mongodb+srv://nx.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=3000";
@@ -153,7 +171,7 @@ msgbus mongo pool: connecting to
 
 
 
-=== TEST 6: two TXT records are an error
+=== TEST 7: two TXT records are an error
 --- http_config eval
 $::Cluster
 --- config
@@ -171,7 +189,7 @@ msgbus mongo pool: connecting to
 
 
 
-=== TEST 7: a TXT record may not set another option (ssl)
+=== TEST 8: a TXT record may not set another option (ssl)
 --- http_config eval
 $::Cluster
 --- config
@@ -189,7 +207,7 @@ msgbus mongo pool: connecting to
 
 
 
-=== TEST 8: a TXT answer whose name points at itself is malformed, not a loop
+=== TEST 9: a TXT answer whose name points at itself is malformed, not a loop
 --- http_config eval
 $::Cluster
 --- config
@@ -205,7 +223,7 @@ msgbus mongo srv: cannot find the servers of "_mongodb._tcp.cluster.test.msgbus"
 
 
 
-=== TEST 9: a TXT answer whose data runs past the packet is malformed
+=== TEST 10: a TXT answer whose data runs past the packet is malformed
 --- http_config eval
 $::Cluster
 --- config
@@ -221,7 +239,7 @@ msgbus mongo srv: cannot find the servers of "_mongodb._tcp.cluster.test.msgbus"
 
 
 
-=== TEST 10: a target outside the host's parent domain is refused, and nothing is connected to
+=== TEST 11: a target outside the host's parent domain is refused, and nothing is connected to
 --- http_config eval
 $::Cluster
 --- config
@@ -242,7 +260,7 @@ msgbus mongo pool: connecting to
 
 
 
-=== TEST 11: srvMaxHosts=1 of two targets: one server, either
+=== TEST 12: srvMaxHosts=1 of two targets: one server, either
 --- http_config eval
 $::Resolver . <<'_EOC_';
     msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&srvMaxHosts=1&serverSelectionTimeoutMS=3000";
@@ -262,7 +280,7 @@ qr/msgbus mongo srv: "_mongodb\._tcp\.cluster\.test\.msgbus": 1 server: db[12]\.
 
 
 
-=== TEST 12: a name server that does not answer: 503 within resolver_timeout
+=== TEST 13: a name server that does not answer: 503 within resolver_timeout
 --- http_config eval
 $::Resolver . <<'_EOC_';
     msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=5000";
@@ -280,7 +298,7 @@ qr/msgbus mongo srv: cannot find the servers of "_mongodb\._tcp\.cluster\.test\.
 
 
 
-=== TEST 13: ... it answers again: the next operation (a second after the failure at the soonest) looks up again and finds the store
+=== TEST 14: ... it answers again: the next operation (a second after the failure at the soonest) looks up again and finds the store
 --- init
 main::dns(main::zone());
 Time::HiRes::sleep(2.1);
@@ -294,7 +312,7 @@ GET /v2/ping
 
 
 
-=== TEST 14: the only server found cannot be reached: 503
+=== TEST 15: the only server found cannot be reached: 503
 --- http_config eval
 $::Cluster
 --- config
@@ -310,7 +328,7 @@ qr/msgbus mongo: cannot connect to db1\.test\.msgbus:$ENV{TEST_NGINX_DEAD_PORT}/
 
 
 
-=== TEST 15: ... the record moves to the store: when every server failed, a lookup finds it
+=== TEST 16: ... the record moves to the store: when every server failed, a lookup finds it
 --- init
 main::dns(main::zone());
 Time::HiRes::sleep(2.1);
