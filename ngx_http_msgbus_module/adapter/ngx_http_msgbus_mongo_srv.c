@@ -108,6 +108,8 @@ static ngx_http_upstream_rr_peers_t *ngx_http_msgbus_mongo_srv_peers(
 static void ngx_http_msgbus_mongo_srv_retire(ngx_http_msgbus_mongo_srv_t *s,
     ngx_http_msgbus_mongo_srv_gen_t *old);
 static void ngx_http_msgbus_mongo_srv_sweep(ngx_http_msgbus_mongo_srv_t *s);
+static void ngx_http_msgbus_mongo_srv_free(
+    ngx_http_msgbus_mongo_srv_gen_t *gen);
 static void ngx_http_msgbus_mongo_srv_log(ngx_http_msgbus_mongo_srv_t *s);
 static void ngx_http_msgbus_mongo_srv_cleanup(void *data);
 
@@ -892,9 +894,29 @@ ngx_http_msgbus_mongo_srv_sweep(ngx_http_msgbus_mongo_srv_t *s)
             continue;
         }
 
-        ngx_destroy_pool(gen[i].pool);
+        ngx_http_msgbus_mongo_srv_free(&gen[i]);
         gen[i] = gen[--s->retired.nelts];
     }
+}
+
+
+/* replaced servers no connection uses: their TLS sessions, their pool */
+
+static void
+ngx_http_msgbus_mongo_srv_free(ngx_http_msgbus_mongo_srv_gen_t *gen)
+{
+#if (NGX_SSL)
+    ngx_uint_t  i;
+
+    for (i = 0; i < gen->nservers; i++) {
+        if (gen->servers[i].tls_session) {
+            ngx_ssl_free_session(gen->servers[i].tls_session);
+            gen->servers[i].tls_session = NULL;
+        }
+    }
+#endif
+
+    ngx_destroy_pool(gen->pool);
 }
 
 
@@ -964,6 +986,6 @@ ngx_http_msgbus_mongo_srv_cleanup(void *data)
     gen = s->retired.elts;
 
     for (i = 0; i < s->retired.nelts; i++) {
-        ngx_destroy_pool(gen[i].pool);
+        ngx_http_msgbus_mongo_srv_free(&gen[i]);
     }
 }
