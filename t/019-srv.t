@@ -124,7 +124,26 @@ qr/msgbus mongo srv: "_bus\._tcp\.cluster\.test\.msgbus": 1 server: db1\.test\.m
 
 
 
-=== TEST 4: without a resolver, nginx -t fails and says what to add
+=== TEST 4: TLS by default: a string without tls=false speaks TLS to the target, by its name (the store here waits for a MongoDB frame: the handshake times out)
+--- http_config eval
+$::Resolver . <<'_EOC_';
+    msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?connectTimeoutMS=500&serverSelectionTimeoutMS=3000";
+_EOC_
+--- config
+    location / { msgbus; }
+--- init
+main::dns(main::zone());
+--- request
+GET /v2/ping
+--- timeout: 3
+--- error_code: 503
+--- error_log eval
+['msgbus mongo: TLS server name "db1.test.msgbus"',
+ qr/msgbus mongo: TLS to db1\.test\.msgbus:\d+: the handshake timed out/]
+
+
+
+=== TEST 5: without a resolver, nginx -t fails and says what to add
 --- http_config
     msgbus_mongodb "mongodb+srv://cluster.test.msgbus/msgbus_test?tls=false";
 --- config
@@ -135,7 +154,7 @@ msgbus_mongodb: a "mongodb+srv://" string is looked up in DNS when nginx runs: a
 
 
 
-=== TEST 5: "upstream=" is refused with a mongodb+srv:// string
+=== TEST 6: "upstream=" is refused with a mongodb+srv:// string
 --- http_config eval
 $::Resolver . <<'_EOC_';
     upstream store { server 127.0.0.1:27017; }
@@ -149,7 +168,7 @@ msgbus_mongodb: "upstream=" cannot be used with a "mongodb+srv://" string
 
 
 
-=== TEST 6: NXDOMAIN: 503 with Zaqar's body, the name and the reason logged
+=== TEST 7: NXDOMAIN: 503 with Zaqar's body, the name and the reason logged
 --- http_config eval
 $::Resolver . <<'_EOC_';
     msgbus_mongodb "mongodb+srv://nx.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=3000";
@@ -171,7 +190,7 @@ msgbus mongo pool: connecting to
 
 
 
-=== TEST 7: two TXT records are an error
+=== TEST 8: two TXT records are an error
 --- http_config eval
 $::Cluster
 --- config
@@ -189,7 +208,7 @@ msgbus mongo pool: connecting to
 
 
 
-=== TEST 8: a TXT record may not set another option (ssl)
+=== TEST 9: a TXT record may not set another option (ssl)
 --- http_config eval
 $::Cluster
 --- config
@@ -207,7 +226,7 @@ msgbus mongo pool: connecting to
 
 
 
-=== TEST 9: a TXT answer whose name points at itself is malformed, not a loop
+=== TEST 10: a TXT answer whose name points at itself is malformed, not a loop
 --- http_config eval
 $::Cluster
 --- config
@@ -223,7 +242,7 @@ msgbus mongo srv: cannot find the servers of "_mongodb._tcp.cluster.test.msgbus"
 
 
 
-=== TEST 10: a TXT answer whose data runs past the packet is malformed
+=== TEST 11: a TXT answer whose data runs past the packet is malformed
 --- http_config eval
 $::Cluster
 --- config
@@ -239,7 +258,7 @@ msgbus mongo srv: cannot find the servers of "_mongodb._tcp.cluster.test.msgbus"
 
 
 
-=== TEST 11: a target outside the host's parent domain is refused, and nothing is connected to
+=== TEST 12: a target outside the host's parent domain is refused, and nothing is connected to
 --- http_config eval
 $::Cluster
 --- config
@@ -260,7 +279,7 @@ msgbus mongo pool: connecting to
 
 
 
-=== TEST 12: srvMaxHosts=1 of two targets: one server, either
+=== TEST 13: srvMaxHosts=1 of two targets: one server, either
 --- http_config eval
 $::Resolver . <<'_EOC_';
     msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&srvMaxHosts=1&serverSelectionTimeoutMS=3000";
@@ -280,7 +299,7 @@ qr/msgbus mongo srv: "_mongodb\._tcp\.cluster\.test\.msgbus": 1 server: db[12]\.
 
 
 
-=== TEST 13: a name server that does not answer: 503 within resolver_timeout
+=== TEST 14: a name server that does not answer: 503 within resolver_timeout
 --- http_config eval
 $::Resolver . <<'_EOC_';
     msgbus_mongodb "mongodb+srv://cluster.test.msgbus/$TEST_NGINX_DB?tls=false&serverSelectionTimeoutMS=5000";
@@ -298,7 +317,7 @@ qr/msgbus mongo srv: cannot find the servers of "_mongodb\._tcp\.cluster\.test\.
 
 
 
-=== TEST 14: ... it answers again: the next operation (a second after the failure at the soonest) looks up again and finds the store
+=== TEST 15: ... it answers again: the next operation (a second after the failure at the soonest) looks up again and finds the store
 --- init
 main::dns(main::zone());
 Time::HiRes::sleep(2.1);
@@ -312,7 +331,7 @@ GET /v2/ping
 
 
 
-=== TEST 15: the only server found cannot be reached: 503
+=== TEST 16: the only server found cannot be reached: 503
 --- http_config eval
 $::Cluster
 --- config
@@ -328,7 +347,7 @@ qr/msgbus mongo: cannot connect to db1\.test\.msgbus:$ENV{TEST_NGINX_DEAD_PORT}/
 
 
 
-=== TEST 16: ... the record moves to the store: when every server failed, a lookup finds it
+=== TEST 17: ... the record moves to the store: when every server failed, a lookup finds it
 --- init
 main::dns(main::zone());
 Time::HiRes::sleep(2.1);
