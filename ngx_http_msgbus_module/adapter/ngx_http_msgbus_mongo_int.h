@@ -18,8 +18,9 @@
  *     mongo_pool.c       -> mongo_srv.c, mongo_conn.c, mongo_wire.c
  *                           (acquire, server choice, waiters, release,
  *                           an op's answer)
- *     mongo_srv.c        -> mongo_conn.c, mongo_dns.c (the worker's
- *                           servers; mongodb+srv://'s lookup in DNS)
+ *     mongo_srv.c        -> mongo_conn.c, mongo_tls.c, mongo_dns.c (the
+ *                           worker's servers; mongodb+srv://'s lookup in
+ *                           DNS)
  *     mongo_handshake.c  -> mongo_conn.c, mongo_wire.c, mongo_auth.c
  *                           (hello, the SCRAM conversation's commands)
  *     mongo_conn.c       -> mongo_tls.c, mongo_wire.c (connect, send,
@@ -194,6 +195,10 @@ void ngx_http_msgbus_mongo_closed(ngx_http_msgbus_mongo_t *m,
     ngx_http_msgbus_mongo_op_t *op, ngx_http_msgbus_conn_state_e state,
     ngx_http_msgbus_mongo_err_e err);
 void ngx_http_msgbus_mongo_found(ngx_http_msgbus_mongo_t *m);
+
+/* mongo_tls.c */
+void ngx_http_msgbus_mongo_tls_forget(ngx_http_msgbus_mongo_server_t *servers,
+    ngx_uint_t n);
 
 /* mongo_srv.c */
 ngx_int_t ngx_http_msgbus_mongo_set_servers(ngx_http_msgbus_mongo_t *m,

@@ -905,17 +905,7 @@ ngx_http_msgbus_mongo_srv_sweep(ngx_http_msgbus_mongo_srv_t *s)
 static void
 ngx_http_msgbus_mongo_srv_free(ngx_http_msgbus_mongo_srv_gen_t *gen)
 {
-#if (NGX_SSL)
-    ngx_uint_t  i;
-
-    for (i = 0; i < gen->nservers; i++) {
-        if (gen->servers[i].tls_session) {
-            ngx_ssl_free_session(gen->servers[i].tls_session);
-            gen->servers[i].tls_session = NULL;
-        }
-    }
-#endif
-
+    ngx_http_msgbus_mongo_tls_forget(gen->servers, gen->nservers);
     ngx_destroy_pool(gen->pool);
 }
 
