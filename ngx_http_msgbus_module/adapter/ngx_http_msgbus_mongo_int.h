@@ -28,8 +28,9 @@
  *     mongo_tls.c        (the SSL context; a connection's handshake, its
  *                           checks and shutdown, over nginx's SSL)
  *     mongo_auth.c       -> mongo_auth_keys.c (SCRAM, pure)
- *     mongo_wire.c, mongo_auth_keys.c, mongo_dns.c (OP_MSG frames;
- *                           SCRAM's keys; the TXT query, pure)
+ *     mongo_dns.c        (the TXT query over UDP; its packets, options
+ *                           and names checked as pure code)
+ *     mongo_wire.c, mongo_auth_keys.c (OP_MSG frames; SCRAM's keys)
  *
  * A lower file reaches up only through the hooks of the worker's
  * ngx_http_msgbus_mongo_t (set in init_process) and a connection's
