@@ -6,7 +6,8 @@
 
 /*
  * The adapter's configuration (the connection string's settings, and its
- * hosts as an nginx upstream or the upstream block named by "upstream=")
+ * hosts as an nginx upstream or the upstream block named by "upstream=",
+ * or looked up in DNS for "mongodb+srv://": ngx_http_msgbus_mongo_srv.c)
  * and its per-worker state: made in init_process, with the calls up
  * from the lower files wired there, ended in exit_process.
  */
@@ -39,6 +40,10 @@ ngx_http_msgbus_mongo_conf(ngx_conf_t *cf, void *conf, ngx_str_t *upstream)
 
     if (ngx_http_msgbus_mongo_conf_options(cf, mmcf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    if (mongoc_uri_get_srv_hostname(mmcf->uri)) {
+        return ngx_http_msgbus_mongo_srv_conf(cf, mmcf, upstream);
     }
 
     if (upstream->len) {
@@ -169,8 +174,7 @@ ngx_http_msgbus_mongo_conf_hosts(ngx_conf_t *cf,
 
     if (host == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "msgbus_mongodb: \"mongodb+srv://\" strings are "
-                           "not supported yet: list the hosts");
+                           "msgbus_mongodb: the string has no hosts");
         return NGX_CONF_ERROR;
     }
 
@@ -256,6 +260,10 @@ ngx_http_msgbus_mongo_init_conf(ngx_conf_t *cf, void *conf)
         return NGX_OK;
     }
 
+    if (mmcf->srv) {
+        return ngx_http_msgbus_mongo_srv_init_conf(cf, mmcf);
+    }
+
     umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
     uscfp = umcf->upstreams.elts;
 
@@ -305,11 +313,8 @@ ngx_http_msgbus_mongo_init_conf(ngx_conf_t *cf, void *conf)
 ngx_int_t
 ngx_http_msgbus_mongo_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                     i, n;
-    ngx_http_msgbus_mongo_t       *m;
-    ngx_http_upstream_rr_peer_t   *peer;
-    ngx_http_upstream_rr_peers_t  *peers;
-    ngx_http_msgbus_main_conf_t   *mmcf;
+    ngx_http_msgbus_mongo_t      *m;
+    ngx_http_msgbus_main_conf_t  *mmcf;
 
     if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_msgbus_module)
         == NULL)
@@ -319,7 +324,9 @@ ngx_http_msgbus_mongo_init_process(ngx_cycle_t *cycle)
 
     mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_msgbus_module);
 
-    if (mmcf->upstream == NULL || mmcf->upstream->peer.data == NULL) {
+    if (mmcf->srv == NULL
+        && (mmcf->upstream == NULL || mmcf->upstream->peer.data == NULL))
+    {
         return NGX_OK;
     }
 
@@ -328,12 +335,9 @@ ngx_http_msgbus_mongo_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    peers = mmcf->upstream->peer.data;
-
     m->mmcf = mmcf;
     m->pool = cycle->pool;
     m->log = cycle->log;
-    m->peers = peers;
 
     /* the calls up from the lower files */
 
@@ -341,48 +345,24 @@ ngx_http_msgbus_mongo_init_process(ngx_cycle_t *cycle)
     m->ready = ngx_http_msgbus_mongo_ready;
     m->closed = ngx_http_msgbus_mongo_closed;
     m->finish = ngx_http_msgbus_mongo_finish;
+    m->found = ngx_http_msgbus_mongo_found;
 
     ngx_queue_init(&m->waiters);
 
-    n = ngx_min(peers->number, 64);
+    /* mongodb+srv://: the servers come with the first lookup */
 
-    if (peers->number > 64) {
-        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
-                      "msgbus mongo: only the first 64 of %ui servers "
-                      "are used", peers->number);
-    }
-
-    m->servers = ngx_pcalloc(cycle->pool,
-                             n * sizeof(ngx_http_msgbus_mongo_server_t));
-    if (m->servers == NULL) {
-        return NGX_ERROR;
-    }
-
-    m->tried = ngx_pcalloc(cycle->pool,
-                           (peers->number / (8 * sizeof(uintptr_t)) + 1)
-                           * sizeof(uintptr_t));
-    if (m->tried == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_upstream_rr_peers_rlock(peers);
-
-    for (peer = peers->peer, i = 0; peer && i < n; peer = peer->next, i++) {
-        m->servers[i].name.len = peer->name.len;
-        m->servers[i].name.data = ngx_pstrdup(cycle->pool, &peer->name);
-        if (m->servers[i].name.data == NULL) {
-            ngx_http_upstream_rr_peers_unlock(peers);
+    if (mmcf->srv) {
+        if (ngx_http_msgbus_mongo_srv_init(m) != NGX_OK) {
             return NGX_ERROR;
         }
 
-        m->servers[i].index = i;
-        m->servers[i].max_message = NGX_HTTP_MSGBUS_WIRE_MAX_MESSAGE;
-        ngx_queue_init(&m->servers[i].idle);
+    } else if (ngx_http_msgbus_mongo_set_servers(m, cycle->pool,
+                                                 mmcf->upstream->peer.data)
+               != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    ngx_http_upstream_rr_peers_unlock(peers);
-
-    m->nservers = i;
     mmcf->mongo = m;
 
     return NGX_OK;
@@ -411,6 +391,7 @@ ngx_http_msgbus_mongo_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_msgbus_mongo_srv_exit(m);
     ngx_http_msgbus_mongo_fail_waiters(m, ngx_http_msgbus_mongo_err_no_server);
 
     for (i = 0; i < m->nservers; i++) {

@@ -155,7 +155,11 @@ ngx_http_msgbus_mongo_hello_done(ngx_http_msgbus_mongo_conn_t *mc,
     }
 
     server->role = ngx_http_msgbus_role_writable;
-    m->primary = server;
+
+    if (!server->retired) {
+        /* not one that a lookup in DNS replaced meanwhile */
+        m->primary = server;
+    }
 
     if (mmcf->user.len == 0) {
         return m->ready(mc);

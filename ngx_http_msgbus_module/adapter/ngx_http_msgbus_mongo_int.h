@@ -9,13 +9,18 @@
  *
  * The files call only downwards (file -> the files it calls):
  *
- *     mongo_conf.c       -> mongo.c, mongo_pool.c, mongo_conn.c,
- *                           mongo_handshake.c, mongo_tls.c (URI, worker
- *                           start and end; wires the hooks below)
+ *     mongo_conf.c       -> mongo.c, mongo_pool.c, mongo_srv.c,
+ *                           mongo_conn.c, mongo_handshake.c, mongo_tls.c
+ *                           (URI, worker start and end; wires the hooks
+ *                           below)
  *     mongo.c            -> mongo_pool.c, mongo_conn.c, mongo_wire.c
  *                           (the op API)
- *     mongo_pool.c       -> mongo_conn.c, mongo_wire.c (acquire, server
- *                           choice, waiters, release, an op's answer)
+ *     mongo_pool.c       -> mongo_srv.c, mongo_conn.c, mongo_wire.c
+ *                           (acquire, server choice, waiters, release,
+ *                           an op's answer)
+ *     mongo_srv.c        -> mongo_conn.c, mongo_tls.c, mongo_dns.c (the
+ *                           worker's servers; mongodb+srv://'s lookup in
+ *                           DNS)
  *     mongo_handshake.c  -> mongo_conn.c, mongo_wire.c, mongo_auth.c
  *                           (hello, the SCRAM conversation's commands)
  *     mongo_conn.c       -> mongo_tls.c, mongo_wire.c (connect, send,
@@ -23,6 +28,8 @@
  *     mongo_tls.c        (the SSL context; a connection's handshake, its
  *                           checks and shutdown, over nginx's SSL)
  *     mongo_auth.c       -> mongo_auth_keys.c (SCRAM, pure)
+ *     mongo_dns.c        (the TXT query over UDP; its packets, options
+ *                           and names checked as pure code)
  *     mongo_wire.c, mongo_auth_keys.c (OP_MSG frames; SCRAM's keys)
  *
  * A lower file reaches up only through the hooks of the worker's
@@ -81,6 +88,7 @@ typedef void (*ngx_http_msgbus_mongo_closed_pt)(ngx_http_msgbus_mongo_t *m,
     ngx_http_msgbus_mongo_err_e err);
 typedef void (*ngx_http_msgbus_mongo_finish_pt)(ngx_http_msgbus_mongo_op_t *op,
     ngx_http_msgbus_mongo_err_e err);
+typedef void (*ngx_http_msgbus_mongo_found_pt)(ngx_http_msgbus_mongo_t *m);
 
 
 typedef struct {
@@ -94,6 +102,8 @@ typedef struct {
     int32_t                         max_bson;
     int32_t                         max_batch;
     void                           *tls_session;  /* the newest one */
+    unsigned                        retired:1;  /* replaced after a
+                                                   lookup in DNS */
 } ngx_http_msgbus_mongo_server_t;
 
 
@@ -118,6 +128,9 @@ struct ngx_http_msgbus_mongo_s {
     ngx_http_msgbus_mongo_conn_pt   ready;      /* handshake done */
     ngx_http_msgbus_mongo_closed_pt closed;     /* its op, its slot */
     ngx_http_msgbus_mongo_finish_pt finish;     /* an operation ends */
+    ngx_http_msgbus_mongo_found_pt  found;      /* a lookup in DNS ended */
+
+    void                           *srv;        /* mongodb+srv://'s */
 
     /* figures for /v2/health */
     ngx_uint_t                      opened;
@@ -182,6 +195,22 @@ ngx_int_t ngx_http_msgbus_mongo_ready(ngx_http_msgbus_mongo_conn_t *mc);
 void ngx_http_msgbus_mongo_closed(ngx_http_msgbus_mongo_t *m,
     ngx_http_msgbus_mongo_op_t *op, ngx_http_msgbus_conn_state_e state,
     ngx_http_msgbus_mongo_err_e err);
+void ngx_http_msgbus_mongo_found(ngx_http_msgbus_mongo_t *m);
+
+/* mongo_tls.c */
+void ngx_http_msgbus_mongo_tls_forget(ngx_http_msgbus_mongo_server_t *servers,
+    ngx_uint_t n);
+
+/* mongo_srv.c */
+ngx_int_t ngx_http_msgbus_mongo_set_servers(ngx_http_msgbus_mongo_t *m,
+    ngx_pool_t *pool, ngx_http_upstream_rr_peers_t *peers);
+char *ngx_http_msgbus_mongo_srv_conf(ngx_conf_t *cf,
+    ngx_http_msgbus_main_conf_t *mmcf, ngx_str_t *upstream);
+ngx_int_t ngx_http_msgbus_mongo_srv_init_conf(ngx_conf_t *cf,
+    ngx_http_msgbus_main_conf_t *mmcf);
+ngx_int_t ngx_http_msgbus_mongo_srv_init(ngx_http_msgbus_mongo_t *m);
+ngx_int_t ngx_http_msgbus_mongo_srv_lookup(ngx_http_msgbus_mongo_t *m);
+void ngx_http_msgbus_mongo_srv_exit(ngx_http_msgbus_mongo_t *m);
 
 /* mongo_handshake.c */
 ngx_int_t ngx_http_msgbus_mongo_hello(ngx_http_msgbus_mongo_conn_t *mc);

@@ -13,6 +13,11 @@
  * the unknown ones, then the others.  Network errors and "not primary"
  * answers mark a server unknown; an idempotent operation then tries
  * once more, with every server worth a try again.
+ *
+ * With "mongodb+srv://" the servers come from a lookup in DNS
+ * (ngx_http_msgbus_mongo_srv.c): operations wait for it, at most
+ * serverSelectionTimeoutMS, and when every server failed another lookup
+ * (at most one a second) may find others.
  */
 
 
@@ -25,8 +30,11 @@ static ngx_http_msgbus_mongo_server_t *ngx_http_msgbus_mongo_candidate(
     ngx_http_msgbus_mongo_t *m, uint64_t *skip);
 static void ngx_http_msgbus_mongo_no_server(ngx_http_msgbus_mongo_t *m,
     ngx_http_msgbus_mongo_op_t *op);
-static void ngx_http_msgbus_mongo_wait(ngx_http_msgbus_mongo_t *m,
+static ngx_int_t ngx_http_msgbus_mongo_discover(ngx_http_msgbus_mongo_t *m,
     ngx_http_msgbus_mongo_op_t *op);
+static void ngx_http_msgbus_mongo_wait(ngx_http_msgbus_mongo_t *m,
+    ngx_http_msgbus_mongo_op_t *op, ngx_event_handler_pt handler,
+    ngx_msec_t timeout);
 static void ngx_http_msgbus_mongo_reacquire(ngx_http_msgbus_mongo_t *m,
     ngx_http_msgbus_mongo_op_t *op);
 static ngx_http_msgbus_mongo_op_t *ngx_http_msgbus_mongo_next_waiter(
@@ -40,6 +48,7 @@ static void ngx_http_msgbus_mongo_not_primary(
 static void ngx_http_msgbus_mongo_release(ngx_http_msgbus_mongo_conn_t *mc);
 static void ngx_http_msgbus_mongo_wait_handler(ngx_event_t *ev);
 static void ngx_http_msgbus_mongo_select_handler(ngx_event_t *ev);
+static void ngx_http_msgbus_mongo_lookup_handler(ngx_event_t *ev);
 
 
 /* a connection for the operation: an idle one, a new one, or a wait */
@@ -52,6 +61,16 @@ ngx_http_msgbus_mongo_acquire(ngx_http_msgbus_mongo_t *m,
     ngx_queue_t                     *q;
     ngx_http_msgbus_mongo_conn_t    *mc;
     ngx_http_msgbus_mongo_server_t  *server;
+
+    if (m->nservers == 0) {
+        /* mongodb+srv:// before its first answer */
+
+        if (ngx_http_msgbus_mongo_discover(m, op) != NGX_OK) {
+            m->finish(op, ngx_http_msgbus_mongo_err_no_server);
+        }
+
+        return NGX_OK;
+    }
 
     server = m->primary;
 
@@ -84,7 +103,8 @@ ngx_http_msgbus_mongo_acquire(ngx_http_msgbus_mongo_t *m,
 
     /* NGX_BUSY: the pool is full, wait for a connection */
 
-    ngx_http_msgbus_mongo_wait(m, op);
+    ngx_http_msgbus_mongo_wait(m, op, ngx_http_msgbus_mongo_wait_handler,
+                               m->mmcf->wait_timeout);
 
     return NGX_OK;
 }
@@ -186,6 +206,13 @@ static void
 ngx_http_msgbus_mongo_no_server(ngx_http_msgbus_mongo_t *m,
     ngx_http_msgbus_mongo_op_t *op)
 {
+    if (op->err != ngx_http_msgbus_mongo_ok
+        && ngx_http_msgbus_mongo_discover(m, op) == NGX_OK)
+    {
+        /* every server failed: another lookup in DNS may find others */
+        return;
+    }
+
     if (op->err == ngx_http_msgbus_mongo_ok
         && ngx_current_msec - op->start + NGX_HTTP_MSGBUS_RESELECT
            < m->mmcf->selection_timeout)
@@ -210,11 +237,41 @@ ngx_http_msgbus_mongo_no_server(ngx_http_msgbus_mongo_t *m,
 }
 
 
-/* the pool is full: the operation waits for a connection, if it may */
+/*
+ * A lookup in DNS of the servers runs, or starts: the operation waits
+ * for its end (ngx_http_msgbus_mongo_found()), within
+ * serverSelectionTimeoutMS.  NGX_DECLINED: no lookup.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_mongo_discover(ngx_http_msgbus_mongo_t *m,
+    ngx_http_msgbus_mongo_op_t *op)
+{
+    ngx_msec_t  spent;
+
+    if (ngx_http_msgbus_mongo_srv_lookup(m) != NGX_AGAIN) {
+        return NGX_DECLINED;
+    }
+
+    spent = ngx_current_msec - op->start;
+
+    ngx_http_msgbus_mongo_wait(m, op, ngx_http_msgbus_mongo_lookup_handler,
+                               spent < m->mmcf->selection_timeout
+                               ? m->mmcf->selection_timeout - spent : 1);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The operation waits for a connection (the pool is full) or for a
+ * lookup, if it may
+ */
 
 static void
 ngx_http_msgbus_mongo_wait(ngx_http_msgbus_mongo_t *m,
-    ngx_http_msgbus_mongo_op_t *op)
+    ngx_http_msgbus_mongo_op_t *op, ngx_event_handler_pt handler,
+    ngx_msec_t timeout)
 {
     if (m->nwaiters >= m->mmcf->max_waiters) {
         ngx_log_error(NGX_LOG_ERR, m->log, 0,
@@ -228,11 +285,13 @@ ngx_http_msgbus_mongo_wait(ngx_http_msgbus_mongo_t *m,
     m->nwaiters++;
     op->waiting = 1;
 
-    op->event.handler = ngx_http_msgbus_mongo_wait_handler;
-    ngx_add_timer(&op->event, m->mmcf->wait_timeout);
+    op->event.handler = handler;
+    ngx_add_timer(&op->event, timeout);
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, m->log, 0,
-                   "msgbus mongo pool: full, %ui waiting", m->nwaiters);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, m->log, 0,
+                   "msgbus mongo pool: %s, %ui waiting",
+                   handler == ngx_http_msgbus_mongo_wait_handler
+                   ? "full" : "looking up the servers", m->nwaiters);
 }
 
 
@@ -391,7 +450,7 @@ ngx_http_msgbus_mongo_release(ngx_http_msgbus_mongo_conn_t *mc)
 
     m = mc->mongo;
 
-    if (ngx_exiting || ngx_terminate
+    if (ngx_exiting || ngx_terminate || mc->server->retired
         || mc->server->role != ngx_http_msgbus_role_writable)
     {
         ngx_http_msgbus_mongo_close(mc, ngx_http_msgbus_mongo_ok);
@@ -500,27 +559,92 @@ ngx_http_msgbus_mongo_closed(ngx_http_msgbus_mongo_t *m,
 }
 
 
+/* a wait for a connection, or for a lookup in DNS, is over */
+
 static void
 ngx_http_msgbus_mongo_wait_handler(ngx_event_t *ev)
 {
     ngx_http_msgbus_mongo_t      *m;
     ngx_http_msgbus_mongo_op_t   *op;
     ngx_http_msgbus_main_conf_t  *mmcf;
+    ngx_http_msgbus_mongo_err_e   err;
 
     op = ev->data;
 
     mmcf = op->mmcf;
     m = mmcf->mongo;
 
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "msgbus mongo pool: no connection free within "
-                  "waitQueueTimeoutMS (%M ms)", mmcf->wait_timeout);
+    if (ev->handler == ngx_http_msgbus_mongo_lookup_handler) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "msgbus mongo pool: no servers found in DNS within "
+                      "serverSelectionTimeoutMS (%M ms)",
+                      mmcf->selection_timeout);
+        err = ngx_http_msgbus_mongo_err_no_server;
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "msgbus mongo pool: no connection free within "
+                      "waitQueueTimeoutMS (%M ms)", mmcf->wait_timeout);
+        err = ngx_http_msgbus_mongo_err_busy;
+    }
 
     ngx_http_msgbus_mongo_unwait(m, op);
 
     ev->timedout = 0;
 
-    m->finish(op, ngx_http_msgbus_mongo_err_busy);
+    m->finish(op, err);
+}
+
+
+/*
+ * m->found: a lookup in DNS ended, found servers or not; the operations
+ * that waited for it go on (or fail, when there are none)
+ */
+
+void
+ngx_http_msgbus_mongo_found(ngx_http_msgbus_mongo_t *m)
+{
+    ngx_queue_t                 *q, *next, found;
+    ngx_http_msgbus_mongo_op_t  *op;
+
+    ngx_queue_init(&found);
+
+    for (q = ngx_queue_head(&m->waiters);
+         q != ngx_queue_sentinel(&m->waiters);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        op = ngx_queue_data(q, ngx_http_msgbus_mongo_op_t, queue);
+
+        if (op->event.handler == ngx_http_msgbus_mongo_lookup_handler) {
+            ngx_http_msgbus_mongo_unwait(m, op);
+            ngx_queue_insert_tail(&found, &op->queue);
+        }
+    }
+
+    while (!ngx_queue_empty(&found)) {
+        q = ngx_queue_head(&found);
+        ngx_queue_remove(q);
+
+        op = ngx_queue_data(q, ngx_http_msgbus_mongo_op_t, queue);
+
+        if (op->event.timer_set) {
+            ngx_del_timer(&op->event);
+        }
+
+        op->tried = 0;
+
+        ngx_http_msgbus_mongo_reacquire(m, op);
+    }
+}
+
+
+/* the same, for a lookup's waiters: ngx_http_msgbus_mongo_found() */
+
+static void
+ngx_http_msgbus_mongo_lookup_handler(ngx_event_t *ev)
+{
+    ngx_http_msgbus_mongo_wait_handler(ev);
 }
 
 

@@ -637,13 +637,23 @@ ngx_http_msgbus_mongo_tls_close(ngx_http_msgbus_mongo_conn_t *mc,
 void
 ngx_http_msgbus_mongo_tls_exit(struct ngx_http_msgbus_mongo_s *m)
 {
+    ngx_http_msgbus_mongo_tls_forget(m->servers, m->nservers);
+}
+
+
+/* the sessions kept of servers no longer used (and at worker exit) */
+
+void
+ngx_http_msgbus_mongo_tls_forget(ngx_http_msgbus_mongo_server_t *servers,
+    ngx_uint_t n)
+{
 #if (NGX_SSL)
     ngx_uint_t  i;
 
-    for (i = 0; i < m->nservers; i++) {
-        if (m->servers[i].tls_session) {
-            ngx_ssl_free_session(m->servers[i].tls_session);
-            m->servers[i].tls_session = NULL;
+    for (i = 0; i < n; i++) {
+        if (servers[i].tls_session) {
+            ngx_ssl_free_session(servers[i].tls_session);
+            servers[i].tls_session = NULL;
         }
     }
 #endif

@@ -33,6 +33,7 @@ typedef struct {
 
     ngx_str_t                   upstream_name;
     ngx_http_upstream_srv_conf_t  *upstream;
+    void                       *srv;         /* mongodb+srv://'s lookup */
 
     ngx_str_t                   database;
     ngx_str_t                   queues_db;   /* database + "_queues" */
