@@ -22,6 +22,10 @@
 #define NGX_HTTP_MSGBUS_MAX_DESCRIPTION  512
 
 
+static ngx_int_t ngx_http_msgbus_verror_body(ngx_http_request_t *r,
+    ngx_str_t *body, char *title, char *fmt, va_list args);
+
+
 ngx_str_t  ngx_http_msgbus_json_type = ngx_string("application/json");
 
 
@@ -92,18 +96,55 @@ ngx_int_t
 ngx_http_msgbus_send_error(ngx_http_request_t *r, ngx_uint_t status,
     char *title, char *fmt, ...)
 {
-    u_char     *p, *last;
-    size_t      len, tlen;
-    va_list     args;
-    ngx_str_t   body;
-    u_char      desc[NGX_HTTP_MSGBUS_MAX_DESCRIPTION];
+    va_list    args;
+    ngx_int_t  rc;
+    ngx_str_t  body;
+
+    va_start(args, fmt);
+    rc = ngx_http_msgbus_verror_body(r, &body, title, fmt, args);
+    va_end(args);
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "msgbus handler: error %ui %V", status, &body);
+
+    return ngx_http_msgbus_send(r, status, &ngx_http_msgbus_json_type,
+                                &body);
+}
+
+
+/* the body of Zaqar's error, in the request's pool */
+
+ngx_int_t
+ngx_http_msgbus_error_body(ngx_http_request_t *r, ngx_str_t *body,
+    char *title, char *fmt, ...)
+{
+    va_list    args;
+    ngx_int_t  rc;
+
+    va_start(args, fmt);
+    rc = ngx_http_msgbus_verror_body(r, body, title, fmt, args);
+    va_end(args);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_verror_body(ngx_http_request_t *r, ngx_str_t *body,
+    char *title, char *fmt, va_list args)
+{
+    u_char  *p, *last;
+    size_t   len, tlen;
+    u_char   desc[NGX_HTTP_MSGBUS_MAX_DESCRIPTION];
 
     last = desc;
 
     if (fmt) {
-        va_start(args, fmt);
         last = ngx_vslprintf(desc, desc + sizeof(desc), fmt, args);
-        va_end(args);
     }
 
     tlen = ngx_strlen(title);
@@ -114,10 +155,10 @@ ngx_http_msgbus_send_error(ngx_http_request_t *r, ngx_uint_t status,
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    body.data = p;
+    body->data = p;
 
     p = ngx_cpymem(p, "{\"title\": \"", sizeof("{\"title\": \"") - 1);
     p = ngx_http_msgbus_json_escape(p, (u_char *) title, tlen);
@@ -132,13 +173,9 @@ ngx_http_msgbus_send_error(ngx_http_request_t *r, ngx_uint_t status,
 
     *p++ = '}';
 
-    body.len = p - body.data;
+    body->len = p - body->data;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "msgbus handler: error %ui %V", status, &body);
-
-    return ngx_http_msgbus_send(r, status, &ngx_http_msgbus_json_type,
-                                &body);
+    return NGX_OK;
 }
 
 

@@ -20,6 +20,8 @@ ngx_int_t ngx_http_msgbus_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, ngx_str_t *body);
 ngx_int_t ngx_http_msgbus_send_error(ngx_http_request_t *r,
     ngx_uint_t status, char *title, char *fmt, ...);
+ngx_int_t ngx_http_msgbus_error_body(ngx_http_request_t *r, ngx_str_t *body,
+    char *title, char *fmt, ...);
 ngx_int_t ngx_http_msgbus_send_json(ngx_http_request_t *r,
     ngx_uint_t status, ngx_http_msgbus_jbuf_t *jb);
 ngx_int_t ngx_http_msgbus_json_status(ngx_http_request_t *r, ngx_int_t rc);
