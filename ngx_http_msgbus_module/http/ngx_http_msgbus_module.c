@@ -16,6 +16,7 @@
 
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_handler.h"
+#include "ngx_http_msgbus_errors.h"
 #include "ngx_http_msgbus_router.h"
 #include "ngx_http_msgbus_status.h"
 #include "ngx_http_msgbus_docs.h"
@@ -26,6 +27,7 @@
 
 
 static void *ngx_http_msgbus_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_msgbus_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -33,6 +35,9 @@ static char *ngx_http_msgbus_merge_limits(ngx_conf_t *cf,
     ngx_http_msgbus_loc_conf_t *prev, ngx_http_msgbus_loc_conf_t *conf);
 static char *ngx_http_msgbus_merge_claims(ngx_conf_t *cf,
     ngx_http_msgbus_loc_conf_t *prev, ngx_http_msgbus_loc_conf_t *conf);
+static void ngx_http_msgbus_merge_body_size(ngx_http_msgbus_loc_conf_t *conf,
+    ngx_http_core_loc_conf_t *clcf);
+static ngx_uint_t ngx_http_msgbus_body_size_unset(ngx_conf_t *cf);
 static ngx_int_t ngx_http_msgbus_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_msgbus_init_process(ngx_cycle_t *cycle);
 static void ngx_http_msgbus_exit_process(ngx_cycle_t *cycle);
@@ -243,7 +248,7 @@ static ngx_http_module_t  ngx_http_msgbus_module_ctx = {
     ngx_http_msgbus_create_main_conf,      /* create main configuration */
     NULL,                                  /* init main configuration */
 
-    NULL,                                  /* create server configuration */
+    ngx_http_msgbus_create_srv_conf,       /* create server configuration */
     NULL,                                  /* merge server configuration */
 
     ngx_http_msgbus_create_loc_conf,       /* create location configuration */
@@ -295,6 +300,26 @@ ngx_http_msgbus_create_main_conf(ngx_conf_t *cf)
 
 
 static void *
+ngx_http_msgbus_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_msgbus_srv_conf_t  *mscf;
+
+    mscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_msgbus_srv_conf_t));
+    if (mscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mscf->prefixes = NULL;
+     */
+
+    return mscf;
+}
+
+
+static void *
 ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
 {
     ngx_http_msgbus_loc_conf_t  *mlcf;
@@ -311,6 +336,8 @@ ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
      *     mlcf->base = { 0, NULL };
      *     mlcf->versions = { 0, NULL };
      *     mlcf->home = { 0, NULL };
+     *     mlcf->body_size_unset = 0;
+     *     mlcf->body_size_ours = 0;
      */
 
     mlcf->enable = NGX_CONF_UNSET;
@@ -371,14 +398,21 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->base = prev->base;
         conf->versions = prev->versions;
         conf->home = prev->home;
+        conf->body_size_unset = prev->body_size_unset;
 
     } else if (ngx_http_msgbus_make_docs(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_msgbus_errors_location(cf, clcf, conf->enable) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
     if (!conf->enable) {
         return NGX_CONF_OK;
     }
+
+    ngx_http_msgbus_merge_body_size(conf, clcf);
 
     /*
      * Bodies are parsed in memory, never from a temporary file (that
@@ -439,6 +473,10 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
         }
 
         *h = ngx_http_msgbus_count_request;
+    }
+
+    if (mmcf->locations && ngx_http_msgbus_errors_init(cf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     return ngx_http_msgbus_mongo_init_conf(cf, mmcf);
@@ -528,6 +566,7 @@ ngx_http_msgbus(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     mlcf->base = base;
+    mlcf->body_size_unset = ngx_http_msgbus_body_size_unset(cf);
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_msgbus_module);
     mmcf->locations++;
@@ -653,4 +692,58 @@ ngx_http_msgbus_merge_claims(ngx_conf_t *cf, ngx_http_msgbus_loc_conf_t *prev,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * client_max_body_size, when none is set for a msgbus location: msgbus's
+ * limits decide.  The location takes the largest body msgbus reads (the
+ * post or the metadata limit) when that is above nginx's default 1m, and
+ * a larger body gets Zaqar's 400 (ngx_http_msgbus_errors.c).  Not set
+ * means not set in the location, its server or the http block when
+ * "msgbus" is read, and merged to nginx's default; otherwise the user's
+ * value wins (its 413 is Zaqar's size error with that limit).
+ */
+
+static void
+ngx_http_msgbus_merge_body_size(ngx_http_msgbus_loc_conf_t *conf,
+    ngx_http_core_loc_conf_t *clcf)
+{
+    size_t  max;
+
+    if (!conf->body_size_unset
+        || clcf->client_max_body_size != 1024 * 1024)
+    {
+        return;
+    }
+
+    conf->body_size_ours = 1;
+
+    max = ngx_max(conf->max_messages_post_size, conf->max_queue_metadata);
+
+    if ((off_t) max > clcf->client_max_body_size) {
+        clcf->client_max_body_size = max;
+    }
+}
+
+
+/* no client_max_body_size so far in the location, its server, http */
+
+static ngx_uint_t
+ngx_http_msgbus_body_size_unset(ngx_conf_t *cf)
+{
+    ngx_http_conf_ctx_t       *http;
+    ngx_http_core_srv_conf_t  *cscf;
+    ngx_http_core_loc_conf_t  *clcf, *srv, *top;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+    http = (ngx_http_conf_ctx_t *) cf->cycle->conf_ctx[ngx_http_module.index];
+
+    srv = cscf->ctx->loc_conf[ngx_http_core_module.ctx_index];
+    top = http->loc_conf[ngx_http_core_module.ctx_index];
+
+    return clcf->client_max_body_size == NGX_CONF_UNSET
+           && srv->client_max_body_size == NGX_CONF_UNSET
+           && top->client_max_body_size == NGX_CONF_UNSET;
 }

@@ -62,6 +62,13 @@ typedef struct {
 } ngx_http_msgbus_main_conf_t;
 
 
+/* a server's: its locations' prefixes, for errors before one is chosen */
+
+typedef struct {
+    ngx_array_t                *prefixes;    /* ngx_http_msgbus_prefix_t */
+} ngx_http_msgbus_srv_conf_t;
+
+
 typedef struct {
     ngx_flag_t                  enable;
     ngx_flag_t                  admin;
@@ -84,6 +91,13 @@ typedef struct {
     time_t                      max_claim_grace;
     ngx_msec_t                  longpoll_max_wait;
     ngx_msec_t                  sse_ping;
+
+    /*
+     * client_max_body_size: not set for the location when "msgbus" was
+     * read; msgbus's limit (raised to it, or nginx's default kept)
+     */
+    ngx_uint_t                  body_size_unset;
+    ngx_uint_t                  body_size_ours;
 
     ngx_str_t                   base;        /* href prefix before "/v2" */
     ngx_str_t                   versions;    /* GET / document */
@@ -193,6 +207,9 @@ struct ngx_http_msgbus_ctx_s {
 
     ngx_http_msgbus_page_pt     on_page;     /* a long-poll's answer */
     ngx_http_msgbus_retry_pt    on_retry;    /* a waiting claim's */
+
+    ngx_str_t                   error;       /* nginx's error page, as JSON */
+    ngx_uint_t                  error_state; /* of its sending */
 };
 
 

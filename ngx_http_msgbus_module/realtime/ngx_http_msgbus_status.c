@@ -108,7 +108,7 @@ ngx_http_msgbus_count_request(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_msgbus_module);
 
-    if (ctx) {
+    if (ctx && ctx->info) {
         (void) ngx_atomic_fetch_add(&slot->ops[ctx->route.op], 1);
     }
 
