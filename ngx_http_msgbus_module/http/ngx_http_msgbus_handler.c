@@ -19,6 +19,7 @@
 #include "ngx_http_msgbus_handler.h"
 #include "ngx_http_msgbus_router.h"
 #include "ngx_http_msgbus_args.h"
+#include "ngx_http_msgbus_accept.h"
 #include "ngx_http_msgbus_response.h"
 #include "ngx_http_msgbus_recent.h"
 
@@ -49,14 +50,23 @@ static ngx_http_msgbus_error_t  ngx_http_msgbus_err_form = {
     "header."
 };
 
+/* Zaqar's second hook (falcon renders it as XML to an XML client) */
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_not_acceptable = {
+    406, "406 Not Acceptable",
+    "Endpoint only serves `application/json`; specify client-side media "
+    "type support with the \"Accept\" header."
+};
+
 static ngx_http_msgbus_error_t  ngx_http_msgbus_err_not_found = {
     NGX_HTTP_NOT_FOUND, "404 Not Found", NULL
 };
 
 
 /*
- * The checks run in Zaqar's order: unknown path 404; then, on a path that
- * needs them, Client-ID, the project and the queue name (400); then an
+ * The checks run in Zaqar's order: unknown path 404; then form bodies
+ * (400) and an Accept without JSON (406); then, on a path that needs
+ * them, Client-ID, the project and the queue name (400); then an
  * unknown method 405; then the operation.
  */
 
@@ -150,6 +160,14 @@ ngx_http_msgbus_check(ngx_http_request_t *r, ngx_int_t found,
            == 0)
     {
         return &ngx_http_msgbus_err_form;
+    }
+
+    if (!ngx_http_msgbus_accepts_json(r)
+        && !(found == NGX_OK
+             && ngx_http_msgbus_operation(route->op)->streams
+             && ngx_http_msgbus_stream_wanted(r)))
+    {
+        return &ngx_http_msgbus_err_not_acceptable;
     }
 
     if (route->flags & NGX_HTTP_MSGBUS_HEADERS) {

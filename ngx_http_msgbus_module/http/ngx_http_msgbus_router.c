@@ -163,9 +163,10 @@ static ngx_http_msgbus_resource_t  ngx_http_msgbus_resources[] = {
 /*
  * Every operation's facts, by ngx_http_msgbus_op_e: its name (logs,
  * status), its handler (NULL: not implemented yet), the body it reads
- * and what a too large one is told, the text of a store failure, and
+ * and what a too large one is told, the text of a store failure,
  * whether it drops the queue's recent copies before it runs (it changes
- * the queue's messages; a claim drops them once it has won some).
+ * the queue's messages; a claim drops them once it has won some), and
+ * whether it answers text/event-stream too (no 406 for it).
  */
 
 #define M   NGX_HTTP_MSGBUS_BODY_METADATA
@@ -174,63 +175,63 @@ static ngx_http_msgbus_resource_t  ngx_http_msgbus_resources[] = {
 static ngx_http_msgbus_operation_t  ngx_http_msgbus_operations[] = {
 
     { ngx_string("versions"), ngx_http_msgbus_versions, 0, NULL, NULL,
-      NULL, 0 },
-    { ngx_string("home"), ngx_http_msgbus_home, 0, NULL, NULL, NULL, 0 },
-    { ngx_string("ping"), ngx_http_msgbus_ping, 0, NULL, NULL, NULL, 0 },
-    { ngx_string("health"), ngx_http_msgbus_ping, 0, NULL, NULL, NULL, 0 },
+      NULL, 0, 0 },
+    { ngx_string("home"), ngx_http_msgbus_home, 0, NULL, NULL, NULL, 0, 0 },
+    { ngx_string("ping"), ngx_http_msgbus_ping, 0, NULL, NULL, NULL, 0, 0 },
+    { ngx_string("health"), ngx_http_msgbus_ping, 0, NULL, NULL, NULL, 0, 0 },
 
     { ngx_string("queue_list"), ngx_http_msgbus_queue_list, 0, NULL, NULL,
-      "Queues could not be listed.", 0 },
+      "Queues could not be listed.", 0, 0 },
     { ngx_string("queue_create"), ngx_http_msgbus_queue_create, M,
       "Invalid API request", "Queue metadata is too large. Max size: %uz",
-      "Queue could not be created.", 0 },
+      "Queue could not be created.", 0, 0 },
     { ngx_string("queue_exists"), ngx_http_msgbus_queue_get, 0, NULL, NULL,
-      "Queue metadata could not be retrieved.", 0 },
+      "Queue metadata could not be retrieved.", 0, 0 },
     { ngx_string("queue_get"), ngx_http_msgbus_queue_get, 0, NULL, NULL,
-      "Queue metadata could not be retrieved.", 0 },
+      "Queue metadata could not be retrieved.", 0, 0 },
     { ngx_string("queue_update"), ngx_http_msgbus_queue_patch, M,
       "Invalid request body", "Queue metadata is too large. Max size: %uz",
-      "Queue could not be updated.", 0 },
+      "Queue could not be updated.", 0, 0 },
     { ngx_string("queue_delete"), ngx_http_msgbus_queue_delete, 0, NULL,
-      NULL, "Queue could not be deleted.", 1 },
+      NULL, "Queue could not be deleted.", 1, 0 },
     { ngx_string("queue_stats"), ngx_http_msgbus_queue_stats, 0, NULL, NULL,
-      "Queue stats could not be read.", 0 },
+      "Queue stats could not be read.", 0, 0 },
     { ngx_string("queue_purge"), ngx_http_msgbus_queue_purge, M,
       "Invalid API request", "Queue metadata is too large. Max size: %uz",
-      "Queue could not be purged.", 1 },
-    { ngx_string("queue_share"), NULL, 0, NULL, NULL, NULL, 0 },
+      "Queue could not be purged.", 1, 0 },
+    { ngx_string("queue_share"), NULL, 0, NULL, NULL, NULL, 0, 0 },
 
     { ngx_string("message_post"), ngx_http_msgbus_message_post, P,
       "Invalid API request",
       "Message collection size is too large. Max size %uz",
-      "Messages could not be enqueued.", 0 },
+      "Messages could not be enqueued.", 0, 0 },
     { ngx_string("message_list"), ngx_http_msgbus_message_list, 0, NULL,
-      NULL, "Messages could not be listed.", 0 },
+      NULL, "Messages could not be listed.", 0, 1 },
     { ngx_string("message_delete_many"),
       ngx_http_msgbus_message_delete_many, 0, NULL, NULL,
-      "Messages could not be popped.", 1 },
+      "Messages could not be popped.", 1, 0 },
     { ngx_string("message_get"), ngx_http_msgbus_message_get, 0, NULL, NULL,
-      "Message could not be retrieved.", 0 },
+      "Message could not be retrieved.", 0, 0 },
     { ngx_string("message_delete"), ngx_http_msgbus_message_delete, 0, NULL,
-      NULL, "Message could not be deleted.", 1 },
+      NULL, "Message could not be deleted.", 1, 0 },
 
     { ngx_string("claim_create"), ngx_http_msgbus_claim_create, M,
       "Invalid request body", "Claim metadata is too large. Max size: %uz",
-      "Claim could not be created.", 0 },
+      "Claim could not be created.", 0, 0 },
     { ngx_string("claim_get"), ngx_http_msgbus_claim_get, 0, NULL, NULL,
-      "Claim could not be queried.", 0 },
+      "Claim could not be queried.", 0, 0 },
     { ngx_string("claim_update"), ngx_http_msgbus_claim_update, M,
       "Invalid request body", "Claim metadata is too large. Max size: %uz",
-      "Claim could not be updated.", 1 },
+      "Claim could not be updated.", 1, 0 },
     { ngx_string("claim_delete"), ngx_http_msgbus_claim_delete, 0, NULL,
-      NULL, "Claim could not be deleted.", 1 },
+      NULL, "Claim could not be deleted.", 1, 0 },
 
-    { ngx_string("subscription_list"), NULL, 0, NULL, NULL, NULL, 0 },
-    { ngx_string("subscription_create"), NULL, 0, NULL, NULL, NULL, 0 },
-    { ngx_string("subscription_get"), NULL, 0, NULL, NULL, NULL, 0 },
-    { ngx_string("subscription_update"), NULL, 0, NULL, NULL, NULL, 0 },
-    { ngx_string("subscription_delete"), NULL, 0, NULL, NULL, NULL, 0 },
-    { ngx_string("subscription_confirm"), NULL, 0, NULL, NULL, NULL, 0 }
+    { ngx_string("subscription_list"), NULL, 0, NULL, NULL, NULL, 0, 0 },
+    { ngx_string("subscription_create"), NULL, 0, NULL, NULL, NULL, 0, 0 },
+    { ngx_string("subscription_get"), NULL, 0, NULL, NULL, NULL, 0, 0 },
+    { ngx_string("subscription_update"), NULL, 0, NULL, NULL, NULL, 0, 0 },
+    { ngx_string("subscription_delete"), NULL, 0, NULL, NULL, NULL, 0, 0 },
+    { ngx_string("subscription_confirm"), NULL, 0, NULL, NULL, NULL, 0, 0 }
 };
 
 #undef M

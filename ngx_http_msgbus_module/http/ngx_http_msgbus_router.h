@@ -80,6 +80,7 @@ typedef struct {
     char                       *too_large;  /* %uz: the limit */
     char                       *failure;    /* a store failure's text */
     ngx_uint_t                  forget;     /* drops recent copies */
+    ngx_uint_t                  streams;    /* text/event-stream too */
 } ngx_http_msgbus_operation_t;
 
 
