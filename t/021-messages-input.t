@@ -14,17 +14,8 @@ $ENV{TEST_NGINX_PROJECT} = "t021-$$-" . time;
 # the number of messages of a queue of ours in the store
 sub count { Msgbus::Test::count_messages($ENV{TEST_NGINX_PROJECT}, $_[0]) }
 
-sub err {
-    my ($title, $description) = @_;
-    return qq({"title": "$title", "description": "$description"});
-}
-
-# a post of one message of exactly $size bytes
-sub sized {
-    my ($size) = @_;
-    my ($pre, $post) = ('{"messages": [{"body": "', '"}]}');
-    return $pre . ('x' x ($size - length($pre) - length($post))) . $post;
-}
+sub err { Msgbus::Test::err(@_) }
+sub sized { Msgbus::Test::sized(@_) }
 
 # a body of $depth nested arrays
 sub nested {

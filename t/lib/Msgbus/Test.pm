@@ -62,6 +62,19 @@ sub mongo {
 }
 
 # how many messages of PROJECT/QUEUE the store holds, expired or not
+# Zaqar's error body, as msgbus sends it
+sub err {
+    my ($title, $description) = @_;
+    return qq({"title": "$title", "description": "$description"});
+}
+
+# a post of one message of exactly $size bytes
+sub sized {
+    my ($size) = @_;
+    my ($pre, $post) = ('{"messages": [{"body": "', '"}]}');
+    return $pre . ('x' x ($size - length($pre) - length($post))) . $post;
+}
+
 sub count_messages {
     my ($project, $queue) = @_;
     return mongo('count-messages', $project, $queue);
