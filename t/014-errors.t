@@ -254,7 +254,24 @@ access forbidden by rule
 
 
 
-=== TEST 12: a location that is not msgbus's keeps nginx's pages, before and after a location is chosen
+=== TEST 12: the status location's errors are JSON too
+--- config
+    location = /msgbus_status { msgbus_status; deny all; }
+--- request
+GET /msgbus_status
+--- more_headers
+Accept: text/plain
+--- error_code: 403
+--- response_headers
+Content-Type: application/json
+--- response_body eval
+main::err('403 Forbidden', 'Access to the resource is forbidden.')
+--- error_log
+access forbidden by rule
+
+
+
+=== TEST 13: a location that is not msgbus's keeps nginx's pages, before and after a location is chosen
 --- config
     location / { msgbus; }
     location /files/ { return 404; }
@@ -275,7 +292,7 @@ access forbidden by rule
 
 
 
-=== TEST 13: the user's error_page wins
+=== TEST 14: the user's error_page wins
 --- config
     location / {
         msgbus;
@@ -301,7 +318,7 @@ client intended to send too large body: 2000 bytes
 
 
 
-=== TEST 14: an Accept without JSON is Zaqar's 406, before the headers are checked
+=== TEST 15: an Accept without JSON is Zaqar's 406, before the headers are checked
 --- config
     location / { msgbus; }
 --- more_headers eval
@@ -325,7 +342,7 @@ client intended to send too large body: 2000 bytes
 
 
 
-=== TEST 15: Accept that takes JSON: none, */*, application/*, application/json with a q; an unknown path is 404 first
+=== TEST 16: Accept that takes JSON: none, */*, application/*, application/json with a q; an unknown path is 404 first
 --- config
     location / { msgbus; }
 --- more_headers eval
@@ -345,7 +362,7 @@ client intended to send too large body: 2000 bytes
 
 
 
-=== TEST 16: text/event-stream still reaches a stream (a bad resume point is the stream's 400); the status location still speaks Prometheus
+=== TEST 17: text/event-stream still reaches a stream (a bad resume point is the stream's 400); the status location still speaks Prometheus
 --- config
     location / { msgbus; }
     location = /msgbus_status { msgbus_status; }

@@ -6,15 +6,16 @@
 
 /*
  * nginx's own error pages, as msgbus's JSON.  What nginx answers itself
- * in a msgbus location (ngx_http_special_response_handler: a malformed
- * request, a body, URI or header too large, a limit, a failure) gets
- * Zaqar's {"title": ..., "description": ...} and application/json, as
- * msgbus's own errors do.  The header filter recognises the page (the
- * error status in r->err_status, text/html or no body) and replaces
- * its headers; the body filter sends the JSON in place of the HTML (a
- * HEAD gets the headers alone).  Answers msgbus makes itself are never
- * touched, nor an error_page's: nginx redirects to it before any page
- * is made, so the page comes from the error_page's own location.
+ * in a location of "msgbus" or "msgbus_status" (its special responses,
+ * ngx_http_special_response_handler: a malformed request, a body, URI
+ * or header too large, a limit, a failure) gets Zaqar's {"title": ...,
+ * "description": ...} and application/json, as msgbus's own errors do.
+ * The header filter recognises the page (the error status in
+ * r->err_status, text/html or no body) and replaces its headers; the
+ * body filter sends the JSON in place of the HTML (a HEAD gets the
+ * headers alone).  Answers msgbus makes itself are never touched, nor an
+ * error_page's: nginx redirects to it before any page is made, so the
+ * page comes from the error_page's own location.
  *
  * An error raised before a location is chosen (a bad request line or
  * URI, a URI or a header too large) belongs to a msgbus location when
@@ -310,7 +311,7 @@ ngx_http_msgbus_errors_ours(ngx_http_request_t *r)
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
 
-    if (mlcf->enable == 1) {
+    if (mlcf->enable == 1 || mlcf->status) {
         return 1;
     }
 

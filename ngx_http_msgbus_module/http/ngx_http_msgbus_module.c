@@ -332,6 +332,7 @@ ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
+     *     mlcf->status = 0;
      *     mlcf->project = NULL;
      *     mlcf->base = { 0, NULL };
      *     mlcf->versions = { 0, NULL };
@@ -404,7 +405,9 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_msgbus_errors_location(cf, clcf, conf->enable) != NGX_OK) {
+    if (ngx_http_msgbus_errors_location(cf, clcf, conf->enable || conf->status)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -475,7 +478,9 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
         *h = ngx_http_msgbus_count_request;
     }
 
-    if (mmcf->locations && ngx_http_msgbus_errors_init(cf) != NGX_OK) {
+    if ((mmcf->locations || mmcf->status_locations)
+        && ngx_http_msgbus_errors_init(cf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -71,6 +71,7 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                  enable;
+    ngx_uint_t                  status;      /* "msgbus_status" */
     ngx_flag_t                  admin;
     ngx_uint_t                  client_id;
     ngx_http_complex_value_t   *project;

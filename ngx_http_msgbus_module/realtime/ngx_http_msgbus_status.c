@@ -130,6 +130,8 @@ ngx_http_msgbus_count_request(ngx_http_request_t *r)
 char *
 ngx_http_msgbus_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_msgbus_loc_conf_t *mlcf = conf;
+
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_msgbus_main_conf_t  *mmcf;
 
@@ -140,6 +142,7 @@ ngx_http_msgbus_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf->handler = ngx_http_msgbus_status_handler;
+    mlcf->status = 1;
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_msgbus_module);
     mmcf->status_locations++;
