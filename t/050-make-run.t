@@ -7,9 +7,12 @@ use lib 't/lib';
 use Test::Nginx::Socket;
 use Msgbus::Test;
 
-# it starts nginx and stores of its own: nothing valgrind would see
-if ($ENV{TEST_NGINX_USE_VALGRIND}) {
-    plan(skip_all => 'starts nginx by itself, not run under valgrind');
+# it tests a script that starts nginx (as make run does: workers as
+# nobody) and stores of its own: nothing valgrind or the sanitizers
+# (make test-asan preloads them into every program) would see
+if ($ENV{TEST_NGINX_USE_VALGRIND} || ($ENV{LD_PRELOAD} // '') =~ /asan/) {
+    plan(skip_all => 'starts nginx by itself, not run under valgrind '
+                     . 'or the sanitizers');
 }
 
 plan('no_plan');
