@@ -197,6 +197,7 @@ ngx_http_msgbus_mongo_free_peer(ngx_http_msgbus_mongo_conn_t *mc,
     if (mc->peer.connection) {
         /* TLS logs nginx's own lines at info until the handshake is over */
         mc->peer.connection->log_error = mc->peer.log_error;
+        ngx_http_msgbus_mongo_tls_ready(mc->peer.connection);
     }
 
     ngx_http_upstream_free_round_robin_peer(&mc->peer, &mc->rrp, state);

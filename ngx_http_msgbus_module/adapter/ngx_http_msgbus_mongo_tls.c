@@ -55,6 +55,8 @@ static void ngx_http_msgbus_mongo_tls_save(ngx_connection_t *c);
 static void ngx_http_msgbus_mongo_tls_info(const ngx_ssl_conn_t *ssl_conn,
     int where, int ret);
 static const char *ngx_http_msgbus_mongo_tls_alert(int alert);
+static ssize_t ngx_http_msgbus_mongo_tls_recv(ngx_connection_t *c,
+    u_char *buf, size_t size);
 
 #endif
 
@@ -440,6 +442,10 @@ ngx_http_msgbus_mongo_tls_check(ngx_http_msgbus_mongo_conn_t *mc)
                    &mc->server->name, SSL_get_version(c->ssl->connection),
                    SSL_session_reused(c->ssl->connection) ? "reused" : "new");
 
+    /* until the hello and authentication are answered */
+
+    c->recv = ngx_http_msgbus_mongo_tls_recv;
+
     return NGX_OK;
 
 #else
@@ -628,6 +634,74 @@ ngx_http_msgbus_mongo_tls_close(ngx_http_msgbus_mongo_conn_t *mc,
     c->ssl->no_wait_shutdown = 1;
 
     (void) ngx_ssl_shutdown(c);
+#endif
+}
+
+
+#if (NGX_SSL)
+
+/*
+ * c->recv until the hello and authentication are answered: SSL_read
+ * itself, as nginx's ngx_ssl_recv() but for the log.  TLS 1.3 refuses a
+ * client certificate with a fatal alert at the first read, which nginx
+ * logs at crit; here the alert is logged once, as the reason, when the
+ * connection closes (ngx_http_msgbus_mongo_tls_close()), and any other
+ * failure at error.
+ */
+
+static ssize_t
+ngx_http_msgbus_mongo_tls_recv(ngx_connection_t *c, u_char *buf, size_t size)
+{
+    int                            n, sslerr;
+    ngx_http_msgbus_mongo_conn_t  *mc;
+
+    ERR_clear_error();
+
+    n = SSL_read(c->ssl->connection, buf,
+                 (int) ngx_min(size, (size_t) NGX_MAX_INT32_VALUE));
+
+    if (n > 0) {
+        return n;
+    }
+
+    sslerr = SSL_get_error(c->ssl->connection, n);
+
+    c->read->ready = 0;
+
+    if (sslerr == SSL_ERROR_WANT_READ || sslerr == SSL_ERROR_WANT_WRITE) {
+        return NGX_AGAIN;
+    }
+
+    if (sslerr == SSL_ERROR_ZERO_RETURN) {
+        c->read->eof = 1;
+        return 0;
+    }
+
+    c->read->error = 1;
+    c->ssl->no_send_shutdown = 1;
+
+    mc = c->data;
+
+    ngx_ssl_error(mc->tls_alert ? NGX_LOG_INFO : NGX_LOG_ERR, c->log,
+                  sslerr == SSL_ERROR_SYSCALL ? ngx_socket_errno : 0,
+                  "msgbus mongo: TLS read from %V failed",
+                  &mc->server->name);
+
+    return NGX_ERROR;
+}
+
+#endif
+
+
+/* the handshakes are over: nginx's own SSL read */
+
+void
+ngx_http_msgbus_mongo_tls_ready(ngx_connection_t *c)
+{
+#if (NGX_SSL)
+    if (c->recv == ngx_http_msgbus_mongo_tls_recv) {
+        c->recv = ngx_ssl_recv;
+    }
 #endif
 }
 

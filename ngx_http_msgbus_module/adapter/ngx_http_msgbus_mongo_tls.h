@@ -33,6 +33,9 @@ ngx_int_t ngx_http_msgbus_mongo_tls_connect(ngx_http_msgbus_mongo_conn_t *mc,
     ngx_connection_handler_pt handler);
 ngx_int_t ngx_http_msgbus_mongo_tls_check(ngx_http_msgbus_mongo_conn_t *mc);
 
+/* the hello and authentication answered: nginx's SSL read from now */
+void ngx_http_msgbus_mongo_tls_ready(ngx_connection_t *c);
+
 /* before the socket is closed: why TLS failed, if it did; the shutdown */
 void ngx_http_msgbus_mongo_tls_close(ngx_http_msgbus_mongo_conn_t *mc,
     ngx_http_msgbus_mongo_err_e err);
