@@ -40,3 +40,28 @@ ok - a post after the rounds is answered 201
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 2: 40 first posts at once on a new nginx: one post per worker makes the partition's indexes, the others wait for it (and one takes over when its client is gone)
+--- config
+    location / { msgbus; }
+    location = /verdict { root html; }
+--- log_level: debug
+--- init
+Msgbus::Test::script('t/util/batches.py',
+    '--port', Test::Nginx::Socket::server_port(),
+    '--project', $ENV{TEST_NGINX_PROJECT}, '--queue', 'first',
+    '--rounds', 1, '--posts', 40);
+--- request
+GET /verdict
+--- response_body
+ok - every post whose client stayed is answered 201
+ok - every message answered 201 is read once, with its body; an abandoned one at most once
+ok - markers go up, and each post's messages are contiguous and in order
+ok - a post after the rounds is answered 201
+--- error_log eval
+qr/msgbus: waits for the indexes of partition \d/
+--- no_error_log
+[error]
+[alert]

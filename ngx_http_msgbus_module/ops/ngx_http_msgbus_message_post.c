@@ -18,6 +18,7 @@
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_message_post.h"
 #include "ngx_http_msgbus_partition.h"
+#include "ngx_http_msgbus_indexing.h"
 #include "ngx_http_msgbus_call.h"
 #include "ngx_http_msgbus_args.h"
 #include "ngx_http_msgbus_response.h"
@@ -32,6 +33,10 @@ static ngx_int_t ngx_http_msgbus_post_parse(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, json_t *list);
 static ngx_int_t ngx_http_msgbus_post_ranges(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_post_start(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_post_waited(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_post_indexes(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_uint_t n);
 static ngx_int_t ngx_http_msgbus_post_index_again(ngx_http_request_t *r,
@@ -114,17 +119,54 @@ ngx_http_msgbus_message_post(ngx_http_request_t *r,
                                                       &ctx->q.client_text)
                           == NGX_OK);
 
+    return ngx_http_msgbus_post_start(r, ctx);
+}
+
+
+/*
+ * The partition's indexes first, once per worker: made by this post, or
+ * by the one making them, which this post waits for
+ */
+
+static ngx_int_t
+ngx_http_msgbus_post_start(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
     rc = ngx_http_msgbus_partition_indexed(ctx->partition);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (rc == 0) {
-        return ngx_http_msgbus_post_indexes(r, ctx, 0);
+    if (rc) {
+        return ngx_http_msgbus_post_join(r, ctx, ngx_http_msgbus_posted);
     }
 
-    return ngx_http_msgbus_post_join(r, ctx, ngx_http_msgbus_posted);
+    if (ngx_http_msgbus_indexing(ctx->partition)) {
+        return ngx_http_msgbus_indexing_wait(r, ctx, ctx->partition,
+                                             ngx_http_msgbus_post_waited);
+    }
+
+    if (ngx_http_msgbus_indexing_begin(r, ctx->partition) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_msgbus_post_indexes(r, ctx, 0);
+}
+
+
+/* the maker of the indexes is done: op, its failure, is this post's too */
+
+static ngx_int_t
+ngx_http_msgbus_post_waited(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op)
+{
+    if (op != NULL) {
+        return ngx_http_msgbus_send_store_error(r, op, ctx->failure);
+    }
+
+    return ngx_http_msgbus_post_start(r, ctx);
 }
 
 
@@ -342,6 +384,8 @@ ngx_http_msgbus_post_indexed(ngx_http_request_t *r,
                       "refused: %s %V", &ctx->db,
                       ngx_http_msgbus_mongo_strerror(op), &op->errmsg);
 
+        ngx_http_msgbus_indexing_end(ctx->partition, op);
+
         return ngx_http_msgbus_store_failed(r, ctx, op);
     }
 
@@ -379,7 +423,13 @@ ngx_http_msgbus_post_ttl_indexed(ngx_http_request_t *r,
 
     ngx_http_msgbus_partition_set_indexed(ctx->partition);
 
-    return ngx_http_msgbus_post_join(r, ctx, ngx_http_msgbus_posted);
+    /* this post first, then those that waited, in their order */
+
+    rc = ngx_http_msgbus_post_join(r, ctx, ngx_http_msgbus_posted);
+
+    ngx_http_msgbus_indexing_end(ctx->partition, NULL);
+
+    return rc;
 }
 
 
