@@ -6,11 +6,12 @@ STORE_PORT ?= 27017
 HTTP_PORT ?= 8080
 LISTEN ?=
 MONGODB_URI ?=
+RESOLVER ?=
 RUN := $(CURDIR)/.run
 NGINX ?= /usr/sbin/nginx
 # make run's settings reach t/util/run.sh as they are (a connection string
 # can hold any character)
-export STORE_PORT HTTP_PORT LISTEN MONGODB_URI RUN
+export STORE_PORT HTTP_PORT LISTEN MONGODB_URI RESOLVER RUN
 
 VALGRIND_OPTS ?= --tool=memcheck --leak-check=full --show-possibly-lost=no --num-callers=30 --suppressions=$(CURDIR)/t/util/valgrind.suppress
 

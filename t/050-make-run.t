@@ -47,4 +47,5 @@ ok - nginx does not start: the store it started is stopped again
 ok - no MONGODB_URI: the embedded store on STORE_PORT serves the bus
 ok - stop stops nginx and the embedded store
 ok - a MongoDB that does not answer: nginx runs, and the user is told why
+ok - a mongodb+srv:// string is looked up through RESOLVER
 --- timeout: 200

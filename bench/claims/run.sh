@@ -62,7 +62,7 @@ http_port=$(t/util/store.sh free-port)
 
 sed -e "s|@MODULE@|$run/ngx_http_msgbus_module.so|" \
     -e "s|@MONGODB_URI@|mongodb://127.0.0.1:$store_port/msgbus|" \
-    -e "s|@LISTEN@|127.0.0.1:$http_port|" \
+    -e "s|@LISTEN@|127.0.0.1:$http_port|" -e "s|@RESOLVER@||" \
     -e "s|@RUN@|$run/nginx|g" -e "s|error_log \(.*\) notice;|error_log \1 warn;|" \
     -e "s|access_log .*;|access_log off;|" \
     t/util/run.conf > "$run/nginx/conf/nginx.conf"

@@ -11,11 +11,14 @@ folder of its own under --tmp, on free ports:
   started;
 - nginx that does not start: the store started for it is stopped again;
 - the embedded store: started, the bus answers, stop stops both;
-- a MongoDB that does not answer: nginx runs, and the user is told.
+- a MongoDB that does not answer: nginx runs, and the user is told;
+- a mongodb+srv:// string: looked up through RESOLVER (t/util/dns.py
+  here), whose line make run adds to the configuration.
 """
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -60,7 +63,8 @@ class Runner:
 
     def run(self, case, what, **env):
         e = dict(os.environ)
-        for k in ('LISTEN', 'MONGODB_URI', 'STORE_PORT', 'HTTP_PORT'):
+        for k in ('LISTEN', 'MONGODB_URI', 'STORE_PORT', 'HTTP_PORT',
+                  'RESOLVER'):
             e.pop(k, None)
         e.update({'RUN': os.path.join(self.args.tmp, case),
                   'MODULE': self.args.module,
@@ -191,6 +195,37 @@ def unreachable(r, v):
     r.run('unreachable', 'stop')
 
 
+def srv(r, v, uri):
+    m = re.match(r'mongodb://(?:[^@/]*@)?([^/,?:]+)(?::(\d+))?/([^?]*)', uri)
+    host, port, db = m.group(1), m.group(2) or '27017', m.group(3)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('127.0.0.1', 0))
+    dns_port = s.getsockname()[1]
+    s.close()
+    dns = subprocess.Popen(
+        [sys.executable, os.path.join(TOP, 't/util/dns.py'), str(dns_port),
+         '_mongodb._tcp.cluster.test.msgbus SRV 0 5 %s db1.test.msgbus' % port,
+         'db1.test.msgbus A %s' % socket.gethostbyname(host)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        dns.stdout.readline()
+        listen = free_port()
+        p = r.run('srv', 'start', LISTEN='127.0.0.1:%d' % listen,
+                  MONGODB_URI='mongodb+srv://cluster.test.msgbus/%s'
+                              '?tls=false' % db,
+                  RESOLVER='127.0.0.1:%d' % dns_port)
+        code, _ = http(listen, 'GET', '/v2/ping')
+        conf = open(r.dir('srv', 'nginx/conf/nginx.conf')).read()
+        v.check(p.returncode == 0 and code == 204
+                and 'resolver 127.0.0.1:%d;' % dns_port in conf,
+                'a mongodb+srv:// string is looked up through RESOLVER',
+                'exit %d, ping %s\n%s' % (p.returncode, code, p.stderr))
+        r.run('srv', 'stop')
+    finally:
+        dns.terminate()
+        dns.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--tmp', required=True)
@@ -206,6 +241,7 @@ def main():
     nginx_fails(r, v)
     embedded(r, v)
     unreachable(r, v)
+    srv(r, v, args.mongodb)
     v.report()
     if v.failures():
         print('FAILED: %d' % v.failures())

@@ -11,6 +11,9 @@
 #   MONGODB_URI   a MongoDB connection string: nginx uses it and no
 #                 embedded store is started
 #   STORE_PORT    the embedded store's port (27017)
+#   RESOLVER      the name servers a mongodb+srv:// string is looked up
+#                 with (nginx's resolver syntax; default: the nameserver
+#                 lines of /etc/resolv.conf)
 #   RUN           where the configuration, logs and data go (.run)
 #
 # A port that is taken stops it before anything starts, naming the knob
@@ -56,11 +59,22 @@ bindable() {
         exit($s ? 0 : 1)' "$1" "$2"
 }
 
-# render TEMPLATE: the configuration, with the values substituted verbatim
+# the resolver line a mongodb+srv:// string needs: RESOLVER, else the
+# system's name servers (IPv6 ones in brackets, as nginx wants them)
+resolver_line() {
+    local ns=${RESOLVER:-}
+    [[ $1 == mongodb+srv://* ]] || return 0
+    [ -n "$ns" ] || ns=$(awk '$1 == "nameserver" { a = $2; if (a ~ /:/) a = "[" a "]"; printf "%s ", a }' /etc/resolv.conf)
+    [ -n "${ns// }" ] || fail "MONGODB_URI is a mongodb+srv:// string: name its name servers with RESOLVER= (none in /etc/resolv.conf)"
+    echo "resolver $ns;"
+}
+
+# render URI: the configuration, with the values substituted verbatim
 render() {
-    MODULE="$module" URI="$1" LISTEN_AT="$listen" PREFIX="$prefix" perl -pe '
+    MODULE="$module" URI="$1" LISTEN_AT="$listen" PREFIX="$prefix" RESOLVER_LINE="$2" perl -pe '
         s/\@MODULE\@/$ENV{MODULE}/g; s/\@MONGODB_URI\@/$ENV{URI}/g;
-        s/\@LISTEN\@/$ENV{LISTEN_AT}/g; s/\@RUN\@/$ENV{PREFIX}/g' "$top/t/util/run.conf"
+        s/\@LISTEN\@/$ENV{LISTEN_AT}/g; s/\@RUN\@/$ENV{PREFIX}/g;
+        s/\@RESOLVER\@/$ENV{RESOLVER_LINE}/g' "$top/t/util/run.conf"
 }
 
 start() {
@@ -91,7 +105,9 @@ start() {
     fi
 
     mkdir -p "$prefix/conf" "$prefix/logs"
-    render "$uri" > "$prefix/conf/nginx.conf.new"
+    local resolver
+    resolver=$(resolver_line "$uri")
+    render "$uri" "$resolver" > "$prefix/conf/nginx.conf.new"
     local out ok=0
     out=$("$nginx" -t -q -p "$prefix/" -c conf/nginx.conf.new 2>&1) || ok=$?
     if [ $ok = 0 ]; then
