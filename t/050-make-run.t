@@ -36,6 +36,7 @@ ok - MONGODB_URI and LISTEN: it starts
 ok - MONGODB_URI: no embedded store is started
 ok - the bus answers on LISTEN, against MONGODB_URI
 ok - a post through it is read back
+ok - its error log is at notice: no line per closed keepalive connection
 ok - stop stops nginx
 ok - LISTEN taken: it stops, naming LISTEN
 ok - LISTEN taken: nothing is started

@@ -16,6 +16,7 @@ folder of its own under --tmp, on free ports:
   here), whose line make run adds to the configuration.
 """
 import argparse
+import http.client as httpclient
 import json
 import os
 import re
@@ -114,6 +115,19 @@ def external(r, v, uri):
     v.check(code == 201 and code2 == 200 and b'"run"' in body,
             'a post through it is read back',
             'post %s, list %s %r' % (code, code2, body[:200]))
+    # a keepalive connection the client closes: info, below make run's level
+    c = httpclient.HTTPConnection('127.0.0.1', port, timeout=10)
+    for _ in range(2):
+        c.request('GET', '/v2/ping')
+        c.getresponse().read()
+    c.close()
+    time.sleep(0.3)
+    with open(r.dir('external', 'nginx/logs/error.log')) as f:
+        log = f.read()
+    v.check('[notice]' in log and 'keepalive' not in log
+            and '[info]' not in log,
+            'its error log is at notice: no line per closed keepalive '
+            'connection', log[-500:])
     p = r.run('external', 'stop')
     v.check(p.returncode == 0 and not listening(port)
             and not pid_alive(r.dir('external', 'nginx/logs/nginx.pid')),
