@@ -61,6 +61,7 @@ def pid_alive(path):
 class Runner:
     def __init__(self, args):
         self.args = args
+        self.cases = []
 
     def run(self, case, what, **env):
         e = dict(os.environ)
@@ -71,6 +72,8 @@ class Runner:
                   'MODULE': self.args.module,
                   'NGINX_BIN': self.args.nginx})
         e.update({k: str(v) for k, v in env.items()})
+        if what == 'start' and case not in self.cases:
+            self.cases.append(case)
         p = subprocess.run([os.path.join(TOP, 't/util/run.sh'), what],
                            env=e, capture_output=True, text=True,
                            timeout=180)
@@ -249,13 +252,18 @@ def main():
     args = ap.parse_args()
 
     r, v = Runner(args), Verdict()
-    external(r, v, args.mongodb)
-    listen_taken(r, v)
-    store_taken(r, v)
-    nginx_fails(r, v)
-    embedded(r, v)
-    unreachable(r, v)
-    srv(r, v, args.mongodb)
+    try:
+        external(r, v, args.mongodb)
+        listen_taken(r, v)
+        store_taken(r, v)
+        nginx_fails(r, v)
+        embedded(r, v)
+        unreachable(r, v)
+        srv(r, v, args.mongodb)
+    finally:
+        # whatever a case left running, even when it failed half-way
+        for case in r.cases:
+            r.run(case, 'stop')
     v.report()
     if v.failures():
         print('FAILED: %d' % v.failures())
