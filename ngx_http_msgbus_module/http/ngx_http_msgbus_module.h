@@ -141,6 +141,7 @@ typedef struct {
     ngx_array_t                *msgs;        /* ngx_http_msgbus_msg_t */
     ngx_uint_t                  index;       /* being created */
     size_t                      size;        /* of the body */
+    ngx_http_msgbus_retry_pt    posted;      /* once stored */
 } ngx_http_msgbus_post_ctx_t;
 
 

@@ -119,6 +119,24 @@ ngx_http_msgbus_message_post(ngx_http_request_t *r,
                                                       &ctx->q.client_text)
                           == NGX_OK);
 
+    ctx->post.posted = ngx_http_msgbus_posted;
+
+    return ngx_http_msgbus_post_start(r, ctx);
+}
+
+
+/*
+ * Messages made elsewhere (a dead-letter queue's: dead_letter.c) go the
+ * way of a post's: ctx->post.msgs into the queue of ctx->q.scoped, in
+ * the partition ctx->db, its indexes first; posted() once stored.
+ */
+
+ngx_int_t
+ngx_http_msgbus_post_messages(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_retry_pt posted)
+{
+    ctx->post.posted = posted;
+
     return ngx_http_msgbus_post_start(r, ctx);
 }
 
@@ -140,7 +158,7 @@ ngx_http_msgbus_post_start(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     }
 
     if (rc) {
-        return ngx_http_msgbus_post_join(r, ctx, ngx_http_msgbus_posted);
+        return ngx_http_msgbus_post_join(r, ctx, ctx->post.posted);
     }
 
     if (ngx_http_msgbus_indexing(ctx->partition)) {
@@ -425,7 +443,7 @@ ngx_http_msgbus_post_ttl_indexed(ngx_http_request_t *r,
 
     /* this post first, then those that waited, in their order */
 
-    rc = ngx_http_msgbus_post_join(r, ctx, ngx_http_msgbus_posted);
+    rc = ngx_http_msgbus_post_join(r, ctx, ctx->post.posted);
 
     ngx_http_msgbus_indexing_end(ctx->partition, NULL);
 

@@ -17,6 +17,8 @@
 
 ngx_int_t ngx_http_msgbus_message_post(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+ngx_int_t ngx_http_msgbus_post_messages(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_retry_pt posted);
 
 
 #endif /* _NGX_HTTP_MSGBUS_MESSAGE_POST_H_INCLUDED_ */
