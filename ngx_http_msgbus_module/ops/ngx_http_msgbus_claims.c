@@ -20,6 +20,7 @@
 #include "ngx_http_msgbus_claims.h"
 #include "ngx_http_msgbus_message_read.h"
 #include "ngx_http_msgbus_take.h"
+#include "ngx_http_msgbus_dead_letter.h"
 #include "ngx_http_msgbus_partition.h"
 #include "ngx_http_msgbus_call.h"
 #include "ngx_http_msgbus_args.h"
@@ -40,6 +41,8 @@
 static ngx_int_t ngx_http_msgbus_claim_retry(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_claim_won(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
+static ngx_int_t ngx_http_msgbus_claim_take(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_claim_taken(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
@@ -167,12 +170,26 @@ ngx_http_msgbus_claim_retry(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
 
 /*
- * The arbitration is over: the won messages take the claim (no recent
- * copy of them stays: they are no longer as those have them)
+ * The arbitration is over: the won messages claimed the queue's
+ * _max_claim_count times already go to its dead-letter queue
+ * (dead_letter.c), the others take the claim.
  */
 
 static ngx_int_t
 ngx_http_msgbus_claim_won(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    if (ctx->q.ids->nelts == 0) {
+        return ngx_http_msgbus_claim_none(r, ctx);
+    }
+
+    return ngx_http_msgbus_dead_letter(r, ctx, ngx_http_msgbus_claim_take);
+}
+
+
+/* no recent copy of the claimed stays: they are no longer as those have */
+
+static ngx_int_t
+ngx_http_msgbus_claim_take(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
     bson_t                   cmd;
     ngx_http_msgbus_claim_t  claim;

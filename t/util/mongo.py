@@ -14,6 +14,18 @@
 #   mongo.py URI claim-doc PROJECT QUEUE           prints the first live
 #                                                  message's ttl, seconds
 #                                                  to expiry and claim
+#   mongo.py URI dead-letter PROJECT QUEUE DLQ     prints how many messages
+#                                                  of QUEUE are live, how
+#                                                  many deleted, and how
+#                                                  many live copies of them
+#                                                  DLQ holds (by their ids)
+#   mongo.py URI dead-letter-copy PROJECT QUEUE DLQ
+#                                                  copies QUEUE's first live
+#                                                  message into DLQ as a
+#                                                  move's first half does
+#   mongo.py URI dead-letter-docs PROJECT DLQ      prints ttl, seconds to
+#                                                  expiry and marker of
+#                                                  each live message
 #   mongo.py URI drop-databases                    drops the database of URI
 #                                                  and its _queues and
 #                                                  _messages_p* companions
@@ -33,10 +45,13 @@
 #
 # The partition is Zaqar's: crc32(project + queue) % 2 (zlib's crc32).
 import datetime
+import hashlib
 import json
 import sys
+import time
 import zlib
 
+import bson
 import pymongo
 
 PARTITIONS = 2
@@ -102,6 +117,43 @@ def zaqar_list(data, project, queue, client):
         marker = next(pages)
 
 
+# ------------------------------------------------------------ dead letter
+
+def dead_letter_id(oid):
+    """A message's copy in a dead-letter queue: its first 4 bytes, then
+    the first 8 of the MD5 of its 12 (ops/ngx_http_msgbus_dead_letter.c)"""
+    raw = oid.binary
+    return bson.ObjectId(raw[:4] + hashlib.md5(raw).digest()[:8])
+
+
+def dead_letter(client, db, project, queue, dlq, action):
+    col = collection(client, db, project, queue)
+    dcol = collection(client, db, project, dlq)
+    scoped, dscoped = project + '/' + queue, project + '/' + dlq
+    if action == 'dead-letter':
+        docs = list(col.find({'p_q': scoped}))
+        copies = dcol.count_documents(
+            {'p_q': dscoped, 'tx': None,
+             '_id': {'$in': [dead_letter_id(d['_id']) for d in docs]}})
+        print('%d live, %d deleted, %d copies in %s'
+              % (sum(1 for d in docs if d.get('tx') is None),
+                 sum(1 for d in docs if d.get('tx') is not None),
+                 copies, dlq))
+    elif action == 'dead-letter-copy':
+        d = col.find({'p_q': scoped, 'tx': None}).sort('k', 1).limit(1)[0]
+        top = list(dcol.find({'p_q': dscoped}).sort('k', -1).limit(1))
+        d['_id'] = dead_letter_id(d['_id'])
+        d['p_q'] = dscoped
+        d['k'] = top[0]['k'] + 1 if top else 1
+        d['c'] = {'id': None, 'e': int(time.time()), 'c': 0}
+        dcol.insert_one(d)
+    else:
+        now = datetime.datetime.utcnow()
+        for d in dcol.find({'p_q': dscoped, 'tx': None}).sort('k', 1):
+            print('ttl %d expires-in %d marker %d'
+                  % (d['t'], round((d['e'] - now).total_seconds()), d['k']))
+
+
 # ------------------------------------------------------------------- main
 
 def main():
@@ -117,6 +169,11 @@ def main():
         return
 
     project, queue = sys.argv[3:5]
+
+    if action.startswith('dead-letter'):
+        dlq = sys.argv[5] if len(sys.argv) > 5 else queue
+        dead_letter(client, db, project, queue, dlq, action)
+        return
     col = collection(client, db, project, queue)
     scoped = project + '/' + queue
 
