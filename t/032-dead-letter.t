@@ -14,6 +14,13 @@ use Msgbus::Store;
 
 $ENV{TEST_NGINX_PROJECT} = "t032-$$-" . time;
 
+# a database of Zaqar's own driver (as t/025-interop.t)
+($ENV{TEST_NGINX_ZAQAR_URI} = $ENV{TEST_NGINX_MONGODB_URI})
+    =~ s{^(mongodb(?:\+srv)?://[^/?]+)(?:/([^?]*))?}{"$1/" . ($2 || 'zaqar') . "_t032_$$"}e
+    or die "cannot read the database of $ENV{TEST_NGINX_MONGODB_URI}";
+
+sub zaqar { Msgbus::Test::mongo($ENV{TEST_NGINX_ZAQAR_URI}, @_) }
+
 sub claimed {
     my ($q, $n, $ttl, $body) = @_;
     return qq({"id": "<HEX>", "href": "/v2/queues/$q/messages/<HEX>)
@@ -272,3 +279,43 @@ GET /v2/ping
 Test::More::is(main::counts('nq'), '2', 'TEST 12: claimed twice');
 Test::More::is(main::moved('nq', 'dlq'), '1 live, 0 deleted, 0 copies in dlq',
                'TEST 12: not moved');
+
+
+
+=== TEST 13: a message Zaqar's driver posted (its body as BSON) on a queue Zaqar created with _max_claim_count 0: the first claim moves it, its body as JSON text (as msgbus renders Zaqar's)
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}\nContent-Type: application/json"
+--- request eval
+["POST /v2/queues/zq/claims\n{\"ttl\": 100, \"grace\": 60}",
+ "GET /v2/queues/zdlq/messages?echo=true"]
+--- error_code eval
+[204, 200]
+--- response_body_like eval
+['^\z',
+ '^\{"messages": \[\{"id": "[0-9a-f]{24}", "href": "/v2/queues/zdlq/messages/[0-9a-f]{24}", "ttl": 600, "age": \d+, "body": \{"a": \[1, 2\.5, null\], "b": "x"\}\}\], ']
+--- init
+main::zaqar('drop-databases');
+main::zaqar('zaqar-create', $ENV{TEST_NGINX_PROJECT}, 'zq',
+            '{"_max_claim_count": 0, "_dead_letter_queue": "zdlq", "_dead_letter_queue_messages_ttl": 600}');
+main::zaqar('zaqar-post', $ENV{TEST_NGINX_PROJECT}, 'zq',
+            '8f2a7a3e-2b9e-11e3-b191-71861300734c',
+            '[{"body": {"a": [1, 2.5, null], "b": "x"}, "ttl": 300}]');
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: ... moved once
+--- config
+    location / { msgbus; }
+--- request
+GET /v2/ping
+--- error_code: 204
+--- init
+Test::More::is(main::zaqar('dead-letter', $ENV{TEST_NGINX_PROJECT}, 'zq', 'zdlq'),
+               '0 live, 1 deleted, 1 copies in zdlq', 'TEST 14: moved once');
+main::zaqar('drop-databases');
