@@ -217,3 +217,26 @@ GET /v2/queues/q/messages
 [200, 404]
 --- response_body eval
 ['{"messages": [], "links": []}', $main::NotFound]
+
+
+
+=== TEST 8: a key file that cannot be read fails "nginx -t"
+--- config
+    msgbus_signed_url_key file:/nonexistent/t015.key;
+    location / { msgbus; }
+--- must_die
+--- error_log
+open() "/nonexistent/t015.key" failed (2: No such file or directory)
+
+
+
+=== TEST 9: a second msgbus_signed_url_key in one context is a duplicate
+--- config
+    location / {
+        msgbus_signed_url_key a;
+        msgbus_signed_url_key b;
+        msgbus;
+    }
+--- must_die
+--- error_log
+"msgbus_signed_url_key" directive is duplicate

@@ -13,9 +13,9 @@
  * where each "\n" is the two characters backslash and n (Zaqar writes the
  * format as a raw string), a project Zaqar has not got is "None", and the
  * expiry is "%Y-%m-%dT%H:%M:%S" in UTC.  The check of a request is
- * Zaqar's first hook (verify_pre_signed_url): the method among the
- * signed ones, a signed path found in the request's path, the expiry
- * ahead, the signature; anything else 404.
+ * Zaqar's first hook (verify_pre_signed_url): the expiry ahead, the
+ * signature, the method among the signed ones, a signed path found in
+ * the request's path; anything else 404.  The key is never logged.
  */
 
 
@@ -312,18 +312,22 @@ ngx_http_msgbus_signed_arg(ngx_http_request_t *r, char *name,
         return NGX_DECLINED;
     }
 
-    dst = ngx_pnalloc(r->pool, raw.len + 1);
+    /* a copy, "+" as a space, then unescaped: the request's args stay */
+
+    dst = ngx_pnalloc(r->pool, 2 * raw.len + 1);
     if (dst == NULL) {
         return NGX_DECLINED;
     }
 
-    for (p = raw.data; p < raw.data + raw.len; p++) {
+    src = dst + raw.len;
+    ngx_memcpy(src, raw.data, raw.len);
+
+    for (p = src; p < src + raw.len; p++) {
         if (*p == '+') {
             *p = ' ';
         }
     }
 
-    src = raw.data;
     value->data = dst;
     ngx_unescape_uri(&dst, &src, raw.len, 0);
     value->len = dst - value->data;
