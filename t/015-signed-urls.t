@@ -88,6 +88,7 @@ ok - a path not signed: 404
 ok - another project: 404
 ok - zaqarclient: queue.signed_url() signs as Zaqar signs
 ok - zaqarclient: a signed-url client posts and lists
+ok - expiry forms read as Zaqar reads them (iso8601, int(), the past)
 --- no_error_log eval
 ["[error]", $main::Key]
 

@@ -45,7 +45,23 @@ V = Verdict(
     'another project: 404',
     'zaqarclient: queue.signed_url() signs as Zaqar signs',
     'zaqarclient: a signed-url client posts and lists',
+    'expiry forms read as Zaqar reads them (iso8601, int(), the past)',
 )
+
+# expiries share is given, each compared with Zaqar's reading of it
+EXPIRIES = [
+    '2030-01-02T03:04:05', '2030-01-02 03:04:05', '2030-1-2T03:04:05',
+    '20300102T030405', '2030-01-02T03:04', '2030-01-02T03', '2030-01-02',
+    '2030', '2030-01', '203001', '2030-01-02T03:04:05Z',
+    '2030-01-02T03:04:05+0530', '2030-01-02T03:04:05-05',
+    '2030-01-02T03:04:05+05:30', '2030-01-02T03:04:05.123456789',
+    '2030-01-02T03:04:05,5', '2030-13-01', '2030-02-29', '2028-02-29',
+    '2030-01-02T24:00:00', '2030-01-02T03:04:60', '2030-01-02T3:04:05',
+    ' 2030-01-02', '2030-01-02T03:04:05+24:00', '2030-01-02T030405',
+    '2030-01-02T03:0405', '0', '-1', '1_000', '+5', ' 7 ', '00',
+    '2030-01-02T03:04:05.', '2030-01-02T03:04:05Zjunk', '2001-01-01',
+    '2030-01-01T00:30:00+01:00', '9999-12-31T23:59:59',
+]
 
 
 def request(method, path, body=None, headers=None, project=None):
@@ -172,7 +188,30 @@ def client_checks():
     V.check(bodies == ['from a signed client'], V.whats[12], '%r' % bodies)
 
 
+def expiry_checks():
+    what = V.whats[13]
+    for text in EXPIRIES:
+        st, got = request('POST', '/v2/queues/%s/share' % QUEUE,
+                          {'expires': text})
+        try:
+            want = urls.create_signed_url(KEY, ['/v2/queues/%s/messages'
+                                                % QUEUE], project=PROJECT,
+                                          expires=text)
+        except ValueError as e:
+            want = str(e)
+        if isinstance(want, dict):
+            V.check(st == 200 and got == want, what,
+                    '%r: %s %r, Zaqar %r' % (text, st, got, want))
+        elif want.startswith(('`expires`', 'Unable to parse')):
+            V.check(st == 400 and got['description'] == want, what,
+                    '%r: %s %r, Zaqar %r' % (text, st, got, want))
+        else:
+            V.check(st == 400, what,
+                    '%r: %s %r, Zaqar %r' % (text, st, got, want))
+
+
 def scenario():
+    expiry_checks()
     doc = share_checks()
     use_checks(doc)
     client_checks()
