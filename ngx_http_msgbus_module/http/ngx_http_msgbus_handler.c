@@ -22,6 +22,7 @@
 #include "ngx_http_msgbus_accept.h"
 #include "ngx_http_msgbus_response.h"
 #include "ngx_http_msgbus_recent.h"
+#include "ngx_http_msgbus_signed.h"
 
 
 static ngx_int_t ngx_http_msgbus_dispatch(ngx_http_request_t *r);
@@ -60,6 +61,10 @@ static ngx_http_msgbus_error_t  ngx_http_msgbus_err_not_acceptable = {
 
 static ngx_http_msgbus_error_t  ngx_http_msgbus_err_not_found = {
     NGX_HTTP_NOT_FOUND, "404 Not Found", NULL
+};
+
+static ngx_http_msgbus_error_t  ngx_http_msgbus_err_internal = {
+    NGX_HTTP_INTERNAL_SERVER_ERROR, "Internal server error", NULL
 };
 
 
@@ -140,6 +145,7 @@ static ngx_http_msgbus_error_t *
 ngx_http_msgbus_check(ngx_http_request_t *r, ngx_int_t found,
     ngx_http_msgbus_route_t *route, ngx_str_t *project)
 {
+    ngx_str_t                    path;
     ngx_http_msgbus_loc_conf_t  *mlcf;
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_msgbus_module);
@@ -148,6 +154,23 @@ ngx_http_msgbus_check(ngx_http_request_t *r, ngx_int_t found,
         || (route->op == ngx_http_msgbus_op_health && !mlcf->admin))
     {
         return &ngx_http_msgbus_err_not_found;
+    }
+
+    /* Zaqar's first hook: a signed request's signature (404) */
+
+    path.data = r->uri.data + mlcf->base.len;
+    path.len = r->uri.len - mlcf->base.len;
+
+    switch (ngx_http_msgbus_signed_check(r, mlcf, &path)) {
+
+    case NGX_HTTP_NOT_FOUND:
+        return &ngx_http_msgbus_err_not_found;
+
+    case NGX_ERROR:
+        return &ngx_http_msgbus_err_internal;
+
+    default: /* NGX_OK, NGX_DECLINED */
+        break;
     }
 
     if (r->headers_in.content_length

@@ -18,6 +18,7 @@
 #include "ngx_http_msgbus_handler.h"
 #include "ngx_http_msgbus_errors.h"
 #include "ngx_http_msgbus_router.h"
+#include "ngx_http_msgbus_signed.h"
 #include "ngx_http_msgbus_status.h"
 #include "ngx_http_msgbus_docs.h"
 #include "ngx_http_msgbus_zone.h"
@@ -95,6 +96,13 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_msgbus_loc_conf_t, project),
+      NULL },
+
+    { ngx_string("msgbus_signed_url_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_msgbus_signed_url_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("msgbus_max_queue_metadata"),
@@ -334,6 +342,7 @@ ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
      *
      *     mlcf->status = 0;
      *     mlcf->project = NULL;
+     *     mlcf->signed_url_key = { 0, NULL };
      *     mlcf->base = { 0, NULL };
      *     mlcf->versions = { 0, NULL };
      *     mlcf->home = { 0, NULL };
@@ -389,6 +398,10 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->project == NULL) {
         conf->project = prev->project;
+    }
+
+    if (conf->signed_url_key.data == NULL) {
+        conf->signed_url_key = prev->signed_url_key;
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);

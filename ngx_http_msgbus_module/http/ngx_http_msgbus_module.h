@@ -75,6 +75,7 @@ typedef struct {
     ngx_flag_t                  admin;
     ngx_uint_t                  client_id;
     ngx_http_complex_value_t   *project;
+    ngx_str_t                   signed_url_key;  /* data NULL: none */
 
     size_t                      max_queue_metadata;
     ngx_uint_t                  max_queues_per_page;

@@ -20,6 +20,7 @@
 #include "ngx_http_msgbus_message_read.h"
 #include "ngx_http_msgbus_message_delete.h"
 #include "ngx_http_msgbus_claims.h"
+#include "ngx_http_msgbus_share.h"
 
 
 #define NGX_HTTP_MSGBUS_MAX_SEGMENTS  6
@@ -199,7 +200,9 @@ static ngx_http_msgbus_operation_t  ngx_http_msgbus_operations[] = {
     { ngx_string("queue_purge"), ngx_http_msgbus_queue_purge, M,
       "Invalid API request", "Queue metadata is too large. Max size: %uz",
       "Queue could not be purged.", 1, 0 },
-    { ngx_string("queue_share"), NULL, 0, NULL, NULL, NULL, 0, 0 },
+    { ngx_string("queue_share"), ngx_http_msgbus_queue_share, M,
+      "Invalid API request", "Queue metadata is too large. Max size: %uz",
+      NULL, 0, 0 },
 
     { ngx_string("message_post"), ngx_http_msgbus_message_post, P,
       "Invalid API request",
