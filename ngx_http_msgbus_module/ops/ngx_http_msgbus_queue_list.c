@@ -6,8 +6,9 @@
 
 /*
  * GET /v2/queues: marker, limit, detailed, name (a substring),
- * with_count, as Zaqar reads them; a page sorted by p_q, then maybe the
- * count of the project's queues.
+ * with_count, as Zaqar reads them, and every other parameter a filter on
+ * the metadata; a page sorted by p_q, then maybe the count of the
+ * project's queues.
  */
 
 
@@ -26,7 +27,22 @@
 
 
 static ngx_int_t ngx_http_msgbus_queue_list_args(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx, ngx_str_t *name);
+    ngx_http_msgbus_ctx_t *ctx, ngx_str_t *name, ngx_array_t **filters);
+static ngx_int_t ngx_http_msgbus_queue_list_filters(ngx_http_request_t *r,
+    ngx_array_t **filters);
+static ngx_int_t ngx_http_msgbus_queue_filter(ngx_http_request_t *r,
+    ngx_array_t *filters, ngx_str_t *key, u_char *value, size_t len);
+static ngx_uint_t ngx_http_msgbus_queue_arg(ngx_http_request_t *r,
+    u_char **arg, ngx_str_t *key, ngx_str_t *value);
+static ngx_uint_t ngx_http_msgbus_queue_known(ngx_str_t *key);
+static ngx_uint_t ngx_http_msgbus_queue_filter_key(ngx_http_request_t *r,
+    ngx_str_t *raw);
+static void ngx_http_msgbus_form_decode(ngx_pool_t *pool, ngx_str_t *dst,
+    u_char *src, size_t len);
+static ngx_int_t ngx_http_msgbus_hex(u_char c);
+static ngx_uint_t ngx_http_msgbus_metadata_key(ngx_str_t *key);
+static ngx_int_t ngx_http_msgbus_filter_int(ngx_str_t *value,
+    int64_t *number);
 static ngx_int_t ngx_http_msgbus_queue_listed(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_queue_item(ngx_http_request_t *r,
@@ -41,11 +57,14 @@ static u_char *ngx_http_msgbus_queue_next(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_msgbus_queue_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
-    bson_t     cmd;
-    ngx_int_t  rc;
-    ngx_str_t  name;
+    bson_t        cmd;
+    ngx_int_t     rc;
+    ngx_str_t     name;
+    ngx_array_t  *filters;
 
-    rc = ngx_http_msgbus_queue_list_args(r, ctx, &name);
+    filters = NULL;
+
+    rc = ngx_http_msgbus_queue_list_args(r, ctx, &name, &filters);
     if (rc != NGX_DECLINED) {
         return rc;
     }
@@ -53,8 +72,8 @@ ngx_http_msgbus_queue_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
     bson_init(&cmd);
 
     if (ngx_http_msgbus_cmd_queue_list(&cmd, r->pool, &ctx->project, &name,
-                                       &ctx->marker, ctx->list.detailed,
-                                       ctx->limit)
+                                       &ctx->marker, filters,
+                                       ctx->list.detailed, ctx->limit)
         != NGX_OK)
     {
         bson_destroy(&cmd);
@@ -70,7 +89,7 @@ ngx_http_msgbus_queue_list(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
 static ngx_int_t
 ngx_http_msgbus_queue_list_args(ngx_http_request_t *r,
-    ngx_http_msgbus_ctx_t *ctx, ngx_str_t *name)
+    ngx_http_msgbus_ctx_t *ctx, ngx_str_t *name, ngx_array_t **filters)
 {
     u_char                      *p;
     ngx_int_t                    n;
@@ -138,7 +157,7 @@ ngx_http_msgbus_queue_list_args(ngx_http_request_t *r,
         name->len = p - name->data;
     }
 
-    return NGX_DECLINED;
+    return ngx_http_msgbus_queue_list_filters(r, filters);
 }
 
 
@@ -340,15 +359,16 @@ ngx_http_msgbus_queue_counted(ngx_http_request_t *r,
 
 /*
  * Zaqar's next link: the request's known parameters in their order,
- * normalized, with the marker updated or appended
+ * normalized, with the marker updated or appended; and the metadata
+ * filters where they stand
  */
 
 static u_char *
 ngx_http_msgbus_queue_next(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     u_char *p)
 {
-    u_char                      *start, *last, *arg, *eq;
-    ngx_str_t                    key;
+    u_char                      *start, *arg;
+    ngx_str_t                    key, value;
     ngx_uint_t                   seen, first, i;
     ngx_http_msgbus_loc_conf_t  *mlcf;
 
@@ -363,22 +383,11 @@ ngx_http_msgbus_queue_next(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     seen = 0;
     first = 1;
     arg = r->args.data;
-    last = r->args.data + r->args.len;
 
-    while (arg < last) {
-        start = arg;
+    while (ngx_http_msgbus_queue_arg(r, &arg, &key, &value)) {
+        start = key.data;
 
-        while (arg < last && *arg != '&') {
-            arg++;
-        }
-
-        eq = ngx_strlchr(start, arg, '=');
-        key.data = start;
-        key.len = (eq ? eq : arg) - start;
-
-        arg++;
-
-        if (eq == NULL || eq + 1 == arg - 1 || eq + 1 >= arg) {
+        if (value.len == 0) {
             continue;           /* "limit=" is no parameter */
         }
 
@@ -392,7 +401,21 @@ ngx_http_msgbus_queue_next(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
             }
         }
 
-        if (names[i] == NULL || (seen & ((ngx_uint_t) 1 << i))) {
+        /* a metadata filter as given (Zaqar's link drops them) */
+
+        if (names[i] == NULL) {
+            if (!ngx_http_msgbus_queue_filter_key(r, &key)) {
+                continue;
+            }
+
+            *p++ = first ? '?' : '&';
+            first = 0;
+            p = ngx_http_msgbus_json_escape(p, start,
+                                           value.data + value.len - start);
+            continue;
+        }
+
+        if (seen & ((ngx_uint_t) 1 << i)) {
             continue;
         }
 
@@ -421,7 +444,8 @@ ngx_http_msgbus_queue_next(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
             break;
 
         default:
-            p = ngx_http_msgbus_json_escape(p, start, (arg - 1) - start);
+            p = ngx_http_msgbus_json_escape(p, start,
+                                           value.data + value.len - start);
         }
     }
 
@@ -430,4 +454,377 @@ ngx_http_msgbus_queue_next(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
     }
 
     return ngx_cpymem(p, "\"}", 2);
+}
+
+
+/*
+ * Zaqar's metadata filters: every parameter with a value but the five
+ * above (names and values form-decoded, as falcon reads them), each
+ * compared to "m.<name>" with $eq, as a number if Python's int() reads
+ * the value, else as the string.  Where Zaqar fails by accident, 400:
+ * a value falcon makes a list (a comma, a repeated name: Zaqar's int()
+ * raises TypeError, 500), a number beyond int64, a name MongoDB refuses
+ * as a path ("", "a..b", "$x": 503), bytes that are no UTF-8.
+ * NGX_DECLINED: good.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_queue_list_filters(ngx_http_request_t *r, ngx_array_t **filters)
+{
+    u_char     *arg;
+    ngx_int_t   rc;
+    ngx_str_t   raw, value, key;
+
+    *filters = NULL;
+
+    arg = r->args.data;
+
+    while (ngx_http_msgbus_queue_arg(r, &arg, &raw, &value)) {
+        if (value.len == 0) {
+            continue;                   /* falcon keeps no blank values */
+        }
+
+        ngx_http_msgbus_form_decode(r->pool, &key, raw.data, raw.len);
+
+        if (key.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_http_msgbus_queue_known(&key)) {
+            continue;
+        }
+
+        if (*filters == NULL) {
+            *filters = ngx_array_create(r->pool, 4,
+                                    sizeof(ngx_http_msgbus_queue_filter_t));
+            if (*filters == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        rc = ngx_http_msgbus_queue_filter(r, *filters, &key, value.data,
+                                          value.len);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_queue_filter(ngx_http_request_t *r, ngx_array_t *filters,
+    ngx_str_t *key, u_char *value, size_t len)
+{
+    char                            *why;
+    ngx_uint_t                       i;
+    ngx_http_msgbus_queue_filter_t  *f;
+
+    f = filters->elts;
+    why = NULL;
+
+    for (i = 0; i < filters->nelts; i++) {
+        if (f[i].key.len == key->len
+            && ngx_memcmp(f[i].key.data, key->data, key->len) == 0)
+        {
+            why = "A metadata filter takes one value.";
+        }
+    }
+
+    if (ngx_strlchr(value, value + len, ',') != NULL) {
+        why = "A metadata filter takes one value.";
+    }
+
+    if (!ngx_http_msgbus_metadata_key(key)) {
+        why = "The name is no metadata key.";
+    }
+
+    f = ngx_array_push(filters);
+    if (f == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    f->key = *key;
+    ngx_http_msgbus_form_decode(r->pool, &f->value, value, len);
+
+    if (f->value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (why == NULL
+        && (!bson_utf8_validate((char *) key->data, key->len, true)
+            || !bson_utf8_validate((char *) f->value.data, f->value.len,
+                                   true)))
+    {
+        why = "It is no UTF-8.";
+    }
+
+    f->is_number = 0;
+
+    if (why == NULL) {
+        switch (ngx_http_msgbus_filter_int(&f->value, &f->number)) {
+
+        case NGX_OK:
+            f->is_number = 1;
+            break;
+
+        case NGX_ERROR:
+            why = "The value is out of range.";
+            break;
+
+        default:
+            break;
+        }
+    }
+
+    if (why && !bson_utf8_validate((char *) key->data, key->len, true)) {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid parameter",
+                                          "A metadata filter is invalid. %s",
+                                          why);
+    }
+
+    if (why) {
+        return ngx_http_msgbus_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "Invalid parameter",
+                                          "The metadata filter \"%V\" is "
+                                          "invalid. %s", key, why);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The parameter at *arg, as given: its name and value (empty without "=");
+ * 0 after the last
+ */
+
+static ngx_uint_t
+ngx_http_msgbus_queue_arg(ngx_http_request_t *r, u_char **arg,
+    ngx_str_t *key, ngx_str_t *value)
+{
+    u_char  *p, *last, *eq;
+
+    p = *arg;
+    last = r->args.data + r->args.len;
+
+    if (p >= last) {
+        return 0;
+    }
+
+    while (p < last && *p != '&') {
+        p++;
+    }
+
+    eq = ngx_strlchr(*arg, p, '=');
+
+    key->data = *arg;
+    key->len = (eq ? eq : p) - *arg;
+    value->data = eq ? eq + 1 : p;
+    value->len = p - value->data;
+
+    *arg = p + 1;
+
+    return 1;
+}
+
+
+static ngx_uint_t
+ngx_http_msgbus_queue_known(ngx_str_t *key)
+{
+    ngx_uint_t  i;
+
+    static ngx_str_t  known[] = {
+        ngx_string("marker"), ngx_string("limit"), ngx_string("detailed"),
+        ngx_string("name"), ngx_string("with_count")
+    };
+
+    for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (key->len == known[i].len
+            && ngx_strncmp(key->data, known[i].data, key->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* whether a parameter's name, as given, names a metadata filter */
+
+static ngx_uint_t
+ngx_http_msgbus_queue_filter_key(ngx_http_request_t *r, ngx_str_t *raw)
+{
+    ngx_str_t  key;
+
+    ngx_http_msgbus_form_decode(r->pool, &key, raw->data, raw->len);
+
+    return key.data != NULL && !ngx_http_msgbus_queue_known(&key);
+}
+
+
+/*
+ * Form decoding as falcon's: "+" is a space, a "%" without two hex
+ * digits stays; dst->data is NULL when out of memory
+ */
+
+static void
+ngx_http_msgbus_form_decode(ngx_pool_t *pool, ngx_str_t *dst, u_char *src,
+    size_t len)
+{
+    u_char     *p;
+    size_t      i;
+    ngx_int_t   hi, lo;
+
+    dst->data = ngx_pnalloc(pool, len + 1);
+    if (dst->data == NULL) {
+        return;
+    }
+
+    p = dst->data;
+
+    for (i = 0; i < len; i++) {
+        if (src[i] == '+') {
+            *p++ = ' ';
+            continue;
+        }
+
+        if (src[i] == '%' && i + 2 < len) {
+            hi = ngx_http_msgbus_hex(src[i + 1]);
+            lo = ngx_http_msgbus_hex(src[i + 2]);
+
+            if (hi >= 0 && lo >= 0) {
+                *p++ = (u_char) (hi * 16 + lo);
+                i += 2;
+                continue;
+            }
+        }
+
+        *p++ = src[i];
+    }
+
+    dst->len = p - dst->data;
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_hex(u_char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c |= 0x20;
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+/*
+ * A name MongoDB takes after "m.": no empty part between dots, no part
+ * starting with "$", no NUL
+ */
+
+static ngx_uint_t
+ngx_http_msgbus_metadata_key(ngx_str_t *key)
+{
+    size_t  i;
+
+    for (i = 0; i <= key->len; i++) {
+        if (i == key->len || key->data[i] == '.') {
+            if (i == 0 || key->data[i - 1] == '.') {
+                return 0;
+            }
+
+            continue;
+        }
+
+        if (key->data[i] == '\0'
+            || (key->data[i] == '$' && (i == 0 || key->data[i - 1] == '.')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * Python's int() of a str, ASCII only: whitespace around, a sign, digits
+ * with single underscores between them.  NGX_OK: a number (NGX_ERROR if
+ * beyond int64, which pymongo cannot store); NGX_DECLINED: no number.
+ */
+
+static ngx_int_t
+ngx_http_msgbus_filter_int(ngx_str_t *value, int64_t *number)
+{
+    u_char      *p, *last;
+    uint64_t     n, limit;
+    ngx_uint_t   negative, digits;
+
+    p = value->data;
+    last = p + value->len;
+
+    while (p < last && (*p == ' ' || (*p >= '\t' && *p <= '\r')
+                        || (*p >= 0x1c && *p <= 0x1f)))
+    {
+        p++;
+    }
+
+    while (last > p && (last[-1] == ' '
+                        || (last[-1] >= '\t' && last[-1] <= '\r')
+                        || (last[-1] >= 0x1c && last[-1] <= 0x1f)))
+    {
+        last--;
+    }
+
+    negative = (p < last && *p == '-');
+
+    if (p < last && (*p == '-' || *p == '+')) {
+        p++;
+    }
+
+    limit = negative ? (uint64_t) INT64_MAX + 1 : (uint64_t) INT64_MAX;
+    n = 0;
+    digits = 0;
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p == '_' && digits && p + 1 < last && p[1] >= '0' && p[1] <= '9')
+        {
+            continue;
+        }
+
+        if (*p < '0' || *p > '9') {
+            return NGX_DECLINED;
+        }
+
+        if (n > (limit - (*p - '0')) / 10) {
+            n = limit + 1;              /* too large; still a number */
+
+        } else {
+            n = n * 10 + (*p - '0');
+        }
+
+        digits++;
+    }
+
+    if (digits == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (n > limit) {
+        return NGX_ERROR;
+    }
+
+    *number = negative ? (int64_t) (0 - n) : (int64_t) n;
+
+    return NGX_OK;
 }

@@ -24,6 +24,8 @@
 #include "ngx_http_msgbus_store_write.h"
 
 
+static ngx_int_t ngx_http_msgbus_queue_filters(bson_t *filter,
+    ngx_pool_t *pool, ngx_array_t *filters);
 static u_char *ngx_http_msgbus_regex_escape(u_char *dst, ngx_str_t *src);
 
 
@@ -229,15 +231,15 @@ ngx_http_msgbus_queue_counter(bson_t *reply)
 
 /*
  * A page of the project's queues after the marker, whose names contain
- * name (NULL: any), sorted by p_q.  Zaqar builds its regex without
- * escaping anything, so a project "a.b" sees the queues of "axb"; msgbus
- * escapes.
+ * name (NULL: any) and whose metadata match the filters (NULL: none),
+ * sorted by p_q.  Zaqar builds its regex without escaping anything, so a
+ * project "a.b" sees the queues of "axb"; msgbus escapes.
  */
 
 ngx_int_t
 ngx_http_msgbus_cmd_queue_list(bson_t *cmd, ngx_pool_t *pool,
     ngx_str_t *project, ngx_str_t *name, ngx_str_t *marker,
-    ngx_uint_t detailed, ngx_uint_t limit)
+    ngx_array_t *filters, ngx_uint_t detailed, ngx_uint_t limit)
 {
     u_char  *p, *regex, *gt;
     bson_t   filter, pq, sort, projection;
@@ -277,6 +279,13 @@ ngx_http_msgbus_cmd_queue_list(bson_t *cmd, ngx_pool_t *pool,
     BSON_APPEND_UTF8(&pq, "$regex", (char *) regex);
     bson_append_utf8(&pq, "$gt", 3, (char *) gt, p - gt);
     bson_append_document_end(&filter, &pq);
+
+    if (filters
+        && ngx_http_msgbus_queue_filters(&filter, pool, filters) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     bson_append_document_end(cmd, &filter);
     BSON_APPEND_DOCUMENT_BEGIN(cmd, "sort", &sort);
     BSON_APPEND_INT32(&sort, "p_q", 1);
@@ -292,6 +301,54 @@ ngx_http_msgbus_cmd_queue_list(bson_t *cmd, ngx_pool_t *pool,
     bson_append_document_end(cmd, &projection);
     BSON_APPEND_INT32(cmd, "limit", (int32_t) limit);
     BSON_APPEND_BOOL(cmd, "singleBatch", true);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Zaqar's metadata filters: {"m.<key>": {"$eq": value}}, the value a
+ * number when the parameter reads as one (as int32 when it fits, as
+ * pymongo writes a Python int), else the string
+ */
+
+static ngx_int_t
+ngx_http_msgbus_queue_filters(bson_t *filter, ngx_pool_t *pool,
+    ngx_array_t *filters)
+{
+    u_char                          *key;
+    bson_t                           eq;
+    ngx_uint_t                       i;
+    ngx_http_msgbus_queue_filter_t  *f;
+
+    f = filters->elts;
+
+    for (i = 0; i < filters->nelts; i++) {
+        key = ngx_pnalloc(pool, f[i].key.len + 2);
+        if (key == NULL) {
+            return NGX_ERROR;
+        }
+
+        key[0] = 'm';
+        key[1] = '.';
+        ngx_memcpy(key + 2, f[i].key.data, f[i].key.len);
+
+        bson_append_document_begin(filter, (char *) key, f[i].key.len + 2,
+                                   &eq);
+
+        if (!f[i].is_number) {
+            bson_append_utf8(&eq, "$eq", 3, (char *) f[i].value.data,
+                             f[i].value.len);
+
+        } else if (f[i].number >= INT32_MIN && f[i].number <= INT32_MAX) {
+            BSON_APPEND_INT32(&eq, "$eq", (int32_t) f[i].number);
+
+        } else {
+            BSON_APPEND_INT64(&eq, "$eq", f[i].number);
+        }
+
+        bson_append_document_end(filter, &eq);
+    }
 
     return NGX_OK;
 }

@@ -18,6 +18,16 @@
 #define NGX_HTTP_MSGBUS_COUNTERS        "counters"
 
 
+/* a queue listing's metadata filter, m.<key> equal to a string or number */
+
+typedef struct {
+    ngx_str_t                  key;
+    ngx_str_t                  value;
+    int64_t                    number;
+    ngx_uint_t                 is_number;
+} ngx_http_msgbus_queue_filter_t;
+
+
 void ngx_http_msgbus_cmd_queue_index(bson_t *cmd);
 void ngx_http_msgbus_cmd_queue_find(bson_t *cmd, ngx_str_t *scoped,
     ngx_uint_t projection);
@@ -32,7 +42,7 @@ void ngx_http_msgbus_cmd_counter_keep(bson_t *cmd, ngx_str_t *scoped,
     int64_t v);
 ngx_int_t ngx_http_msgbus_cmd_queue_list(bson_t *cmd, ngx_pool_t *pool,
     ngx_str_t *project, ngx_str_t *name, ngx_str_t *marker,
-    ngx_uint_t detailed, ngx_uint_t limit);
+    ngx_array_t *filters, ngx_uint_t detailed, ngx_uint_t limit);
 ngx_int_t ngx_http_msgbus_cmd_queue_count(bson_t *cmd, ngx_pool_t *pool,
     ngx_str_t *project);
 void ngx_http_msgbus_cmd_queue_metadata(bson_t *cmd, ngx_str_t *scoped,
