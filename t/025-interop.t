@@ -4,6 +4,8 @@
 # rendered as Zaqar renders them; msgbus's markers continue above Zaqar's
 # and Zaqar's above msgbus's; Zaqar's driver reads what msgbus wrote; and
 # concurrent posts get distinct markers on the indexes Zaqar created.
+# Blocks 15-22: the same with Zaqar's mongodb.fifo driver, whose message
+# databases msgbus_message_collections fifo names (expiry purge included).
 #
 # The blocks use a database of their own, which Zaqar's driver creates
 # first (collections and indexes), as in a deployment msgbus takes over
@@ -25,6 +27,10 @@ $ENV{TEST_NGINX_PROJECT} = "t025-$$-" . time;
 ($ENV{TEST_NGINX_ZAQAR_URI} = $ENV{TEST_NGINX_MONGODB_URI})
     =~ s{^(mongodb(?:\+srv)?://[^/?]+)(?:/([^?]*))?}{"$1/" . ($2 || 'zaqar') . "_t025_$$"}e
     or die "cannot read the database of $ENV{TEST_NGINX_MONGODB_URI}";
+
+# a database where only the expiry blocks write
+($ENV{TEST_NGINX_PURGE_URI} = $ENV{TEST_NGINX_ZAQAR_URI})
+    =~ s{^(mongodb(?:\+srv)?://[^/?]+)/([^?]*)}{$1/$2p};
 
 # Zaqar's client; msgbus's requests come from 3381af92-... (Msgbus::Test)
 our $Zaqar = '8f2a7a3e-2b9e-11e3-b191-71861300734c';
@@ -341,7 +347,179 @@ DELETE /v2/queues/burst
 
 
 
-=== TEST 15: the database goes
+=== TEST 15: Zaqar's mongodb.fifo driver posts to its own message databases (<database>_messages_fifo_p<N>); msgbus_message_collections fifo counts them
+--- init
+main::mongo('zaqar-create', $ENV{TEST_NGINX_PROJECT}, 'fifo', '{}');
+my @ids = split /\n/, main::mongo('fifo-zaqar-post', $ENV{TEST_NGINX_PROJECT},
+                                  'fifo', $main::Zaqar,
+                                  '[{"ttl": 300, "body": {"fifo": 1}}, {"ttl": 300, "body": "two"}, {"ttl": 300, "body": [3]}]');
+Test::More::is(scalar @ids, 3, "TEST 15: Zaqar's FIFO driver posted 3 messages");
+@main::Id{map { "f$_" } 0 .. $#ids} = @ids;
+Test::More::is(main::mongo('fifo-markers', $ENV{TEST_NGINX_PROJECT}, 'fifo'),
+               '1 2 3', "TEST 15: in the FIFO driver's databases");
+Test::More::is(main::mongo('markers', $ENV{TEST_NGINX_PROJECT}, 'fifo'),
+               '', "TEST 15: none in the default driver's");
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+    msgbus_message_collections fifo;
+--- config
+    location / { msgbus; }
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+GET /v2/queues/fifo/stats
+--- error_code: 200
+--- response_body_like
+{"messages": {"claimed": 0, "free": 3, "total": 3, "oldest": {"age": @age@, "created": "@created@", "href": "/v2/queues/fifo/messages/@id@"}, "newest": {"age": @age@, "created": "@created@", "href": "/v2/queues/fifo/messages/@id@"}}}
+
+
+
+=== TEST 16: ... and lists them, in Zaqar's order
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+    msgbus_message_collections fifo;
+--- config
+    location / { msgbus; }
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+GET /v2/queues/fifo/messages
+--- error_code: 200
+--- response_body_like
+{"messages": [{"id": "@f0@", "href": "/v2/queues/fifo/messages/@f0@", "ttl": 300, "age": @age@, "body": {"fifo": 1}}, {"id": "@f1@", "href": "/v2/queues/fifo/messages/@f1@", "ttl": 300, "age": @age@, "body": "two"}, {"id": "@f2@", "href": "/v2/queues/fifo/messages/@f2@", "ttl": 300, "age": @age@, "body": [3]}], "links": [{"rel": "next", "href": "/v2/queues/fifo/messages?marker=3"}]}
+
+
+
+=== TEST 17: msgbus (fifo) posts, pops and deletes there
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+    msgbus_message_collections fifo;
+--- config
+    location / { msgbus; }
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+Content-Type: application/json
+--- request eval
+['POST /v2/queues/fifo/messages
+{"messages": [{"body": {"from": "msgbus"}, "ttl": 300}, {"body": 5, "ttl": 300}]}',
+ 'DELETE /v2/queues/fifo/messages?pop=1',
+ 'DELETE /v2/queues/fifo/messages/@f1@']
+--- error_code eval
+[201, 200, 204]
+--- response_body_like eval
+['{"resources": ["/v2/queues/fifo/messages/@id@", "/v2/queues/fifo/messages/@id@"]}',
+ '{"messages": [{"id": "@f0@", "age": @age@, "ttl": 300, "claim_count": 0, "body": {"fifo": 1}, "claim_id": null}]}',
+ '']
+
+
+
+=== TEST 18: ... Zaqar's FIFO driver reads what msgbus left, in marker order; msgbus with the default names sees none of it
+--- init
+Test::More::is(main::mongo('fifo-markers', $ENV{TEST_NGINX_PROJECT}, 'fifo'),
+               '3 4 5', 'TEST 18: the FIFO databases hold markers 3, 4 and 5');
+Test::More::is(main::mongo('markers', $ENV{TEST_NGINX_PROJECT}, 'fifo'),
+               '', 'TEST 18: the default databases none');
+my @lines = split /\n/, main::mongo('fifo-zaqar-list', $ENV{TEST_NGINX_PROJECT},
+                                    'fifo', $main::Zaqar);
+Test::More::note("TEST 18: Zaqar's FIFO driver reads: $_") for @lines;
+Test::More::is(scalar @lines, 3, "TEST 18: Zaqar's FIFO driver lists 3 messages");
+Test::More::like($lines[0], qr/"id": "\Q$main::Id{f2}\E"/,
+                 'TEST 18: ... its own first');
+Test::More::like($lines[1] // '', qr/msgbus/, "TEST 18: ... then msgbus's two");
+Test::More::like($lines[2] // '', qr/b'5'/, 'TEST 18: ... in marker order');
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+GET /v2/queues/fifo/messages
+--- error_code: 200
+--- response_body chomp
+{"messages": [], "links": []}
+
+
+
+=== TEST 19: msgbus's expiry purge with msgbus_message_collections fifo deletes in the FIFO databases
+(a database of its own where nothing posts: no TTL index races the purge)
+--- init
+Msgbus::Test::mongo($ENV{TEST_NGINX_PURGE_URI}, 'drop-databases');
+Msgbus::Test::mongo($ENV{TEST_NGINX_PURGE_URI}, 'fifo-insert-messages',
+                    $ENV{TEST_NGINX_PROJECT}, 'exp', 2, -120, 1);
+Msgbus::Test::mongo($ENV{TEST_NGINX_PURGE_URI}, 'fifo-insert-messages',
+                    $ENV{TEST_NGINX_PROJECT}, 'exp', 1, 3600, 3);
+Msgbus::Test::mongo($ENV{TEST_NGINX_PURGE_URI}, 'insert-messages',
+                    $ENV{TEST_NGINX_PROJECT}, 'exp', 2, -120, 1);
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_PURGE_URI";
+    msgbus_message_collections fifo;
+    msgbus_expiry_purge_interval 500ms;
+--- config
+    location / { msgbus; }
+--- request
+GET /v2/ping
+--- error_code: 204
+--- wait: 1.5
+--- error_log eval
+qr/msgbus: expiry purge removed 2 expired messages/
+
+
+
+=== TEST 20: ... the live one stays, the default databases are not touched
+--- init
+Test::More::is(Msgbus::Test::mongo($ENV{TEST_NGINX_PURGE_URI}, 'fifo-count-messages',
+                                   $ENV{TEST_NGINX_PROJECT}, 'exp'),
+               1, 'TEST 20: the expired messages are gone, the live one stays');
+Test::More::is(Msgbus::Test::mongo($ENV{TEST_NGINX_PURGE_URI}, 'count-messages',
+                                   $ENV{TEST_NGINX_PROJECT}, 'exp'),
+               2, 'TEST 20: the default databases keep theirs');
+Msgbus::Test::mongo($ENV{TEST_NGINX_PURGE_URI}, 'drop-databases');
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- request
+GET /v2/ping
+--- error_code: 204
+
+
+
+=== TEST 21: msgbus (fifo) deletes the queue
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+    msgbus_message_collections fifo;
+--- config
+    location / { msgbus; }
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request
+DELETE /v2/queues/fifo
+--- error_code: 204
+
+
+
+=== TEST 22: ... none of its messages is left in the FIFO databases; msgbus_message_collections takes default or fifo
+--- init
+Test::More::is(main::mongo('fifo-count-messages', $ENV{TEST_NGINX_PROJECT}, 'fifo'),
+               0, 'TEST 22: no message of fifo in the FIFO databases');
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+    msgbus_message_collections lifo;
+--- config
+    location / { msgbus; }
+--- must_die
+--- error_log
+invalid value "lifo"
+
+
+
+=== TEST 23: the database goes
 --- init
 main::mongo('drop-databases');
 --- request

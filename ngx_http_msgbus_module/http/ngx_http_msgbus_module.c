@@ -54,6 +54,15 @@ static ngx_conf_enum_t  ngx_http_msgbus_client_id_modes[] = {
 };
 
 
+/* the message databases' names: Zaqar's "mongodb" or "mongodb.fifo" */
+
+static ngx_conf_enum_t  ngx_http_msgbus_collections[] = {
+    { ngx_string("default"), 0 },
+    { ngx_string("fifo"), 1 },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_msgbus_commands[] = {
 
     { ngx_string("msgbus"),
@@ -76,6 +85,13 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_msgbus_main_conf_t, partitions),
       NULL },
+
+    { ngx_string("msgbus_message_collections"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, collections),
+      &ngx_http_msgbus_collections },
 
     { ngx_string("msgbus_expiry_purge_interval"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -299,6 +315,7 @@ ngx_http_msgbus_create_main_conf(ngx_conf_t *cf)
      */
 
     mmcf->partitions = NGX_CONF_UNSET_UINT;
+    mmcf->collections = NGX_CONF_UNSET_UINT;
     mmcf->purge_interval = NGX_CONF_UNSET_MSEC;
     mmcf->poll_interval = NGX_CONF_UNSET_MSEC;
     mmcf->max_parked = NGX_CONF_UNSET_UINT;
@@ -450,6 +467,7 @@ ngx_http_msgbus_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_msgbus_init(ngx_conf_t *cf)
 {
+    u_char                       *p;
     ngx_http_handler_pt          *h;
     ngx_http_core_main_conf_t    *cmcf;
     ngx_http_msgbus_main_conf_t  *mmcf;
@@ -464,6 +482,26 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
                            "msgbus_message_partitions must be 1 to 1024");
         return NGX_ERROR;
     }
+
+    /* Zaqar's "mongodb" and "mongodb.fifo" drivers' message databases */
+
+    ngx_conf_init_uint_value(mmcf->collections, 0);
+
+    ngx_str_set(&mmcf->messages_db, "_messages_p");
+
+    if (mmcf->collections) {
+        ngx_str_set(&mmcf->messages_db, "_messages_fifo_p");
+    }
+
+    p = ngx_pnalloc(cf->pool, mmcf->database.len + mmcf->messages_db.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    mmcf->messages_db.len = ngx_sprintf(p, "%V%V", &mmcf->database,
+                                        &mmcf->messages_db)
+                            - p;
+    mmcf->messages_db.data = p;
 
     ngx_conf_init_msec_value(mmcf->purge_interval, 60000);
 

@@ -38,6 +38,9 @@ typedef struct {
     ngx_str_t                   database;
     ngx_str_t                   queues_db;   /* database + "_queues" */
     ngx_uint_t                  partitions;  /* of the messages */
+    ngx_uint_t                  collections; /* message databases' names */
+    ngx_str_t                   messages_db; /* a partition's name but its
+                                                number */
     ngx_msec_t                  purge_interval;  /* expiry, 0: off */
     ngx_str_t                   user;
     ngx_str_t                   password;

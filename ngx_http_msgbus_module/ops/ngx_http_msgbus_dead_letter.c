@@ -326,7 +326,7 @@ ngx_http_msgbus_dl_target(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_msgbus_partition_db(r->pool, &mmcf->database,
+    return ngx_http_msgbus_partition_db(r->pool, &mmcf->messages_db,
                                         mmcf->partitions, scoped,
                                         &dl->dctx.db, &dl->dctx.partition);
 }

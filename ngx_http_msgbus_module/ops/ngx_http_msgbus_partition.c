@@ -30,7 +30,7 @@ static u_char  *ngx_http_msgbus_unhinted;
 
 
 /*
- * The queue's partition <database>_messages_p<n> and the request path up
+ * The queue's partition <database>_messages[_fifo]_p<n> and the path up
  * to the queue name (the base of hrefs); the operation's clock starts
  */
 
@@ -42,7 +42,7 @@ ngx_http_msgbus_partition(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
 
-    if (ngx_http_msgbus_partition_db(r->pool, &mmcf->database,
+    if (ngx_http_msgbus_partition_db(r->pool, &mmcf->messages_db,
                                      mmcf->partitions, &ctx->q.scoped,
                                      &ctx->db, &ctx->partition)
         != NGX_OK)

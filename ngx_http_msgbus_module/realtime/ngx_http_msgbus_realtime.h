@@ -149,7 +149,7 @@ typedef struct {
     unsigned                    poll:1;      /* again, from the store */
     unsigned                    active:1;
     unsigned                    known:1;     /* tail, at version seen */
-    u_char                      db_data[64 + sizeof("_messages_p")
+    u_char                      db_data[64 + sizeof("_messages_fifo_p")
                                         + NGX_INT_T_LEN];
     u_char                      key[NGX_HTTP_MSGBUS_SCOPED_MAX];
     ngx_str_t                   base;        /* its first reader's */

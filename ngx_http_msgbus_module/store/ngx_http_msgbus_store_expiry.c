@@ -112,8 +112,7 @@ ngx_http_msgbus_expiry_round(ngx_event_t *ev)
         return;
     }
 
-    ex->db.data = ngx_pnalloc(ex->pool, ex->mmcf->database.len
-                                        + sizeof("_messages_p")
+    ex->db.data = ngx_pnalloc(ex->pool, ex->mmcf->messages_db.len
                                         + NGX_INT_T_LEN);
     if (ex->db.data == NULL) {
         ngx_http_msgbus_expiry_end(ex);
@@ -144,8 +143,8 @@ ngx_http_msgbus_expiry_partition(ngx_http_msgbus_expiry_t *ex)
 {
     bson_t  cmd, filter, projection;
 
-    ex->db.len = ngx_sprintf(ex->db.data, "%V_messages_p%ui",
-                             &ex->mmcf->database, ex->partition)
+    ex->db.len = ngx_sprintf(ex->db.data, "%V%ui",
+                             &ex->mmcf->messages_db, ex->partition)
                  - ex->db.data;
 
     bson_init(&cmd);

@@ -25,10 +25,14 @@
 #include "ngx_http_msgbus_store_write.h"
 
 
-/* <database>_messages_p<crc32(project + queue) % partitions>, Zaqar's */
+/*
+ * <prefix><crc32(project + queue) % partitions>, Zaqar's; the prefix is
+ * <database>_messages_p (its "mongodb" driver) or <database>_messages_fifo_p
+ * ("mongodb.fifo")
+ */
 
 ngx_int_t
-ngx_http_msgbus_partition_db(ngx_pool_t *pool, ngx_str_t *database,
+ngx_http_msgbus_partition_db(ngx_pool_t *pool, ngx_str_t *prefix,
     ngx_uint_t partitions, ngx_str_t *scoped, ngx_str_t *db,
     ngx_uint_t *partition)
 {
@@ -56,16 +60,13 @@ ngx_http_msgbus_partition_db(ngx_pool_t *pool, ngx_str_t *database,
 
     *partition = crc % partitions;
 
-    p = ngx_pnalloc(pool, database->len + sizeof("_messages_p")
-                          + NGX_INT_T_LEN);
+    p = ngx_pnalloc(pool, prefix->len + NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     db->data = p;
-    db->len = ngx_sprintf(p, "%V_messages_p%uD", database,
-                          (uint32_t) *partition)
-              - p;
+    db->len = ngx_sprintf(p, "%V%uD", prefix, (uint32_t) *partition) - p;
 
     return NGX_OK;
 }

@@ -52,7 +52,7 @@ typedef struct {
 } ngx_http_msgbus_cand_t;
 
 
-ngx_int_t ngx_http_msgbus_partition_db(ngx_pool_t *pool, ngx_str_t *database,
+ngx_int_t ngx_http_msgbus_partition_db(ngx_pool_t *pool, ngx_str_t *prefix,
     ngx_uint_t partitions, ngx_str_t *scoped, ngx_str_t *db,
     ngx_uint_t *partition);
 void ngx_http_msgbus_cmd_index(bson_t *cmd, ngx_uint_t n);

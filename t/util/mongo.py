@@ -2,7 +2,11 @@
 # A few store operations for tests, with pymongo (Debian's python3-pymongo):
 # writing documents the way Zaqar's MongoDB driver does and counting them.
 #
-#   mongo.py URI insert-messages PROJECT QUEUE N   Zaqar-shaped messages
+#   mongo.py URI insert-messages PROJECT QUEUE N [AGE [FIRST]]
+#                                                  Zaqar-shaped messages
+#                                                  expiring in AGE s (3600;
+#                                                  negative: expired),
+#                                                  markers from FIRST (1)
 #   mongo.py URI count-messages PROJECT QUEUE      prints the live count
 #   mongo.py URI markers PROJECT QUEUE             prints the messages'
 #                                                  markers (k), oldest first
@@ -27,8 +31,10 @@
 #                                                  expiry and marker of
 #                                                  each live message
 #   mongo.py URI drop-databases                    drops the database of URI
-#                                                  and its _queues and
-#                                                  _messages_p* companions
+#                                                  and its _queues,
+#                                                  _messages_p* and
+#                                                  _messages_fifo_p*
+#                                                  companions
 #
 # With Zaqar's own MongoDB driver (Debian's python3-zaqar, Zaqar 15), the
 # default "mongodb" data driver on the database of URI, 2 partitions:
@@ -42,6 +48,10 @@
 #       lists every message (echo, claimed and delayed ones too), page by
 #       page; prints one JSON object a line: {"id", "ttl", "body": repr of
 #       the body as the driver returns it, "type": its Python type}
+#
+# An action written fifo-ACTION does ACTION on the message databases of
+# Zaqar's "mongodb.fifo" driver (<database>_messages_fifo_p<N>), with that
+# driver for the zaqar- ones (FIFODataDriver).
 #
 # The partition is Zaqar's: crc32(project + queue) % 2 (zlib's crc32).
 import datetime
@@ -57,17 +67,20 @@ import pymongo
 PARTITIONS = 2
 
 
-def collection(client, db, project, queue, partitions=PARTITIONS):
+def collection(client, db, project, queue, partitions=PARTITIONS,
+               fifo=False):
     n = zlib.crc32((project + queue).encode('utf-8')) % partitions
-    return client['%s_messages_p%d' % (db, n)]['messages']
+    infix = '_messages_fifo_p' if fifo else '_messages_p'
+    return client['%s%s%d' % (db, infix, n)]['messages']
 
 
 # ------------------------------------------------------------------ Zaqar
 
-def zaqar_driver(uri, db):
-    """Zaqar's data driver, configured as a zaqar.conf with
-    [drivers:message_store:mongodb] and [drivers:management_store:mongodb]
-    uri and database, unreliable = True (a store without a replica set)."""
+def zaqar_driver(uri, db, fifo=False):
+    """Zaqar's data driver ("mongodb", or "mongodb.fifo" with fifo),
+    configured as a zaqar.conf with [drivers:message_store:mongodb] and
+    [drivers:management_store:mongodb] uri and database, unreliable = True
+    (a store without a replica set)."""
     try:
         from oslo_config import cfg
         from osprofiler import opts as profiler_opts
@@ -97,7 +110,8 @@ def zaqar_driver(uri, db):
 
     cache = oslo_cache.get_cache(conf)
     control = driver.ControlDriver(conf, cache)
-    return driver.DataDriver(conf, cache, control)
+    data = driver.FIFODataDriver if fifo else driver.DataDriver
+    return data(conf, cache, control)
 
 
 def zaqar_list(data, project, queue, client):
@@ -158,13 +172,16 @@ def dead_letter(client, db, project, queue, dlq, action):
 
 def main():
     uri, action = sys.argv[1:3]
+    fifo = action.startswith('fifo-')
+    action = action[len('fifo-'):] if fifo else action
     client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
     db = pymongo.uri_parser.parse_uri(uri)['database'] or 'zaqar'
 
     if action == 'drop-databases':
         for name in client.list_database_names():
             if name == db or name == db + '_queues' \
-                    or name.startswith(db + '_messages_p'):
+                    or name.startswith(db + '_messages_p') \
+                    or name.startswith(db + '_messages_fifo_p'):
                 client.drop_database(name)
         return
 
@@ -174,15 +191,17 @@ def main():
         dlq = sys.argv[5] if len(sys.argv) > 5 else queue
         dead_letter(client, db, project, queue, dlq, action)
         return
-    col = collection(client, db, project, queue)
+    col = collection(client, db, project, queue, fifo=fifo)
     scoped = project + '/' + queue
 
     if action == 'insert-messages':
         now = datetime.datetime.utcnow()
+        age, first = (list(map(int, sys.argv[6:8])) + [3600, 1][
+            len(sys.argv[6:8]):])
         docs = [{'p_q': scoped, 't': 3600,
-                 'e': now + datetime.timedelta(seconds=3600),
+                 'e': now + datetime.timedelta(seconds=age),
                  'u': 'fake-client', 'c': {'id': None, 'e': now, 'c': 0},
-                 'd': now, 'b': {'n': i}, 'k': i + 1, 'tx': None}
+                 'd': now, 'b': {'n': i}, 'k': i + first, 'tx': None}
                 for i in range(int(sys.argv[5]))]
         col.insert_many(docs)
     elif action == 'count-messages':
@@ -205,16 +224,16 @@ def main():
         doc = client[db + '_queues']['queues'].find_one({'p_q': scoped})
         print(doc['c']['v'] if doc else '')
     elif action == 'zaqar-create':
-        data = zaqar_driver(uri, db)
+        data = zaqar_driver(uri, db, fifo)
         data.queue_controller.create(queue, metadata=json.loads(sys.argv[5]),
                                      project=project)
     elif action == 'zaqar-post':
-        data = zaqar_driver(uri, db)
+        data = zaqar_driver(uri, db, fifo)
         ids = data.message_controller.post(queue, json.loads(sys.argv[6]),
                                            sys.argv[5], project=project)
         print('\n'.join(ids))
     elif action == 'zaqar-list':
-        zaqar_list(zaqar_driver(uri, db), project, queue, sys.argv[5])
+        zaqar_list(zaqar_driver(uri, db, fifo), project, queue, sys.argv[5])
     else:
         sys.exit('unknown action ' + action)
 
