@@ -6,6 +6,8 @@
 # concurrent posts get distinct markers on the indexes Zaqar created.
 # Blocks 15-22: the same with Zaqar's mongodb.fifo driver, whose message
 # databases msgbus_message_collections fifo names (expiry purge included).
+# Blocks 23-24: Zaqar's own GET /v2/queues and msgbus's list the same
+# queues for the same metadata filters.
 #
 # The blocks use a database of their own, which Zaqar's driver creates
 # first (collections and indexes), as in a deployment msgbus takes over
@@ -519,7 +521,61 @@ invalid value "lifo"
 
 
 
-=== TEST 23: the database goes
+=== TEST 23: metadata filters on the queue listing: Zaqar's own GET /v2/queues answers (the same queues as below)
+--- init
+my $p = "$ENV{TEST_NGINX_PROJECT}-q";
+main::mongo('zaqar-create', $p, 'q1', '{"node": 34, "env": "prod"}');
+main::mongo('zaqar-create', $p, 'q2', '{"node": "34"}');
+main::mongo('zaqar-create', $p, 'q3', '{"node": 34.0, "tags": ["a", "b"]}');
+main::mongo('zaqar-create', $p, 'q4', '{"deep": {"x": "y"}, "flag": true}');
+my %zaqar = (
+ 'node=34' => '{"queues": [{"name": "q1", "href": "/v2/queues/q1"}, {"name": "q3", "href": "/v2/queues/q3"}], "links": [{"rel": "next", "href": "/v2/queues?marker=q3"}]}',
+ 'node=%2B034%20' => '{"queues": [{"name": "q1", "href": "/v2/queues/q1"}, {"name": "q3", "href": "/v2/queues/q3"}], "links": [{"rel": "next", "href": "/v2/queues?marker=q3"}]}',
+ 'env=prod&node=34' => '{"queues": [{"name": "q1", "href": "/v2/queues/q1"}], "links": [{"rel": "next", "href": "/v2/queues?marker=q1"}]}',
+ 'tags=a' => '{"queues": [{"name": "q3", "href": "/v2/queues/q3"}], "links": [{"rel": "next", "href": "/v2/queues?marker=q3"}]}',
+ 'deep.x=y' => '{"queues": [{"name": "q4", "href": "/v2/queues/q4"}], "links": [{"rel": "next", "href": "/v2/queues?marker=q4"}]}',
+ 'flag=true' => '{"queues": [], "links": []}',
+ 'node=34&name=3' => '{"queues": [{"name": "q3", "href": "/v2/queues/q3"}], "links": [{"rel": "next", "href": "/v2/queues?name=3&marker=q3"}]}',
+ 'node=34&limit=1&with_count=true' => '{"queues": [{"name": "q1", "href": "/v2/queues/q1"}], "links": [{"rel": "next", "href": "/v2/queues?limit=1&with_count=true&marker=q1"}], "count": 4}',
+);
+for my $q (sort keys %zaqar) {
+    Test::More::is(main::mongo('zaqar-queues', $p, $q), $zaqar{$q},
+                   "TEST 23: Zaqar answers GET /v2/queues?$q");
+}
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- request
+GET /v2/ping
+--- error_code: 204
+
+
+
+=== TEST 24: ... msgbus lists the same queues (its next links keep the filters)
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@-q
+--- request eval
+['GET /v2/queues?node=34', 'GET /v2/queues?node=%2B034%20', 'GET /v2/queues?env=prod&node=34', 'GET /v2/queues?tags=a',
+ 'GET /v2/queues?deep.x=y', 'GET /v2/queues?flag=true', 'GET /v2/queues?node=34&name=3', 'GET /v2/queues?node=34&limit=1&with_count=true']
+--- response_body eval
+['{"queues": [{"name": "q1", "href": "/v2/queues/q1"}, {"name": "q3", "href": "/v2/queues/q3"}], "links": [{"rel": "next", "href": "/v2/queues?node=34&marker=q3"}]}',
+ '{"queues": [{"name": "q1", "href": "/v2/queues/q1"}, {"name": "q3", "href": "/v2/queues/q3"}], "links": [{"rel": "next", "href": "/v2/queues?node=%2B034%20&marker=q3"}]}',
+ '{"queues": [{"name": "q1", "href": "/v2/queues/q1"}], "links": [{"rel": "next", "href": "/v2/queues?env=prod&node=34&marker=q1"}]}',
+ '{"queues": [{"name": "q3", "href": "/v2/queues/q3"}], "links": [{"rel": "next", "href": "/v2/queues?tags=a&marker=q3"}]}',
+ '{"queues": [{"name": "q4", "href": "/v2/queues/q4"}], "links": [{"rel": "next", "href": "/v2/queues?deep.x=y&marker=q4"}]}',
+ '{"queues": [], "links": []}',
+ '{"queues": [{"name": "q3", "href": "/v2/queues/q3"}], "links": [{"rel": "next", "href": "/v2/queues?node=34&name=3&marker=q3"}]}',
+ '{"queues": [{"name": "q1", "href": "/v2/queues/q1"}], "links": [{"rel": "next", "href": "/v2/queues?node=34&limit=1&with_count=true&marker=q1"}], "count": 4}']
+
+
+
+=== TEST 25: the database goes
 --- init
 main::mongo('drop-databases');
 --- request

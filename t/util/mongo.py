@@ -48,6 +48,10 @@
 #       lists every message (echo, claimed and delayed ones too), page by
 #       page; prints one JSON object a line: {"id", "ttl", "body": repr of
 #       the body as the driver returns it, "type": its Python type}
+#   mongo.py URI zaqar-queues PROJECT QUERY
+#       prints the body Zaqar's own v2 resource answers to
+#       GET /v2/queues?QUERY (its on_get, without the ACL and log
+#       decorators, over falcon as Zaqar configures it)
 #
 # An action written fifo-ACTION does ACTION on the message databases of
 # Zaqar's "mongodb.fifo" driver (<database>_messages_fifo_p<N>), with that
@@ -131,6 +135,31 @@ def zaqar_list(data, project, queue, client):
         marker = next(pages)
 
 
+def zaqar_queues(data, project, query):
+    import falcon
+    import falcon.testing
+    import warnings
+    from zaqar.transport import validation
+    from zaqar.transport.wsgi.v2_0 import queues
+
+    resource = queues.CollectionResource(validation.Validator(data.conf),
+                                         data.queue_controller)
+    on_get = queues.CollectionResource.on_get
+    while hasattr(on_get, '__wrapped__'):
+        on_get = on_get.__wrapped__
+
+    options = falcon.RequestOptions()
+    options.auto_parse_qs_csv = True        # as zaqar/transport/wsgi/driver
+    options.keep_blank_qs_values = False
+    req = falcon.Request(falcon.testing.create_environ(
+        path='/v2/queues', query_string=query), options=options)
+    resp = falcon.Response()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')     # Zaqar sets falcon's resp.body
+        on_get(resource, req, resp, project)
+    print(resp.text)
+
+
 # ------------------------------------------------------------ dead letter
 
 def dead_letter_id(oid):
@@ -187,6 +216,9 @@ def main():
 
     project, queue = sys.argv[3:5]
 
+    if action == 'zaqar-queues':
+        zaqar_queues(zaqar_driver(uri, db), project, queue)
+        return
     if action.startswith('dead-letter'):
         dlq = sys.argv[5] if len(sys.argv) > 5 else queue
         dead_letter(client, db, project, queue, dlq, action)
