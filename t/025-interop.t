@@ -5,7 +5,8 @@
 # and Zaqar's above msgbus's; Zaqar's driver reads what msgbus wrote; and
 # concurrent posts get distinct markers on the indexes Zaqar created.
 # Blocks 15-22: the same with Zaqar's mongodb.fifo driver, whose message
-# databases msgbus_message_collections fifo names (expiry purge included).
+# databases msgbus_message_collections fifo names (expiry purge included),
+# and in blocks 25-26 its dead-letter move.
 # Blocks 23-24: Zaqar's own GET /v2/queues and msgbus's list the same
 # queues for the same metadata filters.
 #
@@ -575,7 +576,52 @@ X-Project-ID: @project@-q
 
 
 
-=== TEST 25: the database goes
+=== TEST 25: msgbus (fifo) moves a message Zaqar's FIFO driver posted to a dead-letter queue, in the FIFO databases (a queue Zaqar created with _max_claim_count 0)
+--- init
+main::mongo('zaqar-create', $ENV{TEST_NGINX_PROJECT}, 'fq',
+            '{"_max_claim_count": 0, "_dead_letter_queue": "fdlq", "_dead_letter_queue_messages_ttl": 600}');
+main::mongo('fifo-zaqar-post', $ENV{TEST_NGINX_PROJECT}, 'fq', $main::Zaqar,
+            '[{"body": {"dead": true}, "ttl": 300}]');
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+    msgbus_message_collections fifo;
+--- config
+    location / { msgbus; }
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+Content-Type: application/json
+--- request eval
+['POST /v2/queues/fq/claims
+{"ttl": 100, "grace": 60}',
+ 'GET /v2/queues/fdlq/messages?echo=true']
+--- error_code eval
+[204, 200]
+--- response_body_like eval
+['',
+ '{"messages": [{"id": "@id@", "href": "/v2/queues/fdlq/messages/@id@", "ttl": 600, "age": @age@, "body": {"dead": true}}], "links": [{"rel": "next", "href": "/v2/queues/fdlq/messages?echo=true&marker=1"}]}']
+
+
+
+=== TEST 26: ... the copy is in the FIFO databases, none in the default ones
+--- init
+Test::More::is(main::mongo('fifo-count-messages', $ENV{TEST_NGINX_PROJECT}, 'fdlq'),
+               1, 'TEST 26: the copy in the FIFO databases');
+Test::More::is(main::mongo('fifo-count-messages', $ENV{TEST_NGINX_PROJECT}, 'fq'),
+               0, 'TEST 26: the message moved (a tombstone)');
+Test::More::is(main::mongo('count-messages', $ENV{TEST_NGINX_PROJECT}, 'fdlq'),
+               0, 'TEST 26: nothing in the default databases');
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- request
+GET /v2/ping
+--- error_code: 204
+
+
+
+=== TEST 27: the database goes
 --- init
 main::mongo('drop-databases');
 --- request
