@@ -30,6 +30,7 @@
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_signed.h"
 #include "ngx_http_msgbus_args.h"
+#include "ngx_http_msgbus_python.h"
 
 
 typedef struct {
@@ -56,8 +57,6 @@ static ngx_int_t ngx_http_msgbus_signed_join(ngx_pool_t *pool,
     ngx_array_t *items, ngx_str_t *out);
 static ngx_int_t ngx_http_msgbus_signed_cmp(const void *one,
     const void *two);
-static ngx_uint_t ngx_http_msgbus_python_int(ngx_str_t *value,
-    ngx_str_t *digits);
 static ngx_int_t ngx_http_msgbus_isotime(u_char *p, u_char *last,
     int64_t *usec);
 static ngx_int_t ngx_http_msgbus_zone_offset(u_char **pp, u_char *last,
@@ -620,7 +619,7 @@ ngx_http_msgbus_signed_expires(ngx_pool_t *pool, ngx_str_t *value,
     u_char     *p, *msg;
     size_t      len;
     ngx_str_t   digits;
-    ngx_uint_t  i;
+    ngx_uint_t  i, negative;
 
     len = value->len + sizeof("`expires` should be date format, for example "
                               "2016-01-01T00:00:00, not integer value: -");
@@ -630,17 +629,15 @@ ngx_http_msgbus_signed_expires(ngx_pool_t *pool, ngx_str_t *value,
         return "Out of memory";
     }
 
-    if (ngx_http_msgbus_python_int(value, &digits)) {
+    /* Zaqar refuses an int() other than 0 (0 is parsed as a date) */
+
+    if (ngx_http_msgbus_python_int(value, &negative, &digits)
+        && digits.len)
+    {
         p = ngx_sprintf(msg, "`expires` should be date format, for example "
                         "2016-01-01T00:00:00, not integer value: ");
 
-        for (i = 0; i < value->len && value->data[i] != '-'; i++) {
-            if (value->data[i] >= '0' && value->data[i] <= '9') {
-                break;
-            }
-        }
-
-        if (i < value->len && value->data[i] == '-') {
+        if (negative) {
             *p++ = '-';
         }
 
@@ -687,64 +684,6 @@ ngx_http_msgbus_signed_time(u_char *out, time_t t)
                         "%04d-%02d-%02dT%02d:%02d:%02d",
                         tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
                         tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
-}
-
-
-/*
- * Whether Python's int(value) is a number other than 0 (spaces around,
- * a sign, digits with single "_" between them); "digits" is the number
- * from its first significant digit (with any "_" still in it).
- */
-
-static ngx_uint_t
-ngx_http_msgbus_python_int(ngx_str_t *value, ngx_str_t *digits)
-{
-    u_char  *p, *last;
-
-    p = value->data;
-    last = p + value->len;
-
-    while (p < last && (*p == ' ' || (*p >= '\t' && *p <= '\r'))) {
-        p++;
-    }
-
-    while (last > p && (last[-1] == ' '
-                        || (last[-1] >= '\t' && last[-1] <= '\r')))
-    {
-        last--;
-    }
-
-    if (p < last && (*p == '+' || *p == '-')) {
-        p++;
-    }
-
-    if (p == last || *p < '0' || *p > '9' || last[-1] == '_') {
-        return 0;
-    }
-
-    digits->data = NULL;
-
-    for ( /* void */ ; p < last; p++) {
-        if (*p == '_' && p[1] != '_') {
-            continue;
-        }
-
-        if (*p < '0' || *p > '9') {
-            return 0;
-        }
-
-        if (*p != '0' && digits->data == NULL) {
-            digits->data = p;
-        }
-    }
-
-    if (digits->data == NULL) {
-        return 0;
-    }
-
-    digits->len = last - digits->data;
-
-    return 1;
 }
 
 

@@ -18,6 +18,7 @@
 
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_queue_list.h"
+#include "ngx_http_msgbus_python.h"
 #include "ngx_http_msgbus_queue_metadata.h"
 #include "ngx_http_msgbus_call.h"
 #include "ngx_http_msgbus_args.h"
@@ -41,8 +42,6 @@ static void ngx_http_msgbus_form_decode(ngx_pool_t *pool, ngx_str_t *dst,
     u_char *src, size_t len);
 static ngx_int_t ngx_http_msgbus_hex(u_char c);
 static ngx_uint_t ngx_http_msgbus_metadata_key(ngx_str_t *key);
-static ngx_int_t ngx_http_msgbus_filter_int(ngx_str_t *value,
-    int64_t *number);
 static ngx_int_t ngx_http_msgbus_queue_listed(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_queue_item(ngx_http_request_t *r,
@@ -563,7 +562,7 @@ ngx_http_msgbus_queue_filter(ngx_http_request_t *r, ngx_array_t *filters,
     f->is_number = 0;
 
     if (why == NULL) {
-        switch (ngx_http_msgbus_filter_int(&f->value, &f->number)) {
+        switch (ngx_http_msgbus_python_int64(&f->value, &f->number)) {
 
         case NGX_OK:
             f->is_number = 1;
@@ -754,77 +753,4 @@ ngx_http_msgbus_metadata_key(ngx_str_t *key)
     }
 
     return 1;
-}
-
-
-/*
- * Python's int() of a str, ASCII only: whitespace around, a sign, digits
- * with single underscores between them.  NGX_OK: a number (NGX_ERROR if
- * beyond int64, which pymongo cannot store); NGX_DECLINED: no number.
- */
-
-static ngx_int_t
-ngx_http_msgbus_filter_int(ngx_str_t *value, int64_t *number)
-{
-    u_char      *p, *last;
-    uint64_t     n, limit;
-    ngx_uint_t   negative, digits;
-
-    p = value->data;
-    last = p + value->len;
-
-    while (p < last && (*p == ' ' || (*p >= '\t' && *p <= '\r')
-                        || (*p >= 0x1c && *p <= 0x1f)))
-    {
-        p++;
-    }
-
-    while (last > p && (last[-1] == ' '
-                        || (last[-1] >= '\t' && last[-1] <= '\r')
-                        || (last[-1] >= 0x1c && last[-1] <= 0x1f)))
-    {
-        last--;
-    }
-
-    negative = (p < last && *p == '-');
-
-    if (p < last && (*p == '-' || *p == '+')) {
-        p++;
-    }
-
-    limit = negative ? (uint64_t) INT64_MAX + 1 : (uint64_t) INT64_MAX;
-    n = 0;
-    digits = 0;
-
-    for ( /* void */ ; p < last; p++) {
-        if (*p == '_' && digits && p + 1 < last && p[1] >= '0' && p[1] <= '9')
-        {
-            continue;
-        }
-
-        if (*p < '0' || *p > '9') {
-            return NGX_DECLINED;
-        }
-
-        if (n > (limit - (*p - '0')) / 10) {
-            n = limit + 1;              /* too large; still a number */
-
-        } else {
-            n = n * 10 + (*p - '0');
-        }
-
-        digits++;
-    }
-
-    if (digits == 0) {
-        return NGX_DECLINED;
-    }
-
-    if (n > limit) {
-        return NGX_ERROR;
-    }
-
-    *number = negative ? (int64_t) (0 - n) : (int64_t) n;
-
-    return NGX_OK;
 }
