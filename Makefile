@@ -56,12 +56,12 @@ clean:
 	rm -rf .build t/servroot
 
 # libnginx-mod-http-msgbus_<version>_<arch>.deb in .build/deb for the nginx
-# installed here; test-deb installs, serves, removes it (packaging/deb/).
+# installed here; test-deb installs, serves, removes it (t/util/deb/).
 deb:
-	@packaging/deb/build.sh
+	@t/util/deb/build.sh
 
 test-deb: deps
-	@packaging/deb/test.sh
+	@t/util/deb/test.sh
 
 # Store round trips/s through the adapter next to libmongoc (bench/adapter/README.md).
 bench-adapter: deps build

@@ -27,9 +27,9 @@ sub slurp {
     return <$fh>;
 }
 
-my $deb = `DEB_OUT='$out' packaging/deb/build.sh 2>'$out/build.log'`;
+my $deb = `DEB_OUT='$out' t/util/deb/build.sh 2>'$out/build.log'`;
 chomp $deb;
-is($?, 0, 'packaging/deb/build.sh builds the package')
+is($?, 0, 't/util/deb/build.sh builds the package')
     or BAIL_OUT('make deb fails: ' . slurp("$out/build.log"));
 
 my $arch = `dpkg --print-architecture`;

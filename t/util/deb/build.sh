@@ -2,7 +2,7 @@
 # Builds the Debian package libnginx-mod-http-msgbus for the nginx installed
 # on this machine (make deb):
 #
-#   packaging/deb/build.sh      -> .build/deb/libnginx-mod-http-msgbus_<version>_<arch>.deb
+#   t/util/deb/build.sh      -> .build/deb/libnginx-mod-http-msgbus_<version>_<arch>.deb
 #
 # The module is t/util/build.sh's default build (Debian's configure flags,
 # nginx-dev's tree), stripped as dh_strip strips a shared library. The
@@ -19,8 +19,8 @@
 # last.
 set -euo pipefail
 
-top=$(cd "$(dirname "$0")/../.." && pwd)
-here=$top/packaging/deb
+top=$(cd "$(dirname "$0")/../../.." && pwd)
+here=$top/t/util/deb
 pkg=libnginx-mod-http-msgbus
 so=ngx_http_msgbus_module.so
 out=${DEB_OUT:-$top/.build/deb}
@@ -38,7 +38,7 @@ header=$top/ngx_http_msgbus_module/http/ngx_http_msgbus_module.h
 upstream=$(sed -n 's/^#define NGX_HTTP_MSGBUS_VERSION *"\(.*\)"$/\1/p' "$header")
 [ -n "$upstream" ] || die "no NGX_HTTP_MSGBUS_VERSION in $header"
 version=$(dpkg-parsechangelog -l "$here/changelog" -S Version)
-[ "${version%-*}" = "$upstream" ] || die "packaging/deb/changelog's top entry" \
+[ "${version%-*}" = "$upstream" ] || die "t/util/deb/changelog's top entry" \
     "is $version but the module is $upstream: add an entry for $upstream-1"
 
 # The nginx ABI: what the package of /usr/sbin/nginx (Debian 12: nginx)

@@ -14,7 +14,7 @@
 # running (the test would have to restart it). Any mismatch fails.
 set -euo pipefail
 
-top=$(cd "$(dirname "$0")/../.." && pwd)
+top=$(cd "$(dirname "$0")/../../.." && pwd)
 pkg=libnginx-mod-http-msgbus
 so=/usr/lib/nginx/modules/ngx_http_msgbus_module.so
 avail=/usr/share/nginx/modules-available/mod-http-msgbus.conf
@@ -206,7 +206,7 @@ before_links=$(links)
 
 # --- build
 
-deb=$("$top/packaging/deb/build.sh" 2>"$work/build.log") ||
+deb=$("$top/t/util/deb/build.sh" 2>"$work/build.log") ||
     { cat "$work/build.log" >&2; die "make deb failed"; }
 say "built $deb"
 version=$(dpkg-deb -f "$deb" Version)
