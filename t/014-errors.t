@@ -310,16 +310,18 @@ client intended to send too large body: 2000 bytes
  "Accept: text/html, */*;q=0\n$main::Headers",
  "Accept: text\n$main::Headers",
  "Accept: application/xml",
- "Accept: text/event-stream\n$main::Headers"]
+ "Accept: text/event-stream\n$main::Headers",
+ "Accept: application/json; q =0\n$main::Headers"]
 --- request eval
 ["GET /v2/queues", "GET /v2/queues", "GET /v2/queues", "GET /v2/queues",
- "GET /v2/queues", "POST /v2/queues/q/messages\n" . main::sized(100)]
+ "GET /v2/queues", "POST /v2/queues/q/messages\n" . main::sized(100),
+ "GET /v2/queues"]
 --- error_code eval
-[406, 406, 406, 406, 406, 406]
+[406, 406, 406, 406, 406, 406, 406]
 --- response_headers eval
-[("Content-Type: application/json") x 6]
+[("Content-Type: application/json") x 7]
 --- response_body eval
-[($main::NotAcceptable) x 6]
+[($main::NotAcceptable) x 7]
 --- no_error_log
 [error]
 

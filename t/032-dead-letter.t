@@ -319,3 +319,22 @@ GET /v2/ping
 Test::More::is(main::zaqar('dead-letter', $ENV{TEST_NGINX_PROJECT}, 'zq', 'zdlq'),
                '0 live, 1 deleted, 1 copies in zdlq', 'TEST 14: moved once');
 main::zaqar('drop-databases');
+
+
+
+=== TEST 15: a dead-letter queue's name as Zaqar takes it, a dot in it: the first claim (_max_claim_count 0) moves the message there
+--- config
+    location / { msgbus; }
+--- more_headers eval
+"Client-ID: 3381af92-2b9e-11e3-b191-71861300734c\nX-Project-ID: $ENV{TEST_NGINX_PROJECT}\nContent-Type: application/json"
+--- request eval
+["PUT /v2/queues/dot\n{\"_max_claim_count\": 0, \"_dead_letter_queue\": \"orders.dlq\"}",
+ "POST /v2/queues/dot/messages\n{\"messages\": [{\"ttl\": 600, \"body\": \"d1\"}]}",
+ "POST /v2/queues/dot/claims\n{\"ttl\": 100, \"grace\": 60}",
+ "GET /v2/queues/orders.dlq/messages?echo=true"]
+--- error_code eval
+[201, 201, 204, 200]
+--- response_body_like eval
+['^\z', '"resources"', '^\z', '"body": "d1"']
+--- no_error_log
+[error]

@@ -97,7 +97,7 @@ ngx_http_msgbus_accepts_json(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_msgbus_media_range(u_char *p, u_char *last, ngx_int_t *fitness)
 {
-    u_char      *end, *slash, *minor, *eq, *semi;
+    u_char      *end, *slash, *minor, *eq, *semi, *value;
     ngx_int_t    q;
     ngx_uint_t   any_major, any_minor;
 
@@ -156,10 +156,11 @@ ngx_http_msgbus_media_range(u_char *p, u_char *last, ngx_int_t *fitness)
             continue;
         }
 
+        value = eq + 1;
         p = ngx_http_msgbus_trim(p + 1, &eq);
 
         if (eq - p == 1 && (*p == 'q' || *p == 'Q')) {
-            q = !ngx_http_msgbus_quality_zero(eq + 1, end);
+            q = !ngx_http_msgbus_quality_zero(value, end);
         }
     }
 

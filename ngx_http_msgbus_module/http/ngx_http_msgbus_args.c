@@ -26,7 +26,6 @@
 
 
 static void ngx_http_msgbus_json_cleanup(void *data);
-static ngx_int_t ngx_http_msgbus_valid_queue_name(ngx_str_t *name);
 static ngx_int_t ngx_http_msgbus_parse_uuid(ngx_str_t *value, u_char *out);
 static ngx_int_t ngx_http_msgbus_parse_ids(ngx_http_request_t *r,
     ngx_str_t *value, ngx_http_msgbus_ids_t *ids);
@@ -153,7 +152,7 @@ ngx_http_msgbus_check_headers(ngx_http_request_t *r,
 
 /* Zaqar's queue names: [a-zA-Z0-9_.-]{1,64} */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_msgbus_valid_queue_name(ngx_str_t *name)
 {
     u_char      c;

@@ -31,6 +31,7 @@ ngx_table_elt_t *ngx_http_msgbus_header(ngx_http_request_t *r,
     ngx_str_t *name);
 ngx_int_t ngx_http_msgbus_client_uuid(ngx_http_request_t *r, u_char *out,
     ngx_str_t *text);
+ngx_int_t ngx_http_msgbus_valid_queue_name(ngx_str_t *name);
 ngx_int_t ngx_http_msgbus_arg(ngx_http_request_t *r, u_char *name,
     size_t len, ngx_str_t *value);
 ngx_int_t ngx_http_msgbus_int_arg(ngx_http_request_t *r, char *name,

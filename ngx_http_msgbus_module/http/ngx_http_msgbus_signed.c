@@ -33,6 +33,9 @@
 #include "ngx_http_msgbus_python.h"
 
 
+char  ngx_http_msgbus_nomem[] = "Out of memory";
+
+
 typedef struct {
     ngx_str_t                   signature;
     ngx_str_t                   expires;
@@ -626,7 +629,7 @@ ngx_http_msgbus_signed_expires(ngx_pool_t *pool, ngx_str_t *value,
 
     msg = ngx_pnalloc(pool, len);
     if (msg == NULL) {
-        return "Out of memory";
+        return NGX_HTTP_MSGBUS_NOMEM;
     }
 
     /* Zaqar refuses an int() other than 0 (0 is parsed as a date) */

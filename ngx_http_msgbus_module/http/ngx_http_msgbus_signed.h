@@ -18,6 +18,12 @@
 /* "%Y-%m-%dT%H:%M:%S", Zaqar's _DATE_FORMAT */
 #define NGX_HTTP_MSGBUS_SIGNED_TIME_LEN  19
 
+/* a reason that is no client's mistake: the answer is 500 */
+#define NGX_HTTP_MSGBUS_NOMEM            ngx_http_msgbus_nomem
+
+/* "%.0f" of any double: 309 digits, a sign, the NUL */
+#define NGX_HTTP_MSGBUS_REAL_LEN         320
+
 /* a SHA-256 HMAC in lowercase hex */
 #define NGX_HTTP_MSGBUS_SIGNATURE_LEN    64
 
@@ -33,6 +39,9 @@ ngx_int_t ngx_http_msgbus_sign(ngx_pool_t *pool, ngx_str_t *key,
     u_char *expires, ngx_str_t *signature);
 void ngx_http_msgbus_signed_time(u_char *out, time_t t);
 int64_t ngx_http_msgbus_signed_now(void);
+
+
+extern char ngx_http_msgbus_nomem[];
 
 
 #endif /* _NGX_HTTP_MSGBUS_SIGNED_H_INCLUDED_ */

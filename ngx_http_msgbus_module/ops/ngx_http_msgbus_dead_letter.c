@@ -32,6 +32,7 @@
 #include "ngx_http_msgbus_message_post.h"
 #include "ngx_http_msgbus_partition.h"
 #include "ngx_http_msgbus_call.h"
+#include "ngx_http_msgbus_args.h"
 #include "ngx_http_msgbus_response.h"
 #include "ngx_http_msgbus_recent.h"
 #include "ngx_http_msgbus_store_messages.h"
@@ -182,7 +183,7 @@ static ngx_int_t
 ngx_http_msgbus_dl_metadata(ngx_http_msgbus_dead_letter_t *dl,
     bson_iter_t *doc)
 {
-    uint32_t      i, len;
+    uint32_t      len;
     bson_iter_t   m, it;
     const char   *name;
 
@@ -211,20 +212,12 @@ ngx_http_msgbus_dl_metadata(ngx_http_msgbus_dead_letter_t *dl,
 
     name = bson_iter_utf8(&it, &len);
 
-    if (len == 0 || len > 64) {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (!(isalnum((u_char) name[i]) || name[i] == '_'
-              || name[i] == '-'))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
     dl->name.data = (u_char *) name;
     dl->name.len = len;
+
+    if (ngx_http_msgbus_valid_queue_name(&dl->name) != NGX_OK) {
+        return NGX_DECLINED;
+    }
 
     dl->ttl = 0;
 

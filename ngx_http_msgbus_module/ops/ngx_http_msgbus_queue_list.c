@@ -394,7 +394,8 @@ ngx_http_msgbus_queue_next(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
         for (i = 0; names[i]; i++) {
             if (key.len == ngx_strlen(names[i])
-                && ngx_strncmp(key.data, names[i], key.len) == 0)
+                && ngx_strncasecmp(key.data, (u_char *) names[i], key.len)
+                   == 0)
             {
                 break;
             }
@@ -642,7 +643,7 @@ ngx_http_msgbus_queue_known(ngx_str_t *key)
 
     for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         if (key->len == known[i].len
-            && ngx_strncmp(key->data, known[i].data, key->len) == 0)
+            && ngx_strncasecmp(key->data, known[i].data, key->len) == 0)
         {
             return 1;
         }

@@ -86,7 +86,10 @@ ngx_http_msgbus_queue_share(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         if (ngx_strcmp(k, "paths") != 0 && ngx_strcmp(k, "methods") != 0
             && ngx_strcmp(k, "expires") != 0)
         {
-            json_array_append_new(unknown, json_string(k));
+            if (json_array_append_new(unknown, json_string(k)) != 0) {
+                json_decref(unknown);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
     }
 
@@ -116,6 +119,10 @@ ngx_http_msgbus_queue_share(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
         msg = ngx_http_msgbus_share_expires(r, json_object_get(body,
                                                                "expires"),
                                             expires);
+    }
+
+    if (msg == NGX_HTTP_MSGBUS_NOMEM) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (msg) {
@@ -150,7 +157,7 @@ ngx_http_msgbus_share_paths(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     *paths = ngx_array_create(r->pool, 3, sizeof(ngx_str_t));
     if (*paths == NULL) {
-        return "Out of memory";
+        return NGX_HTTP_MSGBUS_NOMEM;
     }
 
     if (ngx_http_msgbus_share_falsy(value)) {
@@ -162,7 +169,7 @@ ngx_http_msgbus_share_paths(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     bad = json_array();
     if (bad == NULL) {
-        return "Out of memory";
+        return NGX_HTTP_MSGBUS_NOMEM;
     }
 
     n = value ? json_array_size(value) : 1;
@@ -183,7 +190,7 @@ ngx_http_msgbus_share_paths(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         s = ngx_array_push(*paths);
         if (s == NULL) {
             json_decref(bad);
-            return "Out of memory";
+            return NGX_HTTP_MSGBUS_NOMEM;
         }
 
         name = ctx->route.queue;
@@ -191,7 +198,7 @@ ngx_http_msgbus_share_paths(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         s->data = ngx_pnalloc(r->pool, s->len);
         if (s->data == NULL) {
             json_decref(bad);
-            return "Out of memory";
+            return NGX_HTTP_MSGBUS_NOMEM;
         }
 
         p = ngx_cpymem(s->data, "/v2/queues/", sizeof("/v2/queues/") - 1);
@@ -222,13 +229,13 @@ ngx_http_msgbus_share_methods(ngx_http_request_t *r, json_t *value,
 
     *methods = ngx_array_create(r->pool, 2, sizeof(ngx_str_t));
     if (*methods == NULL) {
-        return "Out of memory";
+        return NGX_HTTP_MSGBUS_NOMEM;
     }
 
     if (ngx_http_msgbus_share_falsy(value)) {
         s = ngx_array_push(*methods);
         if (s == NULL) {
-            return "Out of memory";
+            return NGX_HTTP_MSGBUS_NOMEM;
         }
 
         ngx_str_set(s, "GET");
@@ -246,7 +253,7 @@ ngx_http_msgbus_share_methods(ngx_http_request_t *r, json_t *value,
 
         s = ngx_array_push(*methods);
         if (s == NULL) {
-            return "Out of memory";
+            return NGX_HTTP_MSGBUS_NOMEM;
         }
 
         s->data = (u_char *) json_string_value(v);
@@ -263,6 +270,7 @@ static char *
 ngx_http_msgbus_share_expires(ngx_http_request_t *r, json_t *value,
     u_char *out)
 {
+    double     real;
     int64_t    usec;
     ngx_str_t  text;
 
@@ -280,20 +288,33 @@ ngx_http_msgbus_share_expires(ngx_http_request_t *r, json_t *value,
     } else if (json_is_integer(value) || json_is_real(value)
                || json_is_boolean(value))
     {
-        /* Python's int() of it */
+        /*
+         * Python's int() of it; a real beyond int64 (which has no
+         * fraction) printed whole, as Python prints it: its exact digits
+         */
 
-        text.data = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
+        text.data = ngx_pnalloc(r->pool, NGX_HTTP_MSGBUS_REAL_LEN);
         if (text.data == NULL) {
-            return "Out of memory";
+            return NGX_HTTP_MSGBUS_NOMEM;
         }
 
-        text.len = ngx_sprintf(text.data, "%L",
-                               json_is_boolean(value)
-                               ? (int64_t) json_is_true(value)
-                               : json_is_real(value)
-                               ? (int64_t) json_real_value(value)
-                               : (int64_t) json_integer_value(value))
-                   - text.data;
+        real = json_is_real(value) ? json_real_value(value) : 0;
+
+        if (real <= -9.2e18 || real >= 9.2e18) {
+            text.len = snprintf((char *) text.data, NGX_HTTP_MSGBUS_REAL_LEN,
+                                "%.0f", real);
+
+        } else if (json_is_real(value)) {
+            text.len = ngx_sprintf(text.data, "%L", (int64_t) real)
+                       - text.data;
+
+        } else {
+            text.len = ngx_sprintf(text.data, "%L",
+                                   json_is_boolean(value)
+                                   ? (int64_t) json_is_true(value)
+                                   : (int64_t) json_integer_value(value))
+                       - text.data;
+        }
 
     } else {
         return "`expires` should be a date string";
@@ -384,7 +405,7 @@ ngx_http_msgbus_python_set(ngx_pool_t *pool, char *prefix, json_t *items)
 
     json_array_foreach(items, i, v) {
         if (ngx_http_msgbus_json_compact(pool, v, &text) != NGX_OK) {
-            return "Out of memory";
+            return NGX_HTTP_MSGBUS_NOMEM;
         }
 
         len += text.len + 4;
@@ -392,7 +413,7 @@ ngx_http_msgbus_python_set(ngx_pool_t *pool, char *prefix, json_t *items)
 
     msg = ngx_pnalloc(pool, len);
     if (msg == NULL) {
-        return "Out of memory";
+        return NGX_HTTP_MSGBUS_NOMEM;
     }
 
     p = ngx_cpymem(msg, prefix, ngx_strlen(prefix));
@@ -411,7 +432,7 @@ ngx_http_msgbus_python_set(ngx_pool_t *pool, char *prefix, json_t *items)
         }
 
         if (ngx_http_msgbus_json_compact(pool, v, &text) != NGX_OK) {
-            return "Out of memory";
+            return NGX_HTTP_MSGBUS_NOMEM;
         }
 
         if (i) {
