@@ -194,7 +194,7 @@ ngx_http_msgbus_dns_txt_end(ngx_http_msgbus_dns_query_t *q,
 
     } else if (t->rcode != 0 && t->rcode != NGX_HTTP_MSGBUS_DNS_NXDOMAIN) {
         p = ngx_slprintf(p, end, "the TXT query of \"%V\" failed: %s",
-                         q->name, ngx_http_msgbus_dns_rcode(t->rcode));
+                         q->name, ngx_resolver_strerror(t->rcode));
 
     } else if (t->records > 1) {
         p = ngx_slprintf(p, end, "\"%V\" has %ui TXT records (one at most)",
@@ -652,14 +652,3 @@ ngx_http_msgbus_dns_in_domain(ngx_str_t *target, ngx_str_t *domain)
            && ngx_strncasecmp(start, domain->data, domain->len) == 0;
 }
 
-
-char *
-ngx_http_msgbus_dns_rcode(ngx_uint_t rcode)
-{
-    static char  *names[] = {
-        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"
-    };
-
-    return rcode < sizeof(names) / sizeof(names[0]) ? names[rcode]
-                                                    : "an error";
-}

@@ -132,7 +132,5 @@ void ngx_http_msgbus_dns_domain(ngx_str_t *host, ngx_str_t *domain);
 ngx_uint_t ngx_http_msgbus_dns_in_domain(ngx_str_t *target,
     ngx_str_t *domain);
 
-char *ngx_http_msgbus_dns_rcode(ngx_uint_t rcode);
-
 
 #endif /* _NGX_HTTP_MSGBUS_MONGO_DNS_H_INCLUDED_ */
