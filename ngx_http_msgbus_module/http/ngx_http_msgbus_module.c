@@ -22,9 +22,11 @@
 #include "ngx_http_msgbus_status.h"
 #include "ngx_http_msgbus_docs.h"
 #include "ngx_http_msgbus_zone.h"
+#include "ngx_http_msgbus_hooks.h"
 #include "ngx_http_msgbus_store_expiry.h"
 #include "ngx_http_msgbus_mongo.h"
 #include "ngx_http_msgbus_mongo_uri.h"
+#include "ngx_http_msgbus_hook_http.h"
 
 
 static void *ngx_http_msgbus_create_main_conf(ngx_conf_t *cf);
@@ -247,6 +249,55 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       offsetof(ngx_http_msgbus_main_conf_t, max_parked),
       NULL },
 
+    { ngx_string("msgbus_webhook_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, hook_timeout),
+      NULL },
+
+    { ngx_string("msgbus_webhook_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, hook_ssl_verify),
+      NULL },
+
+    { ngx_string("msgbus_webhook_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, hook_ssl_trusted),
+      NULL },
+
+    { ngx_string("msgbus_webhook_lease"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, hook_lease),
+      NULL },
+
+    { ngx_string("msgbus_subscription_confirmation"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, subscription_confirmation),
+      NULL },
+
+    { ngx_string("msgbus_default_subscription_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, default_subscription_ttl),
+      NULL },
+
+    { ngx_string("msgbus_max_subscriptions_per_page"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_loc_conf_t, max_subscriptions_per_page),
+      NULL },
+
     { ngx_string("msgbus_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_msgbus_status,
@@ -319,6 +370,10 @@ ngx_http_msgbus_create_main_conf(ngx_conf_t *cf)
     mmcf->purge_interval = NGX_CONF_UNSET_MSEC;
     mmcf->poll_interval = NGX_CONF_UNSET_MSEC;
     mmcf->max_parked = NGX_CONF_UNSET_UINT;
+    mmcf->hook_timeout = NGX_CONF_UNSET_MSEC;
+    mmcf->hook_ssl_verify = NGX_CONF_UNSET;
+    mmcf->hook_lease = NGX_CONF_UNSET_MSEC;
+    mmcf->subscription_confirmation = NGX_CONF_UNSET;
 
     return mmcf;
 }
@@ -386,6 +441,8 @@ ngx_http_msgbus_create_loc_conf(ngx_conf_t *cf)
     mlcf->max_claim_grace = NGX_CONF_UNSET;
     mlcf->longpoll_max_wait = NGX_CONF_UNSET_MSEC;
     mlcf->sse_ping = NGX_CONF_UNSET_MSEC;
+    mlcf->default_subscription_ttl = NGX_CONF_UNSET;
+    mlcf->max_subscriptions_per_page = NGX_CONF_UNSET_UINT;
 
     return mlcf;
 }
@@ -504,6 +561,16 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
     mmcf->messages_db.data = p;
 
     ngx_conf_init_msec_value(mmcf->purge_interval, 60000);
+    ngx_conf_init_msec_value(mmcf->hook_timeout, 10000);
+    ngx_conf_init_value(mmcf->hook_ssl_verify, 1);
+    ngx_conf_init_msec_value(mmcf->hook_lease, 15000);
+    ngx_conf_init_value(mmcf->subscription_confirmation, 0);
+
+    if (mmcf->hook_lease < 3000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_webhook_lease must be at least 3s");
+        return NGX_ERROR;
+    }
 
     if (mmcf->locations && mmcf->uri == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -535,6 +602,12 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (mmcf->locations
+        && ngx_http_msgbus_hook_http_init_conf(cf, mmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return ngx_http_msgbus_mongo_init_conf(cf, mmcf);
 }
 
@@ -554,6 +627,10 @@ ngx_http_msgbus_init_process(ngx_cycle_t *cycle)
     }
 
     if (ngx_http_msgbus_realtime_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_msgbus_hooks_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -718,6 +795,20 @@ ngx_http_msgbus_merge_claims(ngx_conf_t *cf, ngx_http_msgbus_loc_conf_t *prev,
     ngx_conf_merge_msec_value(conf->longpoll_max_wait,
                               prev->longpoll_max_wait, 20000);
     ngx_conf_merge_msec_value(conf->sse_ping, prev->sse_ping, 15000);
+    ngx_conf_merge_sec_value(conf->default_subscription_ttl,
+                             prev->default_subscription_ttl, 3600);
+    ngx_conf_merge_uint_value(conf->max_subscriptions_per_page,
+                              prev->max_subscriptions_per_page, 20);
+
+    if (conf->default_subscription_ttl < 60
+        || conf->max_subscriptions_per_page < 1)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "msgbus_default_subscription_ttl must be at "
+                           "least 60s and msgbus_max_subscriptions_per_page "
+                           "at least 1");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->sse_ping < 1000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -58,6 +58,14 @@ typedef struct {
     ngx_msec_t                  poll_interval;   /* for other nodes, 0: off */
     ngx_uint_t                  max_parked;  /* per worker, 0: no limit */
     ngx_uint_t                  status_locations;
+
+    /* webhooks: the client (adapter/ngx_http_msgbus_hook_http.c) */
+    void                       *hook_http;   /* resolver, SSL context */
+    ngx_msec_t                  hook_timeout;    /* a whole POST */
+    ngx_flag_t                  hook_ssl_verify;
+    ngx_str_t                   hook_ssl_trusted;    /* CA file, or none */
+    ngx_flag_t                  subscription_confirmation;
+    ngx_msec_t                  hook_lease;  /* a subscription's owner */
     ngx_shm_zone_t             *zone;        /* versions and figures */
     void                       *pipes;       /* the workers' wake pipes */
 
@@ -96,6 +104,8 @@ typedef struct {
     time_t                      max_claim_grace;
     ngx_msec_t                  longpoll_max_wait;
     ngx_msec_t                  sse_ping;
+    time_t                      default_subscription_ttl;
+    ngx_uint_t                  max_subscriptions_per_page;
 
     /*
      * client_max_body_size: not set for the location when "msgbus" was
