@@ -277,6 +277,13 @@ static ngx_command_t  ngx_http_msgbus_commands[] = {
       offsetof(ngx_http_msgbus_main_conf_t, hook_lease),
       NULL },
 
+    { ngx_string("msgbus_webhook_concurrency"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_msgbus_main_conf_t, hook_concurrency),
+      NULL },
+
     { ngx_string("msgbus_subscription_confirmation"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -373,6 +380,7 @@ ngx_http_msgbus_create_main_conf(ngx_conf_t *cf)
     mmcf->hook_timeout = NGX_CONF_UNSET_MSEC;
     mmcf->hook_ssl_verify = NGX_CONF_UNSET;
     mmcf->hook_lease = NGX_CONF_UNSET_MSEC;
+    mmcf->hook_concurrency = NGX_CONF_UNSET_UINT;
     mmcf->subscription_confirmation = NGX_CONF_UNSET;
 
     return mmcf;
@@ -564,11 +572,13 @@ ngx_http_msgbus_init(ngx_conf_t *cf)
     ngx_conf_init_msec_value(mmcf->hook_timeout, 10000);
     ngx_conf_init_value(mmcf->hook_ssl_verify, 1);
     ngx_conf_init_msec_value(mmcf->hook_lease, 15000);
+    ngx_conf_init_uint_value(mmcf->hook_concurrency, 100);
     ngx_conf_init_value(mmcf->subscription_confirmation, 0);
 
-    if (mmcf->hook_lease < 3000) {
+    if (mmcf->hook_lease < 3000 || mmcf->hook_concurrency < 1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "msgbus_webhook_lease must be at least 3s");
+                           "msgbus_webhook_lease must be at least 3s and "
+                           "msgbus_webhook_concurrency at least 1");
         return NGX_ERROR;
     }
 

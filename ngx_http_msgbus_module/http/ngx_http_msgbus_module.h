@@ -66,6 +66,7 @@ typedef struct {
     ngx_str_t                   hook_ssl_trusted;    /* CA file, or none */
     ngx_flag_t                  subscription_confirmation;
     ngx_msec_t                  hook_lease;  /* a subscription's owner */
+    ngx_uint_t                  hook_concurrency;    /* POSTs, per worker */
     ngx_shm_zone_t             *zone;        /* versions and figures */
     void                       *pipes;       /* the workers' wake pipes */
 

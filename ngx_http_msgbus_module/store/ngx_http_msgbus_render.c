@@ -286,3 +286,48 @@ ngx_http_msgbus_message_ref(ngx_http_msgbus_jbuf_t *jb, bson_iter_t *doc,
 
     return NGX_OK;
 }
+
+
+/*
+ * A message as a webhook notification, the object Zaqar's notifier posts
+ * (zaqar/notification/notifier.py): the message as posted, "ttl" and
+ * "body", with "queue_name" and "Message_Type"; msgbus adds its "id", so
+ * a subscriber can tell a message delivered twice (at-least-once).
+ */
+
+ngx_int_t
+ngx_http_msgbus_notification_json(ngx_http_msgbus_jbuf_t *jb,
+    ngx_http_msgbus_fields_t *f, ngx_str_t *queue)
+{
+    u_char  *p;
+    char     hex[25];
+
+    if (ngx_http_msgbus_jbuf_literal(jb, "{\"body\": ") != NGX_OK
+        || ngx_http_msgbus_render_body(jb, f) != NGX_OK
+        || ngx_http_msgbus_jbuf_reserve(jb, NGX_INT64_LEN + 64) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(jb->pos, ", \"ttl\": ", sizeof(", \"ttl\": ") - 1);
+    jb->pos = ngx_http_msgbus_json_integer(p, f->ttl);
+
+    if (ngx_http_msgbus_jbuf_literal(jb, ", \"queue_name\": ") != NGX_OK
+        || ngx_http_msgbus_jbuf_string(jb, queue->data, queue->len) != NGX_OK
+        || ngx_http_msgbus_jbuf_literal(jb, ", \"Message_Type\": "
+                                        "\"Notification\", \"id\": \"")
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (f->id) {
+        bson_oid_to_string(f->id, hex);
+
+        if (ngx_http_msgbus_jbuf_raw(jb, (u_char *) hex, 24) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_msgbus_jbuf_literal(jb, "\"}");
+}

@@ -45,4 +45,8 @@ ngx_int_t ngx_http_msgbus_message_ref(ngx_http_msgbus_jbuf_t *jb,
     bson_iter_t *doc, ngx_http_msgbus_render_t *how);
 
 
+ngx_int_t ngx_http_msgbus_notification_json(ngx_http_msgbus_jbuf_t *jb,
+    ngx_http_msgbus_fields_t *f, ngx_str_t *queue);
+
+
 #endif /* _NGX_HTTP_MSGBUS_RENDER_H_INCLUDED_ */
