@@ -498,15 +498,13 @@ ngx_http_msgbus_hook_queues_start(ngx_http_msgbus_hook_engine_t *he)
 
     ngx_http_msgbus_hook_post_run(he);
 
-    if (!ngx_queue_empty(&he->queues) && !he->watch.timer_set
-        && !(ngx_exiting || ngx_quit || ngx_terminate))
-    {
-        ngx_add_timer(&he->watch, NGX_HTTP_MSGBUS_HOOK_WATCH);
-    }
 }
 
 
-/* every 100 ms: a queue whose version moved (a post here) is read */
+/*
+ * Every 100 ms: a queue whose version moved (a post on this nginx) is
+ * read; a change of subscriptions in another worker starts a round.
+ */
 
 static void
 ngx_http_msgbus_hook_watch(ngx_event_t *ev)
@@ -518,10 +516,23 @@ ngx_http_msgbus_hook_watch(ngx_event_t *ev)
 
     he = ev->data;
 
-    if (ngx_exiting || ngx_quit || ngx_terminate
-        || ngx_queue_empty(&he->queues))
-    {
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
+    }
+
+    /* subscriptions changed in another worker: a round soon */
+
+    if (ngx_http_msgbus_worker.shm
+        && ngx_http_msgbus_worker.shm->subscriptions_changed != he->changed)
+    {
+        he->changed = ngx_http_msgbus_worker.shm->subscriptions_changed;
+
+        if (he->round) {
+            he->again = 1;
+
+        } else {
+            ngx_add_timer(&he->tick, 1);
+        }
     }
 
     poll = he->mmcf->poll_interval;

@@ -147,6 +147,7 @@ ngx_http_msgbus_hooks_init_process(ngx_cycle_t *cycle)
     /* the workers' first rounds apart: each takes its share */
 
     ngx_add_timer(&he->tick, 200 + ngx_random() % 800);
+    ngx_add_timer(&he->watch, NGX_HTTP_MSGBUS_HOOK_WATCH);
 
     he->ready = 1;
 
@@ -165,6 +166,14 @@ ngx_http_msgbus_hooks_kick(void)
 
     if (!he->ready || ngx_exiting) {
         return;
+    }
+
+    /* the other workers see it within NGX_HTTP_MSGBUS_HOOK_WATCH */
+
+    if (ngx_http_msgbus_worker.shm) {
+        he->changed = ngx_atomic_fetch_add(
+                          &ngx_http_msgbus_worker.shm->subscriptions_changed,
+                          1) + 1;
     }
 
     if (he->round) {

@@ -120,6 +120,7 @@ typedef struct {
     ngx_atomic_t                version[NGX_HTTP_MSGBUS_BUCKETS];
     ngx_http_msgbus_turn_t      turn[NGX_HTTP_MSGBUS_BUCKETS];
     ngx_atomic_t                queues_changed; /* queue documents written */
+    ngx_atomic_t                subscriptions_changed;
     ngx_http_msgbus_slot_t      slot[NGX_HTTP_MSGBUS_SLOTS];
     ngx_uint_t                  next;        /* of recent, under the lock */
     ngx_http_msgbus_recent_t    recent[NGX_HTTP_MSGBUS_RECENT];
