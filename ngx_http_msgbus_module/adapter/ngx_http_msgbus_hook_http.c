@@ -14,16 +14,6 @@
 #include "ngx_http_msgbus_hook_http.h"
 
 
-ngx_int_t
-ngx_http_msgbus_hook_url_parse(ngx_str_t *url, ngx_http_msgbus_hook_url_t *u)
-{
-    ngx_memzero(u, sizeof(ngx_http_msgbus_hook_url_t));
-    u->url = *url;
-
-    return NGX_DECLINED;
-}
-
-
 ngx_uint_t
 ngx_http_msgbus_hook_url_reachable(void *mmcf, ngx_http_msgbus_hook_url_t *u)
 {
