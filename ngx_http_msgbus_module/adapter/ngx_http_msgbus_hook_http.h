@@ -13,6 +13,9 @@
 #include <ngx_event.h>
 #include <ngx_event_connect.h>
 
+/* ngx_http_msgbus_hook_url_t and ngx_http_msgbus_hook_url_parse() */
+#include "ngx_http_msgbus_hook_wire.h"
+
 
 /*
  * The webhooks' HTTP client: one POST to a subscriber, non-blocking, on
@@ -20,19 +23,6 @@
  * subscriptions: a post has an owner (data) whose handler it calls once
  * with the response's status or the reason there is none.
  */
-
-
-/* a subscriber's URL, as ngx_http_msgbus_hook_url_parse() splits it */
-typedef struct {
-    ngx_str_t                       url;        /* as given */
-    ngx_str_t                       scheme;     /* "http", "mailto", ... */
-    ngx_str_t                       host;       /* no brackets */
-    ngx_str_t                       host_header;  /* host[:port] as given */
-    ngx_str_t                       uri;        /* path?query, "/" if none */
-    in_port_t                       port;
-    unsigned                        https:1;
-    unsigned                        literal:1;  /* host is an IP address */
-} ngx_http_msgbus_hook_url_t;
 
 
 typedef struct ngx_http_msgbus_hook_post_s  ngx_http_msgbus_hook_post_t;
@@ -58,14 +48,6 @@ struct ngx_http_msgbus_hook_post_s {
     void                           *priv;
 };
 
-
-/*
- * A subscriber's URL.  NGX_OK: http or https, split into u (pointing
- * into url).  NGX_DECLINED: another scheme (u->scheme set), or none.
- * NGX_ERROR: an http(s) URL that cannot be used (no host, a bad port).
- */
-ngx_int_t ngx_http_msgbus_hook_url_parse(ngx_str_t *url,
-    ngx_http_msgbus_hook_url_t *u);
 
 /*
  * Whether this nginx can reach the URL's host: an IP address, "localhost"
