@@ -59,6 +59,7 @@ __DATA__
 
 === TEST 1: delivery: every message once, in posting order, as Zaqar's notification
 --- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
     msgbus_webhook_lease 3s;
 --- config
     location / { msgbus; }
@@ -81,6 +82,7 @@ ok - the queue keeps its messages
 
 === TEST 2: a subscriber that fails (503), then recovers: the messages arrive in order on the retry policy
 --- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
     msgbus_webhook_lease 3s;
 --- config
     location / { msgbus; }
@@ -108,6 +110,7 @@ answered 503
 
 === TEST 3: a subscriber that hangs: bounded attempts, one at a time, then given up; its sibling and the posts unaffected
 --- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
     msgbus_webhook_lease 3s;
     msgbus_webhook_timeout 1s;
 --- config
@@ -136,6 +139,7 @@ given up after 3 attempts
 
 === TEST 4: a thousand subscribers of one queue
 --- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
     msgbus_webhook_lease 3s;
 --- config
     location / { msgbus; }
@@ -156,6 +160,7 @@ ok - one post reaches 1000 subscribers, once each
 
 === TEST 5: a reload: messages posted before and right after it all arrive
 --- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
     msgbus_webhook_lease 3s;
 --- config
     location / { msgbus; }
@@ -177,6 +182,7 @@ ok - messages posted across a reload all arrive, in order
 
 === TEST 6: msgbus_subscription_confirmation on: Zaqar's confirmation, nothing sent before the signed PUT confirms
 --- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
     msgbus_webhook_lease 3s;
     msgbus_subscription_confirmation on;
 --- config
@@ -203,6 +209,7 @@ ok - once confirmed, the next message is sent (not the one before)
 
 === TEST 7: https subscribers: the certificate checked against msgbus_webhook_ssl_trusted_certificate and the name
 --- http_config
+    msgbus_mongodb "$TEST_NGINX_MONGODB_URI";
     msgbus_webhook_lease 3s;
     msgbus_webhook_ssl_trusted_certificate $TEST_NGINX_TLS_DIR/receiver.pem;
     server {
