@@ -337,18 +337,31 @@ ngx_http_msgbus_hooks_run(ngx_http_msgbus_hook_engine_t *he, bson_t *cmd,
 }
 
 
-/* a store failure ends the round: the next one tries again */
+/*
+ * A store failure ends the round: the next one tries again.  A write
+ * error of a lease's update is another worker's update of the same
+ * document at the same time (a store may refuse the second): the round
+ * goes on with what it holds.
+ */
 
 static ngx_uint_t
 ngx_http_msgbus_hooks_failed(ngx_http_msgbus_mongo_op_t *op)
 {
+    int32_t                         code;
     ngx_http_msgbus_hook_engine_t  *he;
 
     he = op->data;
 
-    if (op->err == ngx_http_msgbus_mongo_ok
-        && ngx_http_msgbus_write_error(op->reply) == 0)
-    {
+    if (op->err == ngx_http_msgbus_mongo_ok) {
+        code = ngx_http_msgbus_write_error(op->reply);
+
+        if (code != 0) {
+            ngx_log_error(NGX_LOG_INFO, he->log, 0,
+                          "msgbus: webhook leases: %V: write error %D, "
+                          "taken as another worker's at the same time",
+                          &op->name, code);
+        }
+
         return 0;
     }
 
