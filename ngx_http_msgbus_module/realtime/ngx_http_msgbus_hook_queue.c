@@ -126,8 +126,11 @@ ngx_http_msgbus_hook_sub_held(ngx_http_msgbus_hook_engine_t *he,
             && ngx_memcmp(sub->options.data, d.options.data,
                           d.options.len) == 0)
         {
+            /* a marker moved on elsewhere (a confirmation) is taken */
+
             sub->gen = he->gen;
             sub->confirmed = d.confirmed;
+            sub->mk = ngx_max(sub->mk, d.mk);
             return NGX_OK;
         }
 
@@ -873,7 +876,7 @@ ngx_http_msgbus_hook_sent(ngx_http_msgbus_sender_t *s, ngx_uint_t delivered)
     sub = s->data;
     sub->sending = 0;
 
-    sub->mk = sub->batch->msgs[sub->next].k;
+    sub->mk = ngx_max(sub->mk, sub->batch->msgs[sub->next].k);
     sub->next++;
     ngx_http_msgbus_hook_dirty(sub);
 

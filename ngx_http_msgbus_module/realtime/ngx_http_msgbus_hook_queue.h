@@ -111,6 +111,8 @@ struct ngx_http_msgbus_hook_engine_s {
     ngx_http_msgbus_mongo_op_t     *op;
     ngx_http_msgbus_mongo_op_t     *cop;
     ngx_uint_t                      gen;         /* rounds */
+    ngx_uint_t                      found;       /* free ones, last find */
+    ngx_uint_t                      grabs;       /* finds, this round */
     ngx_atomic_uint_t               changed;     /* subscriptions_changed,
                                                     seen */
     int64_t                         now;         /* the round's, ms */

@@ -44,7 +44,8 @@
 #include "ngx_http_msgbus_mongo.h"
 
 
-#define NGX_HTTP_MSGBUS_HOOK_GRAB     100     /* free ones taken per round */
+#define NGX_HTTP_MSGBUS_HOOK_GRAB     100     /* free ones taken per find */
+#define NGX_HTTP_MSGBUS_HOOK_GRABS    20      /* finds of free ones a round */
 #define NGX_HTTP_MSGBUS_HOOK_QUEUES   500     /* queue documents per find */
 
 
@@ -63,6 +64,7 @@ static ngx_int_t ngx_http_msgbus_hooks_run(ngx_http_msgbus_hook_engine_t *he,
     bson_t *cmd, ngx_http_msgbus_hooks_step_pt next);
 static ngx_uint_t ngx_http_msgbus_hooks_failed(ngx_http_msgbus_mongo_op_t *op);
 static void ngx_http_msgbus_hooks_renewed(ngx_http_msgbus_mongo_op_t *op);
+static void ngx_http_msgbus_hooks_free(ngx_http_msgbus_hook_engine_t *he);
 static void ngx_http_msgbus_hooks_found(ngx_http_msgbus_mongo_op_t *op);
 static void ngx_http_msgbus_hooks_grabbed(ngx_http_msgbus_mongo_op_t *op);
 static void ngx_http_msgbus_hooks_mine(ngx_http_msgbus_hook_engine_t *he,
@@ -308,6 +310,7 @@ ngx_http_msgbus_hooks_tick(ngx_event_t *ev)
     he->round = 1;
     he->again = 0;
     he->docs_read = 0;
+    he->grabs = 0;
     he->gen++;
     he->now = ngx_http_msgbus_hooks_now();
 
@@ -378,14 +381,20 @@ ngx_http_msgbus_hooks_failed(ngx_http_msgbus_mongo_op_t *op)
 static void
 ngx_http_msgbus_hooks_renewed(ngx_http_msgbus_mongo_op_t *op)
 {
-    bson_t                          cmd;
-    ngx_http_msgbus_hook_engine_t  *he;
-
-    he = op->data;
-
     if (ngx_http_msgbus_hooks_failed(op)) {
         return;
     }
+
+    ngx_http_msgbus_hooks_free(op->data);
+}
+
+
+/* free ones, NGX_HTTP_MSGBUS_HOOK_GRAB at a time, until none is left */
+
+static void
+ngx_http_msgbus_hooks_free(ngx_http_msgbus_hook_engine_t *he)
+{
+    bson_t  cmd;
 
     bson_init(&cmd);
     ngx_http_msgbus_cmd_hooks_free(&cmd, he->now, NGX_HTTP_MSGBUS_HOOK_GRAB);
@@ -418,7 +427,11 @@ ngx_http_msgbus_hooks_found(ngx_http_msgbus_mongo_op_t *op)
 
     probe = docs;
 
-    if (!bson_iter_next(&probe)) {
+    for (he->found = 0; bson_iter_next(&probe); he->found++) {
+        /* void */
+    }
+
+    if (he->found == 0) {
         ngx_http_msgbus_hooks_mine(he, NULL);
         return;
     }
@@ -450,6 +463,13 @@ ngx_http_msgbus_hooks_grabbed(ngx_http_msgbus_mongo_op_t *op)
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, he->log, 0,
                        "msgbus hooks: %L subscriptions taken",
                        ngx_http_msgbus_reply_n(op->reply));
+    }
+
+    if (he->found == NGX_HTTP_MSGBUS_HOOK_GRAB
+        && ++he->grabs < NGX_HTTP_MSGBUS_HOOK_GRABS)
+    {
+        ngx_http_msgbus_hooks_free(he);
+        return;
     }
 
     ngx_http_msgbus_hooks_mine(he, NULL);
