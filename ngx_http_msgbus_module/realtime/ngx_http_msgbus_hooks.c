@@ -706,19 +706,31 @@ ngx_http_msgbus_hooks_commit(ngx_event_t *ev)
 static void
 ngx_http_msgbus_hooks_committed(ngx_http_msgbus_mongo_op_t *op)
 {
+    int32_t                         code;
     ngx_uint_t                      failed;
     ngx_http_msgbus_hook_engine_t  *he;
 
     he = op->data;
+    code = 0;
 
-    failed = (op->err != ngx_http_msgbus_mongo_ok
-              || ngx_http_msgbus_write_error(op->reply) != 0);
-
-    if (failed) {
+    if (op->err != ngx_http_msgbus_mongo_ok) {
         ngx_log_error(NGX_LOG_WARN, he->log, 0,
                       "msgbus: webhook markers not written: %s; written "
                       "again", ngx_http_msgbus_mongo_strerror(op));
+
+    } else {
+        code = ngx_http_msgbus_write_error(op->reply);
+
+        /* a lease's update of the same document at the same time */
+
+        if (code != 0) {
+            ngx_log_error(NGX_LOG_INFO, he->log, 0,
+                          "msgbus: webhook markers: write error %D; "
+                          "written again", code);
+        }
     }
+
+    failed = (op->err != ngx_http_msgbus_mongo_ok || code != 0);
 
     he->committing = 0;
     ngx_destroy_pool(he->cpool);
@@ -731,7 +743,7 @@ ngx_http_msgbus_hooks_committed(ngx_http_msgbus_mongo_op_t *op)
     if (!ngx_queue_empty(&he->dirty)
         && !(ngx_exiting || ngx_quit || ngx_terminate))
     {
-        ngx_add_timer(&he->commit, failed ? 1000
+        ngx_add_timer(&he->commit, failed ? 200
                                           : NGX_HTTP_MSGBUS_HOOK_COMMIT);
     }
 }
