@@ -10,7 +10,7 @@
 #
 # The http(s) subscribers of POST and PATCH need the webhooks' URL parser
 # (adapter/ngx_http_msgbus_hook_http.c); the other blocks work on
-# subscriptions written in the store (t/util/mongo.py insert-subscription).
+# subscriptions written in the store (t/util/mongo.py insert-subscriptions).
 #
 # Ids are only known once made: the sections hold placeholders, filled in
 # just before their block runs from %Id, which an earlier block's "---
@@ -27,15 +27,17 @@ our %Id;
 
 sub mongo { Msgbus::Test::mongo(@_) }
 
-# subscriptions written in the store, as msgbus writes them, their ids
-# (in the order of the subscribers: ids grow) as $Id{NAME}
+# subscriptions written in the store, as msgbus writes them, in order
+# (their ids grow), each [NAME, SUBSCRIBER, TTL, OPTIONS (JSON)]: their ids
+# as $Id{NAME}
 sub fixture {
-    my ($queue, $ttl, $options, %subscribers) = @_;
-    my @names = sort keys %subscribers;
-    my @ids = split /\n/, mongo('insert-subscription',
-                                $ENV{TEST_NGINX_PROJECT}, $queue, $ttl,
-                                $options, map { $subscribers{$_} } @names);
-    @Id{@names} = @ids;
+    my ($queue, @subs) = @_;
+    my $json = '[' . join(', ', map {
+        sprintf '{"u": "%s", "t": %d, "o": %s}', $_->[1], $_->[2] // 600,
+                $_->[3] // '{}' } @subs) . ']';
+    my @ids = split /\n/, mongo('insert-subscriptions',
+                                $ENV{TEST_NGINX_PROJECT}, $queue, $json);
+    @Id{map { $_->[0] } @subs} = @ids;
 }
 
 # the queue's subscriptions in the store, one JSON line each
@@ -97,16 +99,15 @@ Test::More::like($docs[1] // '', qr/^\{"s": "fruit", "u": "https:\/\/127.0.0.1:9
                  'TEST 2: the second document: the default ttl, options {}');
 ($main::Id{a}, $main::Id{b}) = split /\n/, main::mongo('subscription-ids', $ENV{TEST_NGINX_PROJECT}, 'fruit');
 # fixtures for the blocks below (written in the store)
-main::fixture('items', 600, '{"k": "v", "_retry_policy": {"retries_with_no_delay": 1}}',
-              i0 => 'http://127.0.0.1:9/i0');
-main::fixture('items', 700, '{}', i1 => 'http://127.0.0.1:9/i1');
+main::fixture('items', ['i0', 'http://127.0.0.1:9/i0', 600, '{"k": "v", "_retry_policy": {"retries_with_no_delay": 1}}'],
+              ['i1', 'http://127.0.0.1:9/i1', 700]);
 $main::Id{I1} = uc $main::Id{i1};    # an id in capitals is the same id
-main::fixture('paged', 600, '{}', map { ("p$_" => "http://127.0.0.1:9/p$_") } 0 .. 4);
-main::fixture('purged', 600, '{}', g0 => 'http://127.0.0.1:9/g0', g1 => 'http://127.0.0.1:9/g1');
-main::fixture('purged2', 600, '{}', h0 => 'http://127.0.0.1:9/h0');
-main::fixture('confirmed', 600, '{}', c0 => 'http://127.0.0.1:9/c0');
-main::fixture('unsub', 600, '{}', u0 => 'http://127.0.0.1:9/u0');
-main::fixture('notified', 600, '{}', n0 => 'http://127.0.0.1:9/n0');
+main::fixture('paged', map { ["p$_", "http://127.0.0.1:9/p$_"] } 0 .. 4);
+main::fixture('purged', ['g0', 'http://127.0.0.1:9/g0'], ['g1', 'http://127.0.0.1:9/g1']);
+main::fixture('purged2', ['h0', 'http://127.0.0.1:9/h0']);
+main::fixture('confirmed', ['c0', 'http://127.0.0.1:9/c0']);
+main::fixture('unsub', ['u0', 'http://127.0.0.1:9/u0']);
+main::fixture('notified', ['n0', 'http://127.0.0.1:9/n0']);
 --- config
     location / { msgbus; }
 --- request

@@ -39,14 +39,14 @@
 #   mongo.py URI subscription-ids PROJECT QUEUE    prints the ids of the
 #                                                  queue's subscriptions,
 #                                                  one a line, by id
-#   mongo.py URI insert-subscription PROJECT QUEUE TTL OPTIONS SUBSCRIBER...
-#                                                  inserts a subscription for
-#                                                  each subscriber, in order,
-#                                                  as msgbus writes one
-#                                                  (OPTIONS: a JSON object),
-#                                                  not confirmed; prints
-#                                                  their ids (growing), one
-#                                                  a line
+#   mongo.py URI insert-subscriptions PROJECT QUEUE SUBSCRIPTIONS
+#                                                  inserts subscriptions as
+#                                                  msgbus writes them, not
+#                                                  confirmed, in order
+#                                                  (SUBSCRIPTIONS: a JSON
+#                                                  list of {"u", "t", "o"});
+#                                                  prints their ids
+#                                                  (growing), one a line
 #   mongo.py URI subscription-docs PROJECT QUEUE   prints each subscription
 #                                                  document (by id) as JSON:
 #                                                  its fields, BSON types of
@@ -221,14 +221,13 @@ def zaqar_subscriptions(data, project, queue, args):
 def subscription_docs(client, db, project, queue, action):
     col = client[db + '_subscriptions']['subscriptions']
     now = datetime.datetime.utcnow()
-    if action == 'insert-subscription':
-        ttl, options = int(sys.argv[5]), json.loads(sys.argv[6])
+    if action == 'insert-subscriptions':
         now = now.replace(microsecond=0)
-        for subscriber in sys.argv[7:]:
+        for sub in json.loads(sys.argv[5]):
             print(col.insert_one({
-                's': queue, 'u': subscriber, 't': ttl,
-                'e': now + datetime.timedelta(seconds=ttl),
-                'o': options, 'p': project, 'c': False,
+                's': queue, 'u': sub['u'], 't': sub['t'],
+                'e': now + datetime.timedelta(seconds=sub['t']),
+                'o': sub['o'], 'p': project, 'c': False,
                 'mk': bson.Int64(0), 'mo': '',
                 'ml': bson.Int64(0)}).inserted_id)
         return
@@ -310,7 +309,7 @@ def main():
                             [action] + sys.argv[5:])
         return
     if action.startswith('subscription-') \
-            or action == 'insert-subscription':
+            or action == 'insert-subscriptions':
         subscription_docs(client, db, project, queue, action)
         return
     if action.startswith('dead-letter'):

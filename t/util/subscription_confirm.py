@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import re
+import socket
 import sys
 import time
 import urllib.error
@@ -149,9 +150,24 @@ def scenario(url, project, error_log, key, queue, sid):
         confirm_signed(url, msg, 'subscribe', project)
 
 
+def wait_for(url):
+    """nginx accepts connections (under valgrind it takes seconds)"""
+    port = urllib.parse.urlsplit(url).port
+    end = time.time() + 30
+    while True:
+        try:
+            socket.create_connection(('127.0.0.1', port), timeout=5).close()
+            return
+        except OSError:
+            if time.time() > end:
+                raise
+            time.sleep(0.1)
+
+
 def main():
     url, project, error_log, key, queue, sid = sys.argv[1:7]
     try:
+        wait_for(url)
         scenario(url, project, error_log, key, queue, sid)
     except Exception as e:                      # noqa: B902
         V.fail('the scenario runs to its end without an error', repr(e))
