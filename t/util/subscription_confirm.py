@@ -21,7 +21,6 @@ import datetime
 import json
 import os
 import re
-import socket
 import sys
 import time
 import urllib.error
@@ -31,7 +30,7 @@ import urllib.request
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from verdict import Verdict             # noqa: E402
+from verdict import Verdict, run_scenario   # noqa: E402
 
 CLIENT = '3381af92-2b9e-11e3-b191-71861300734c'
 V = Verdict()
@@ -150,32 +149,20 @@ def scenario(url, project, error_log, key, queue, sid):
         confirm_signed(url, msg, 'subscribe', project)
 
 
-def wait_for(url):
-    """nginx accepts connections (under valgrind it takes seconds)"""
-    port = urllib.parse.urlsplit(url).port
-    end = time.time() + 30
-    while True:
-        try:
-            socket.create_connection(('127.0.0.1', port), timeout=5).close()
-            return
-        except OSError:
-            if time.time() > end:
-                raise
-            time.sleep(0.1)
-
-
 def main():
     url, project, error_log, key, queue, sid = sys.argv[1:7]
-    try:
-        wait_for(url)
-        scenario(url, project, error_log, key, queue, sid)
-    except Exception as e:                      # noqa: B902
-        V.fail('the scenario runs to its end without an error', repr(e))
-    else:
-        V.check(True, 'the scenario runs to its end without an error')
-    V.report()
-    return 1 if V.failures() else 0
+
+    def run():
+        try:
+            scenario(url, project, error_log, key, queue, sid)
+        except Exception as e:                  # noqa: B902
+            V.fail('the scenario runs to its end without an error', repr(e))
+        else:
+            V.check(True, 'the scenario runs to its end without an error')
+
+    # waits for nginx (under valgrind it takes seconds), then reports
+    run_scenario(urllib.parse.urlsplit(url).port, run, V)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    main()
