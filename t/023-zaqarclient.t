@@ -3,9 +3,12 @@
 # a queue with metadata, a message and a batch, a listing walked page by
 # page through its "next" links, messages by ids and one by one, deletes,
 # pop, stats, claims (claim, read, renew, delete with the claim id and
-# refused without, release) and the queue's deletion.  The script prints
-# each assertion, "ok - WHAT", and stops at the first that fails ("not ok
-# - WHAT", with what it got); each block lists them all.
+# refused without, release), subscriptions (made, made again, listed page
+# by page, updated, deleted, purged) and the queue's deletion.  The
+# script prints each assertion, "ok - WHAT", and stops at the first that
+# fails ("not ok - WHAT", with what it got); each block lists them all.
+# Its subscribers are http URLs: they need the webhooks' URL parser
+# (adapter/ngx_http_msgbus_hook_http.c).
 #
 # "--- init" runs once nginx has started (both runners), so the script is
 # run from there against the block's nginx (Msgbus::Test::script).
@@ -30,7 +33,7 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: python3-zaqarclient: a queue's metadata, posts, a paged listing, reads, deletes, pop, stats, claims, the queue's deletion
+=== TEST 1: python3-zaqarclient: a queue's metadata, posts, a paged listing, reads, deletes, pop, stats, claims, subscriptions, the queue's deletion
 --- config
     location / { msgbus; }
     location = /verdict { root html; }
@@ -93,6 +96,17 @@ ok - a message deleted with its claim id is gone
 ok - the claim after one of its messages was deleted
 ok - a released claim is gone
 ok - a released message, claimed
+ok - a subscription made
+ok - the subscription read back
+ok - made again before it is confirmed: the same subscription
+ok - the subscriptions listed, page by page
+ok - subscription pages fetched through "next" links
+ok - the queue's subscriptions
+ok - the updated subscription
+ok - another project sees no subscription
+ok - a deleted subscription is gone
+ok - the subscriptions after the deletion
+ok - a purge of subscriptions
 ok - the deleted queue is not listed
 ok - stats of the deleted queue
 ok - messages of the deleted queue

@@ -8,7 +8,9 @@
 # databases msgbus_message_collections fifo names (expiry purge included),
 # and in blocks 25-26 its dead-letter move.
 # Blocks 23-24: Zaqar's own GET /v2/queues and msgbus's list the same
-# queues for the same metadata filters.
+# queues for the same metadata filters.  Blocks 27-31: subscriptions
+# Zaqar's SubscriptionController makes, msgbus shows as the controller
+# does, and the other way round.
 #
 # The blocks use a database of their own, which Zaqar's driver creates
 # first (collections and indexes), as in a deployment msgbus takes over
@@ -19,7 +21,9 @@
 # runs: @m0@ ... the ids of the messages Zaqar posted (in order), @z9@ the
 # one it posts later, @project@ the project.  In "response_body_like" the
 # text is matched literally from start to end, with @age@ (a number),
-# @created@ (a date) and @id@ (any message id) as the only patterns.
+# @created@ (a date) and @id@ (any message id) as the only patterns, but
+# for the values of %Id named zre_*: patterns (zaqar_like) of what Zaqar's
+# SubscriptionController returned.
 
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
@@ -106,6 +110,26 @@ sub fill {
         $re .= $value->(shift @parts) if @parts;
     }
     return "\\A$re\\z";
+}
+
+# what Zaqar's controller printed (t/util/mongo.py zaqar-subscription, its
+# "age" as N) as a pattern: the same text, any age
+sub zaqar_like {
+    my ($text) = @_;
+    return join '"age": \d+', map { quotemeta } split /"age": N/, $text, -1;
+}
+
+# Zaqar's page of a queue's subscriptions as its GET answers it
+# (its next link: the path, $query, the marker)
+sub zaqar_page {
+    my ($queue, $query, @lines) = @_;
+    my ($marker) = (pop @lines) =~ /^marker: (\w+)$/;
+    return quotemeta('{"subscriptions": [], "links": []}') unless @lines;
+    return quotemeta('{"subscriptions": [') . join(quotemeta(', '),
+           map { zaqar_like($_) } @lines)
+           . quotemeta("], \"links\": [{\"rel\": \"next\", \"href\": "
+                       . "\"/v2/queues/$queue/subscriptions?${query}marker="
+                       . "$marker\"}]}");
 }
 
 add_block_preprocessor(sub {
@@ -621,7 +645,117 @@ GET /v2/ping
 
 
 
-=== TEST 27: the database goes
+=== TEST 27: Zaqar's SubscriptionController makes two subscriptions and confirms one; msgbus takes its indexes
+--- init
+my $p = $ENV{TEST_NGINX_PROJECT};
+$main::Id{z0} = main::mongo('zaqar-subscribe', $p, 'zsubs', 'http://127.0.0.1:9/z0', 600, '{"post_data": {"a": [1, 2.5, null]}}');
+$main::Id{z1} = main::mongo('zaqar-subscribe', $p, 'zsubs', 'http://127.0.0.1:9/z1', 3600, '{}');
+main::mongo('zaqar-subscription-confirm', $p, 'zsubs', $main::Id{z1}, 'true');
+$main::Id{zre_get0} = main::zaqar_like(main::mongo('zaqar-subscription', $p, 'zsubs', $main::Id{z0}));
+$main::Id{zre_get1} = main::zaqar_like(main::mongo('zaqar-subscription', $p, 'zsubs', $main::Id{z1}));
+$main::Id{zre_list} = main::zaqar_page('zsubs', '', split /\n/, main::mongo('zaqar-subscriptions', $p, 'zsubs'));
+$main::Id{zre_page} = main::zaqar_page('zsubs', 'limit=1&', split /\n/, main::mongo('zaqar-subscriptions', $p, 'zsubs', 1));
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- request
+GET /v2/ping
+--- error_code: 204
+
+
+
+=== TEST 28: ... msgbus shows them as the controller returns them (GET one, the list, a page of one); it patches and deletes them
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request eval
+['GET /v2/queues/zsubs/subscriptions/@z0@', 'GET /v2/queues/zsubs/subscriptions/@z1@',
+ 'GET /v2/queues/zsubs/subscriptions', 'GET /v2/queues/zsubs/subscriptions?limit=1',
+ 'PATCH /v2/queues/zsubs/subscriptions/@z0@
+{"ttl": 900}',
+ 'DELETE /v2/queues/zsubs/subscriptions/@z1@']
+--- error_code eval
+[200, 200, 200, 200, 204, 204]
+--- response_body_like eval
+['@zre_get0@', '@zre_get1@', '@zre_list@', '@zre_page@', '', '']
+--- no_error_log
+[error]
+
+
+
+=== TEST 29: msgbus makes two subscriptions (one confirmed) on the indexes Zaqar made
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request eval
+['POST /v2/queues/msubs/subscriptions
+{"subscriber": "http://127.0.0.1:9/m0", "ttl": 300, "options": {"post_headers": {"X-M": "0"}, "f": 0.1}}',
+ 'POST /v2/queues/msubs/subscriptions
+{"subscriber": "https://127.0.0.1:9/m1"}']
+--- error_code eval
+[201, 201]
+--- response_body_like eval
+['{"subscription_id": "@id@"}', '{"subscription_id": "@id@"}']
+--- no_error_log
+[error]
+
+
+
+=== TEST 30: ... Zaqar's controller confirms one, finds the other a duplicate, leaves msgbus's fields, and returns them
+--- init
+my $p = $ENV{TEST_NGINX_PROJECT};
+my @ids = split /\n/, main::mongo('subscription-ids', $p, 'msubs');
+Test::More::is(scalar @ids, 2, 'TEST 30: msgbus made two');
+if (@ids == 2) {
+    @main::Id{qw(m0 m1)} = @ids;
+    main::mongo('zaqar-subscription-confirm', $p, 'msubs', $main::Id{m1}, 'true');
+    $main::Id{zre_m0} = main::zaqar_like(main::mongo('zaqar-subscription', $p, 'msubs', $main::Id{m0}));
+    $main::Id{zre_m1} = main::zaqar_like(main::mongo('zaqar-subscription', $p, 'msubs', $main::Id{m1}));
+}
+Test::More::is(main::mongo('zaqar-subscribe', $p, 'msubs', 'http://127.0.0.1:9/m0', 60, '{}'),
+               'None',
+               'TEST 30: Zaqar\'s create() finds msgbus\'s subscription a duplicate');
+$main::Id{zre_mlist} = main::zaqar_page('msubs', '', split /\n/, main::mongo('zaqar-subscriptions', $p, 'msubs'));
+Test::More::like(main::mongo('subscription-docs', $p, 'msubs'),
+                 qr/"c": true, "mk": 0, "mo": "", "ml": 0, /, 'TEST 30: msgbus\'s fields kept');
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- request
+GET /v2/ping
+--- error_code: 204
+
+
+
+=== TEST 31: ... and msgbus shows them as Zaqar's controller returned them
+--- http_config
+    msgbus_mongodb "$TEST_NGINX_ZAQAR_URI";
+--- config
+    location / { msgbus; }
+--- more_headers
+Client-ID: 3381af92-2b9e-11e3-b191-71861300734c
+X-Project-ID: @project@
+--- request eval
+['GET /v2/queues/msubs/subscriptions/@m0@', 'GET /v2/queues/msubs/subscriptions/@m1@',
+ 'GET /v2/queues/msubs/subscriptions']
+--- response_body_like eval
+['@zre_m0@', '@zre_m1@', '@zre_mlist@']
+--- no_error_log
+[error]
+
+
+
+=== TEST 32: the database goes
 --- init
 main::mongo('drop-databases');
 --- request

@@ -194,6 +194,22 @@ typedef struct {
 } ngx_http_msgbus_take_ctx_t;
 
 
+/* subscriptions (ops/ngx_http_msgbus_subscriptions.c) */
+
+typedef struct {
+    ngx_str_t                   db;          /* <database>_subscriptions */
+    bson_oid_t                  id;          /* the path's, or the new one */
+    json_t                     *ttl;         /* the body's; NULL: none */
+    json_t                     *set;         /* a PATCH's fields */
+    ngx_http_msgbus_retry_pt    indexed;     /* once the indexes are made */
+    int64_t                     marker;      /* mk: the queue's last one */
+    ngx_uint_t                  index;       /* being created */
+    unsigned                    valid_id:1;  /* the path's id is an oid */
+    unsigned                    confirmed:1; /* PUT .../confirm's value */
+    unsigned                    purge:1;     /* a purge's subscriptions */
+} ngx_http_msgbus_sub_ctx_t;
+
+
 /*
  * A request's state while its operation runs: what every operation has,
  * then one part per family of operations.
@@ -210,6 +226,7 @@ struct ngx_http_msgbus_ctx_s {
     ngx_msec_t                  started;
     ngx_http_msgbus_mongo_op_t *op;
     ngx_http_msgbus_next_pt     next;        /* of the store call */
+    ngx_http_msgbus_next_pt     ensured;     /* the queue found or made */
     char                       *failure;     /* a store failure's text */
     json_t                     *body;
     ngx_uint_t                  failed;      /* write errors in a row */
@@ -221,6 +238,7 @@ struct ngx_http_msgbus_ctx_s {
     ngx_http_msgbus_post_ctx_t  post;
     ngx_http_msgbus_read_ctx_t  read;
     ngx_http_msgbus_take_ctx_t  take;
+    ngx_http_msgbus_sub_ctx_t   sub;
 
     ngx_http_msgbus_page_pt     on_page;     /* a long-poll's answer */
     ngx_http_msgbus_retry_pt    on_retry;    /* a waiting claim's */

@@ -21,6 +21,9 @@
 #include "ngx_http_msgbus_message_delete.h"
 #include "ngx_http_msgbus_claims.h"
 #include "ngx_http_msgbus_share.h"
+#include "ngx_http_msgbus_subscriptions.h"
+#include "ngx_http_msgbus_subscription_read.h"
+#include "ngx_http_msgbus_subscription_update.h"
 
 
 #define NGX_HTTP_MSGBUS_MAX_SEGMENTS  6
@@ -229,12 +232,22 @@ static ngx_http_msgbus_operation_t  ngx_http_msgbus_operations[] = {
     { ngx_string("claim_delete"), ngx_http_msgbus_claim_delete, 0, NULL,
       NULL, "Claim could not be deleted.", 1, 0 },
 
-    { ngx_string("subscription_list"), NULL, 0, NULL, NULL, NULL, 0, 0 },
-    { ngx_string("subscription_create"), NULL, 0, NULL, NULL, NULL, 0, 0 },
-    { ngx_string("subscription_get"), NULL, 0, NULL, NULL, NULL, 0, 0 },
-    { ngx_string("subscription_update"), NULL, 0, NULL, NULL, NULL, 0, 0 },
-    { ngx_string("subscription_delete"), NULL, 0, NULL, NULL, NULL, 0, 0 },
-    { ngx_string("subscription_confirm"), NULL, 0, NULL, NULL, NULL, 0, 0 }
+    { ngx_string("subscription_list"), ngx_http_msgbus_subscription_list, 0,
+      NULL, NULL, "Subscriptions could not be listed.", 0, 0 },
+    { ngx_string("subscription_create"), ngx_http_msgbus_subscription_create,
+      M, "Invalid request body", "Subscription is too large. Max size: %uz",
+      "Subscription could not be created.", 0, 0 },
+    { ngx_string("subscription_get"), ngx_http_msgbus_subscription_get, 0,
+      NULL, NULL, "Subscription could not be retrieved.", 0, 0 },
+    { ngx_string("subscription_update"), ngx_http_msgbus_subscription_update,
+      M, "Invalid request body", "Subscription is too large. Max size: %uz",
+      "Subscription could not be updated.", 0, 0 },
+    { ngx_string("subscription_delete"), ngx_http_msgbus_subscription_delete,
+      0, NULL, NULL, "Subscription could not be deleted.", 0, 0 },
+    { ngx_string("subscription_confirm"),
+      ngx_http_msgbus_subscription_confirm, M, "Invalid request body",
+      "Subscription is too large. Max size: %uz",
+      "Subscription could not be confirmed.", 0, 0 }
 };
 
 #undef M

@@ -54,7 +54,10 @@ static void ngx_http_msgbus_indexing_take_over(ngx_event_t *ev);
 static void ngx_http_msgbus_indexing_waiter_gone(void *data);
 
 
-/* this worker's, per partition (and, last, the queues' collection) */
+/*
+ * this worker's, per partition (then the queues' collection and the
+ * subscriptions': ops/ngx_http_msgbus_partition.c)
+ */
 static ngx_http_msgbus_indexing_t  *ngx_http_msgbus_indexings;
 
 
@@ -172,14 +175,14 @@ ngx_http_msgbus_indexing_get(ngx_uint_t partition)
         mmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                    ngx_http_msgbus_module);
 
-        ngx_http_msgbus_indexings = ngx_calloc((mmcf->partitions + 1)
+        ngx_http_msgbus_indexings = ngx_calloc((mmcf->partitions + 2)
                                            * sizeof(ngx_http_msgbus_indexing_t),
                                                ngx_cycle->log);
         if (ngx_http_msgbus_indexings == NULL) {
             return NULL;
         }
 
-        for (i = 0; i <= mmcf->partitions; i++) {
+        for (i = 0; i < mmcf->partitions + 2; i++) {
             ngx_queue_init(&ngx_http_msgbus_indexings[i].waiters);
             ngx_http_msgbus_indexings[i].partition = i;
             ngx_http_msgbus_indexings[i].gone.handler =

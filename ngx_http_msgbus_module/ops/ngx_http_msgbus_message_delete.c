@@ -16,6 +16,7 @@
 
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_message_delete.h"
+#include "ngx_http_msgbus_subscriptions.h"
 #include "ngx_http_msgbus_message_read.h"
 #include "ngx_http_msgbus_take.h"
 #include "ngx_http_msgbus_partition.h"
@@ -263,8 +264,8 @@ ngx_http_msgbus_popped(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
 /*
  * Purge: {"resource_types": [...]} or no body for all.  Messages, as
- * Zaqar's repeated pop: the unclaimed ones.  msgbus has no
- * subscriptions yet, so there are none to purge.
+ * Zaqar's repeated pop: the unclaimed ones; then the queue's
+ * subscriptions (ops/subscriptions.c).
  */
 
 ngx_int_t
@@ -278,6 +279,7 @@ ngx_http_msgbus_queue_purge(ngx_http_request_t *r,
     }
 
     ctx->read.purge_messages = 1;
+    ctx->sub.purge = 1;
 
     if (r->headers_in.content_length_n > 0) {
         rc = ngx_http_msgbus_purge_types(r, ctx);
@@ -287,7 +289,7 @@ ngx_http_msgbus_queue_purge(ngx_http_request_t *r,
     }
 
     if (!ctx->read.purge_messages) {
-        return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);
+        return ngx_http_msgbus_deleted(r, ctx);
     }
 
     return ngx_http_msgbus_remove(r, ctx);
@@ -323,6 +325,7 @@ ngx_http_msgbus_purge_types(ngx_http_request_t *r,
     }
 
     ctx->read.purge_messages = 0;
+    ctx->sub.purge = 0;
 
     json_array_foreach(types, i, v) {
         s = json_string_value(v);
@@ -333,6 +336,7 @@ ngx_http_msgbus_purge_types(ngx_http_request_t *r,
         }
 
         if (s && ngx_strcmp(s, "subscriptions") == 0) {
+            ctx->sub.purge = 1;
             continue;
         }
 
@@ -409,13 +413,20 @@ ngx_http_msgbus_removed(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 }
 
 
-/* the end of a delete, pop or purge; a pop's: 200 with the won ones */
+/*
+ * The end of a delete, pop or purge (a purge's subscriptions go then);
+ * a pop's: 200 with the won ones
+ */
 
 static ngx_int_t
 ngx_http_msgbus_deleted(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 {
     bson_iter_t               docs;
     ngx_http_msgbus_render_t  how;
+
+    if (ctx->sub.purge && ctx->route.op == ngx_http_msgbus_op_queue_purge) {
+        return ngx_http_msgbus_subscription_purge(r, ctx);
+    }
 
     if (ctx->take.won == NULL) {
         return ngx_http_msgbus_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL);

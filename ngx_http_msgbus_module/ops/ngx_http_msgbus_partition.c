@@ -9,7 +9,7 @@
  * database, and what this worker knows of it (whether it has made the
  * partition's indexes, whether pages can name the "active" index).  The
  * partitions are numbered 0..partitions-1; number "partitions" stands
- * for the queues' collection.
+ * for the queues' collection, "partitions + 1" for the subscriptions'.
  */
 
 
@@ -22,7 +22,7 @@
 #include "ngx_http_msgbus_store_messages.h"
 
 
-/* this worker's: the partitions (and, last, the queues) indexed */
+/* this worker's: the partitions, then queues and subscriptions, indexed */
 static u_char  *ngx_http_msgbus_indexed;
 
 /* the partitions found without the "active" index: pages are not hinted */
@@ -77,7 +77,7 @@ ngx_http_msgbus_partition_indexed(ngx_uint_t partition)
         mmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                    ngx_http_msgbus_module);
 
-        ngx_http_msgbus_indexed = ngx_calloc(mmcf->partitions + 1,
+        ngx_http_msgbus_indexed = ngx_calloc(mmcf->partitions + 2,
                                              ngx_cycle->log);
         if (ngx_http_msgbus_indexed == NULL) {
             return NGX_ERROR;
@@ -122,7 +122,7 @@ ngx_http_msgbus_partition_unhint(ngx_uint_t partition)
         mmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                    ngx_http_msgbus_module);
 
-        ngx_http_msgbus_unhinted = ngx_calloc(mmcf->partitions + 1,
+        ngx_http_msgbus_unhinted = ngx_calloc(mmcf->partitions + 2,
                                               ngx_cycle->log);
         if (ngx_http_msgbus_unhinted == NULL) {
             return NGX_ERROR;

@@ -25,7 +25,8 @@ static void ngx_http_msgbus_reserved_append(
     ngx_http_msgbus_loc_conf_t *mlcf, bson_t *doc,
     ngx_http_msgbus_reserved_t *res);
 static ngx_uint_t ngx_http_msgbus_bson_falsy(bson_iter_t *it);
-static ngx_uint_t ngx_http_msgbus_json_falsy(json_t *v);
+static ngx_int_t ngx_http_msgbus_retry_delay(json_t *policy, char *key,
+    int64_t def, int64_t *n);
 
 
 /* Zaqar's reserved metadata and their defaults, in Zaqar's order */
@@ -311,23 +312,148 @@ ngx_http_msgbus_queue_check(ngx_pool_t *pool,
         }
     }
 
+    return ngx_http_msgbus_retry_policy_check(metadata);
+}
+
+
+/*
+ * Zaqar's _validate_retry_policy of queue metadata or of a
+ * subscription's options (NULL: none): NULL, or the reason.  Where Zaqar
+ * fails with a TypeError (a delay that is null, text, a list or an
+ * object, which it compares with numbers), msgbus says the delay must be
+ * an integer.
+ */
+
+char *
+ngx_http_msgbus_retry_policy_check(json_t *metadata)
+{
+    json_t      *policy, *v;
+    int64_t      min, max;
+    ngx_uint_t   i;
+
+    static struct {
+        char                   *key;
+        char                   *error;
+    } ints[] = {
+        { "retries_with_no_delay",
+          "Retry policy: retries_with_no_delay must be a integer." },
+        { "minimum_delay_retries",
+          "Retry policy: minimum_delay_retries must be a integer." },
+        { "minimum_delay", "Retry policy: minimum_delay must be a integer." },
+        { "maximum_delay", "Retry policy: maximum_delay must be a integer." },
+        { "maximum_delay_retries",
+          "Retry policy: maximum_delay_retries must be a integer." },
+        { NULL, NULL }
+    };
+
+    static char  *backoff[] = { "linear", "arithmetic", "exponential",
+                                "geometric", NULL };
+
+    policy = json_is_object(metadata)
+             ? json_object_get(metadata, "_retry_policy") : NULL;
+
+    if (ngx_http_msgbus_json_falsy(policy)) {
+        return NULL;
+    }
+
+    if (!json_is_object(policy)) {
+        return "retry_policy must be a dict.";
+    }
+
+    for (i = 0; ints[i].key; i++) {
+        v = json_object_get(policy, ints[i].key);
+
+        if (!ngx_http_msgbus_json_falsy(v)
+            && !json_is_integer(v) && !json_is_boolean(v))
+        {
+            return ints[i].error;
+        }
+    }
+
+    v = json_object_get(policy, "retry_backoff_function");
+
+    if (!ngx_http_msgbus_json_falsy(v)) {
+        if (!json_is_string(v)) {
+            return "retry_backoff_function must be a string.";
+        }
+
+        for (i = 0; backoff[i]; i++) {
+            if (json_string_length(v) == ngx_strlen(backoff[i])
+                && ngx_strcmp(json_string_value(v), backoff[i]) == 0)
+            {
+                break;
+            }
+        }
+
+        if (backoff[i] == NULL) {
+            return "invalid retry_backoff_function.";
+        }
+    }
+
+    v = json_object_get(policy, "ignore_subscription_override");
+
+    if (!ngx_http_msgbus_json_falsy(v) && !json_is_boolean(v)) {
+        return "ignore_subscription_override must be a boolean.";
+    }
+
+    if (ngx_http_msgbus_retry_delay(policy, "minimum_delay", 5, &min)
+        != NGX_OK)
+    {
+        return "Retry policy: minimum_delay must be a integer.";
+    }
+
+    if (ngx_http_msgbus_retry_delay(policy, "maximum_delay", 30, &max)
+        != NGX_OK)
+    {
+        return "Retry policy: maximum_delay must be a integer.";
+    }
+
+    if (max < min) {
+        return "minimum_delay must less than maximum_delay.";
+    }
+
+    /* Zaqar's 2 * LINEAR_INTERVAL; max >= min: the difference is exact */
+
+    if ((uint64_t) max - (uint64_t) min < 10) {
+        return "invalid minimum_delay and maximum_delay.";
+    }
+
     return NULL;
 }
 
 
+/*
+ * A delay of the policy as Zaqar compares it: the default if absent, an
+ * integer (true 1, false 0), or a real that is 0 (any other real was
+ * refused before); NGX_ERROR: a value Python cannot compare with a number
+ */
 
-/* Python's truth value of a JSON value: null, false, 0, "", [], {} */
-
-static ngx_uint_t
-ngx_http_msgbus_json_falsy(json_t *v)
+static ngx_int_t
+ngx_http_msgbus_retry_delay(json_t *policy, char *key, int64_t def,
+    int64_t *n)
 {
-    return json_is_null(v) || json_is_false(v)
-           || (json_is_integer(v) && json_integer_value(v) == 0)
-           || (json_is_real(v) && json_real_value(v) == 0)
-           || (json_is_string(v) && json_string_length(v) == 0)
-           || (json_is_array(v) && json_array_size(v) == 0)
-           || (json_is_object(v) && json_object_size(v) == 0);
+    json_t  *v;
+
+    v = json_object_get(policy, key);
+
+    if (v == NULL) {
+        *n = def;
+        return NGX_OK;
+    }
+
+    if (json_is_integer(v)) {
+        *n = json_integer_value(v);
+        return NGX_OK;
+    }
+
+    if (json_is_boolean(v) || json_is_real(v)) {
+        *n = json_is_true(v);
+        return NGX_OK;
+    }
+
+    return NGX_ERROR;
 }
+
 
 
 /* the reserved key, or NULL */

@@ -29,6 +29,7 @@ ngx_int_t ngx_http_msgbus_queue_metadata_bson(
     ngx_http_msgbus_loc_conf_t *mlcf, bson_iter_t *m, bson_t *doc);
 char *ngx_http_msgbus_queue_check(ngx_pool_t *pool,
     ngx_http_msgbus_loc_conf_t *mlcf, json_t *metadata);
+char *ngx_http_msgbus_retry_policy_check(json_t *metadata);
 ngx_http_msgbus_reserved_t *ngx_http_msgbus_reserved_key(const char *key);
 ngx_int_t ngx_http_msgbus_metadata_bson(ngx_http_request_t *r,
     json_t *metadata, bson_t *m);

@@ -6,7 +6,8 @@
 
 /*
  * A queue: PUT (create), GET and HEAD (its metadata, whether it exists),
- * DELETE (its messages, then the queue; its marker counter is kept).
+ * DELETE (its messages, then the queue; its marker counter is kept); and
+ * its creation for operations that make it when it does not exist.
  */
 
 
@@ -35,6 +36,8 @@ static ngx_int_t ngx_http_msgbus_queue_created(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_queue_find(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_next_pt next);
+static ngx_int_t ngx_http_msgbus_queue_ensure_found(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_queue_found(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_queue_delete_found(ngx_http_request_t *r,
@@ -119,6 +122,43 @@ ngx_http_msgbus_queue_create(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
 
 
 
+/*
+ * The queue's document for an operation that creates the queue when it
+ * does not exist (a subscription's POST, as Zaqar's): found, or created
+ * as PUT creates it (no metadata) and found; then "found" gets the
+ * find's op.
+ */
+
+ngx_int_t
+ngx_http_msgbus_queue_ensure(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_next_pt found)
+{
+    ctx->ensured = found;
+
+    return ngx_http_msgbus_queue_find(r, ctx,
+                                      ngx_http_msgbus_queue_ensure_found);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_queue_ensure_found(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op)
+{
+    bson_t       cmd;
+    bson_iter_t  doc;
+
+    if (ngx_http_msgbus_store_first(op, &doc) != NGX_DECLINED) {
+        return ctx->ensured(r, ctx, op);
+    }
+
+    bson_init(&cmd);
+    ngx_http_msgbus_cmd_queue_index(&cmd);
+
+    return ngx_http_msgbus_store(r, ctx, &cmd, NULL, 1,
+                                 ngx_http_msgbus_queue_indexed);
+}
+
+
 /* a store without this index kind still stores queues */
 
 static ngx_int_t
@@ -160,7 +200,8 @@ ngx_http_msgbus_queue_make(ngx_http_request_t *r,
         return ngx_http_msgbus_send_store_error(r, op, ctx->failure);
     }
 
-    rc = ngx_http_msgbus_metadata_bson(r, ctx->body, &m);
+    rc = ngx_http_msgbus_metadata_bson(r, ctx->ensured ? NULL : ctx->body,
+                                       &m);
     if (rc != NGX_DECLINED) {
         return rc;
     }
@@ -199,6 +240,11 @@ ngx_http_msgbus_queue_created(ngx_http_request_t *r,
     n = ngx_http_msgbus_reply_n(op->reply);
     code = ngx_http_msgbus_write_error(op->reply);
 
+    if (ctx->ensured && (n == 1 || code == 11000)) {
+        /* made (or meanwhile by another): found now */
+        return ngx_http_msgbus_queue_find(r, ctx, ctx->ensured);
+    }
+
     if (n == 1 || code == 11000) {
         /* Zaqar sets Location whether the queue is new or not */
 
@@ -219,6 +265,10 @@ ngx_http_msgbus_queue_created(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "msgbus: the store did not insert queue \"%V\" "
                   "(write error %D)", &ctx->q.scoped, code);
+
+    if (ctx->ensured) {
+        return NGX_ERROR;
+    }
 
     return ngx_http_msgbus_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       "Service temporarily unavailable",

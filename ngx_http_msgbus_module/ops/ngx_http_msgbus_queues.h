@@ -21,6 +21,8 @@ ngx_int_t ngx_http_msgbus_queue_get(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 ngx_int_t ngx_http_msgbus_queue_delete(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
+ngx_int_t ngx_http_msgbus_queue_ensure(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_next_pt found);
 
 
 #endif /* _NGX_HTTP_MSGBUS_QUEUES_H_INCLUDED_ */

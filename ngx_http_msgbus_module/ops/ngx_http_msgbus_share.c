@@ -36,15 +36,6 @@ static char *ngx_http_msgbus_python_set(ngx_pool_t *pool, char *prefix,
 static json_t *ngx_http_msgbus_share_list(ngx_array_t *a);
 
 
-#define ngx_http_msgbus_share_falsy(v)                                        \
-    ((v) == NULL || json_is_null(v) || json_is_false(v)                       \
-     || (json_is_array(v) && json_array_size(v) == 0)                         \
-     || (json_is_object(v) && json_object_size(v) == 0)                       \
-     || (json_is_string(v) && json_string_length(v) == 0)                     \
-     || (json_is_integer(v) && json_integer_value(v) == 0)                    \
-     || (json_is_real(v) && json_real_value(v) == 0))
-
-
 /* the order of Zaqar's checks: body, keys, paths, key, methods, expires */
 
 ngx_int_t
@@ -160,7 +151,7 @@ ngx_http_msgbus_share_paths(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
         return NGX_HTTP_MSGBUS_NOMEM;
     }
 
-    if (ngx_http_msgbus_share_falsy(value)) {
+    if (ngx_http_msgbus_json_falsy(value)) {
         value = NULL;
 
     } else if (!json_is_array(value)) {
@@ -232,7 +223,7 @@ ngx_http_msgbus_share_methods(ngx_http_request_t *r, json_t *value,
         return NGX_HTTP_MSGBUS_NOMEM;
     }
 
-    if (ngx_http_msgbus_share_falsy(value)) {
+    if (ngx_http_msgbus_json_falsy(value)) {
         s = ngx_array_push(*methods);
         if (s == NULL) {
             return NGX_HTTP_MSGBUS_NOMEM;

@@ -809,3 +809,17 @@ ngx_http_msgbus_jbuf_init(ngx_http_msgbus_jbuf_t *jb, ngx_pool_t *pool)
     ngx_memzero(jb, sizeof(ngx_http_msgbus_jbuf_t));
     jb->pool = pool;
 }
+
+
+/* Python's truth value: NULL (none), null, false, 0, "", [], {} are false */
+
+ngx_uint_t
+ngx_http_msgbus_json_falsy(json_t *v)
+{
+    return v == NULL || json_is_null(v) || json_is_false(v)
+           || (json_is_integer(v) && json_integer_value(v) == 0)
+           || (json_is_real(v) && json_real_value(v) == 0)
+           || (json_is_string(v) && json_string_length(v) == 0)
+           || (json_is_array(v) && json_array_size(v) == 0)
+           || (json_is_object(v) && json_object_size(v) == 0);
+}

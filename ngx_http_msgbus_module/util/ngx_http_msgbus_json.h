@@ -51,6 +51,7 @@ ngx_int_t ngx_http_msgbus_jbuf_value(ngx_http_msgbus_jbuf_t *jb,
 size_t ngx_http_msgbus_json_escaped_len(u_char *src, size_t size);
 u_char *ngx_http_msgbus_json_escape(u_char *dst, u_char *src, size_t size);
 u_char *ngx_http_msgbus_json_integer(u_char *p, int64_t n);
+ngx_uint_t ngx_http_msgbus_json_falsy(json_t *v);
 
 
 #endif /* _NGX_HTTP_MSGBUS_JSON_H_INCLUDED_ */

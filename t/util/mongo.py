@@ -32,9 +32,26 @@
 #                                                  each live message
 #   mongo.py URI drop-databases                    drops the database of URI
 #                                                  and its _queues,
+#                                                  _subscriptions,
 #                                                  _messages_p* and
 #                                                  _messages_fifo_p*
 #                                                  companions
+#   mongo.py URI subscription-ids PROJECT QUEUE    prints the ids of the
+#                                                  queue's subscriptions,
+#                                                  one a line, by id
+#   mongo.py URI insert-subscriptions PROJECT QUEUE SUBSCRIPTIONS
+#                                                  inserts subscriptions as
+#                                                  msgbus writes them, not
+#                                                  confirmed, in order
+#                                                  (SUBSCRIPTIONS: a JSON
+#                                                  list of {"u", "t", "o"});
+#                                                  prints their ids
+#                                                  (growing), one a line
+#   mongo.py URI subscription-docs PROJECT QUEUE   prints each subscription
+#                                                  document (by id) as JSON:
+#                                                  its fields, BSON types of
+#                                                  t, e, mk and ml, and e as
+#                                                  seconds from now (e_in)
 #
 # With Zaqar's own MongoDB driver (Debian's python3-zaqar, Zaqar 15), the
 # default "mongodb" data driver on the database of URI, 2 partitions:
@@ -52,6 +69,18 @@
 #       prints the body Zaqar's own v2 resource answers to
 #       GET /v2/queues?QUERY (its on_get, without the ACL and log
 #       decorators, over falcon as Zaqar configures it)
+#   mongo.py URI zaqar-subscribe PROJECT QUEUE SUBSCRIBER TTL OPTIONS
+#       creates a subscription with Zaqar's SubscriptionController
+#       (OPTIONS: a JSON object); prints its id (None: a duplicate)
+#   mongo.py URI zaqar-subscription PROJECT QUEUE ID
+#       prints what the controller's get() returns, as Zaqar's GET
+#       writes it (its JSON, "age" as N)
+#   mongo.py URI zaqar-subscriptions PROJECT QUEUE [LIMIT]
+#       prints the controller's list() of the queue (one page of LIMIT,
+#       10 by default), one subscription a line as above, then the next
+#       marker ("marker: ID", or "marker: None")
+#   mongo.py URI zaqar-subscription-confirm PROJECT QUEUE ID true|false
+#       the controller's confirm()
 #
 # An action written fifo-ACTION does ACTION on the message databases of
 # Zaqar's "mongodb.fifo" driver (<database>_messages_fifo_p<N>), with that
@@ -160,6 +189,61 @@ def zaqar_queues(data, project, query):
     print(resp.text)
 
 
+def zaqar_subscription_json(sub):
+    """a subscription as Zaqar's GET writes it (utils.to_json), its age
+    as N (the seconds since it was made differ from run to run)"""
+    sub = dict(sub, age='N')
+    return json.dumps(sub, ensure_ascii=False).replace('"age": "N"',
+                                                       '"age": N')
+
+
+def zaqar_subscriptions(data, project, queue, args):
+    ctl = data.subscription_controller
+    action = args[0]
+    if action == 'zaqar-subscribe':
+        subscriber, ttl, options = args[1:4]
+        print(ctl.create(queue, subscriber, int(ttl), json.loads(options),
+                         project=project))
+    elif action == 'zaqar-subscription':
+        print(zaqar_subscription_json(ctl.get(queue, args[1],
+                                              project=project)))
+    elif action == 'zaqar-subscriptions':
+        limit = int(args[1]) if len(args) > 1 else 10
+        pages = ctl.list(queue, project=project, limit=limit)
+        for sub in next(pages):
+            print(zaqar_subscription_json(sub))
+        print('marker: %s' % next(pages))
+    elif action == 'zaqar-subscription-confirm':
+        ctl.confirm(queue, args[1], project=project,
+                    confirmed=args[2] == 'true')
+
+
+def subscription_docs(client, db, project, queue, action):
+    col = client[db + '_subscriptions']['subscriptions']
+    now = datetime.datetime.utcnow()
+    if action == 'insert-subscriptions':
+        now = now.replace(microsecond=0)
+        for sub in json.loads(sys.argv[5]):
+            print(col.insert_one({
+                's': queue, 'u': sub['u'], 't': sub['t'],
+                'e': now + datetime.timedelta(seconds=sub['t']),
+                'o': sub['o'], 'p': project, 'c': False,
+                'mk': bson.Int64(0), 'mo': '',
+                'ml': bson.Int64(0)}).inserted_id)
+        return
+    ids_only = action == 'subscription-ids'
+    for d in col.find({'p': project, 's': queue}).sort('_id', 1):
+        if ids_only:
+            print(d['_id'])
+            continue
+        out = {k: d.get(k) for k in ('s', 'u', 't', 'o', 'p', 'c', 'mk',
+                                     'mo', 'ml')}
+        out['types'] = {k: type(d.get(k)).__name__
+                        for k in ('t', 'e', 'mk', 'ml')}
+        out['e_in'] = round((d['e'] - now).total_seconds())
+        print(json.dumps(out))
+
+
 # ------------------------------------------------------------ dead letter
 
 def dead_letter_id(oid):
@@ -209,6 +293,7 @@ def main():
     if action == 'drop-databases':
         for name in client.list_database_names():
             if name == db or name == db + '_queues' \
+                    or name == db + '_subscriptions' \
                     or name.startswith(db + '_messages_p') \
                     or name.startswith(db + '_messages_fifo_p'):
                 client.drop_database(name)
@@ -218,6 +303,14 @@ def main():
 
     if action == 'zaqar-queues':
         zaqar_queues(zaqar_driver(uri, db), project, queue)
+        return
+    if action.startswith('zaqar-subscri'):
+        zaqar_subscriptions(zaqar_driver(uri, db), project, queue,
+                            [action] + sys.argv[5:])
+        return
+    if action.startswith('subscription-') \
+            or action == 'insert-subscriptions':
+        subscription_docs(client, db, project, queue, action)
         return
     if action.startswith('dead-letter'):
         dlq = sys.argv[5] if len(sys.argv) > 5 else queue

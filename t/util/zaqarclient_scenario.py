@@ -9,10 +9,12 @@
 # "next" links, reads them by ids and one by one, deletes one, deletes two
 # by ids, pops, reads the stats, claims (read back, renewed, a message
 # deleted with its claim id and refused without, released and claimed
-# again), and deletes the queue.  Nothing in it knows
-# msgbus, and it passed against Zaqar 15 itself (python3-zaqar's server,
-# noauth, on FerretDB: there with the one body FerretDB cannot store as
-# BSON, an array directly inside an array, changed).
+# again), subscribes (made, made again, listed page by page, updated,
+# deleted, purged), and deletes the queue.  Nothing in it knows
+# msgbus, and but for the subscriptions it passed against Zaqar 15 itself
+# (python3-zaqar's server, noauth, on FerretDB: there with the one body
+# FerretDB cannot store as BSON, an array directly inside an array,
+# changed).
 #
 # Prints each assertion as it holds, "ok - WHAT" (t/util/verdict.py), and
 # stops at the first that does not ("not ok - WHAT" with what it got) or
@@ -261,6 +263,40 @@ def scenario(url, project):
     equal([x.id for x in again], [left[1]], 'a released message, claimed')
     rest.delete()
     left = left[1:]
+
+    # --------------------------------------------------- subscriptions
+    hook = 'http://127.0.0.1:9/zaqarclient-scenario'
+    sub = cli.subscription(QUEUE, subscriber=hook, ttl=600,
+                           options={'post_headers': {'X-Scenario': '1'}})
+    check(sub.id, 'a subscription made', sub.id)
+    equal((sub.subscriber, sub.ttl, sub.options, sub.confirmed),
+          (hook, 600, {'post_headers': {'X-Scenario': '1'}}, False),
+          'the subscription read back')
+    equal(cli.subscription(QUEUE, subscriber=hook, ttl=600).id, sub.id,
+          'made again before it is confirmed: the same subscription')
+    other = cli.subscription(QUEUE, subscriber=hook + '/2', ttl=3600)
+    del pages[:]
+    listed_subs = list(cli.subscriptions(QUEUE, limit=1).stream())
+    equal([x.id for x in listed_subs], sorted([sub.id, other.id]),
+          'the subscriptions listed, page by page')
+    equal(len(pages), 2, 'subscription pages fetched through "next" links')
+    equal([x.id for x in queue.subscriptions()], sorted([sub.id, other.id]),
+          'the queue\'s subscriptions')
+    sub.update({'ttl': 1200, 'options': {'post_data': {'n': 1}}})
+    got = cli.subscription(QUEUE, id=sub.id)
+    equal((got.subscriber, got.ttl, got.options), (hook, 1200,
+                                                   {'post_data': {'n': 1}}),
+          'the updated subscription')
+    stranger = new_client(url, project + '-other')
+    equal(list(stranger.subscriptions(QUEUE)), [],
+          'another project sees no subscription')
+    sub.delete()
+    gone('a deleted subscription is gone',
+         lambda: cli.subscription(QUEUE, id=sub.id))
+    equal([x.id for x in cli.subscriptions(QUEUE)], [other.id],
+          'the subscriptions after the deletion')
+    queue.purge(resource_types=['subscriptions'])
+    equal(list(cli.subscriptions(QUEUE)), [], 'a purge of subscriptions')
 
     # ----------------------------------------------------- queue delete
     queue.delete()
