@@ -62,7 +62,7 @@ static void ngx_http_msgbus_sender_done(ngx_http_msgbus_sender_t *s,
 static void ngx_http_msgbus_senders_next(void);
 static ngx_http_msgbus_retry_t *ngx_http_msgbus_retry_policy(
     ngx_http_msgbus_sender_t *s);
-static int64_t ngx_http_msgbus_retry_delay(ngx_http_msgbus_retry_t *rp,
+static int64_t ngx_http_msgbus_retry_wait(ngx_http_msgbus_retry_t *rp,
     ngx_uint_t n);
 static int64_t ngx_http_msgbus_backoff(ngx_http_msgbus_retry_t *rp,
     ngx_uint_t i, ngx_uint_t *count);
@@ -539,7 +539,7 @@ ngx_http_msgbus_sender_failed(ngx_http_msgbus_sender_t *s)
         ngx_sprintf(why, "%s%Z", s->post.error ? s->post.error : "failed");
     }
 
-    delay = ngx_http_msgbus_retry_delay(ngx_http_msgbus_retry_policy(s),
+    delay = ngx_http_msgbus_retry_wait(ngx_http_msgbus_retry_policy(s),
                                         s->attempt++);
 
     if (delay < 0) {
@@ -654,7 +654,7 @@ ngx_http_msgbus_retry_policy(ngx_http_msgbus_sender_t *s)
 /* the delay (s) before attempt n + 2, after attempt n + 1 failed; -1: none */
 
 static int64_t
-ngx_http_msgbus_retry_delay(ngx_http_msgbus_retry_t *rp, ngx_uint_t n)
+ngx_http_msgbus_retry_wait(ngx_http_msgbus_retry_t *rp, ngx_uint_t n)
 {
     int64_t     d;
     ngx_uint_t  count;
