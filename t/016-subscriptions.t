@@ -21,6 +21,9 @@ use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Msgbus::Test;
 
+# subscriptions: a database of its own (Msgbus::Test::own_database)
+Msgbus::Test::own_database('t016');
+
 $ENV{TEST_NGINX_PROJECT} = "t016-$$-" . time;
 
 our %Id;

@@ -8,6 +8,10 @@
 use lib 't/lib';
 use Test::Nginx::Socket;
 use Msgbus::Test;
+
+# subscriptions: a database of its own (Msgbus::Test::own_database)
+Msgbus::Test::own_database('t017');
+use Msgbus::Srv;
 use POSIX ();
 
 if ($ENV{TEST_NGINX_USE_VALGRIND}) {
@@ -232,5 +236,30 @@ ok - a subscriber over TLS gets it
 ok - not one whose certificate is for another name
 --- error_log
 does not match
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: a subscriber's host name, looked up with the http block's resolver
+--- http_config eval
+qq{    msgbus_mongodb "\$TEST_NGINX_MONGODB_URI";
+    msgbus_webhook_lease 3s;
+} . $::Resolver
+--- config
+    location / { msgbus; }
+    location = /verdict { root html; }
+--- init
+main::dns('hook.test.msgbus A 127.0.0.1');
+main::webhooks('resolver');
+--- request
+GET /verdict
+--- response_body
+ok - subscriptions are created
+ok - posts are answered 201
+ok - a subscriber's host name is looked up with nginx's resolver
+ok - not one the name server does not know
+--- error_log
+the host name cannot be resolved
 --- no_error_log
 [error]

@@ -214,7 +214,9 @@ ngx_http_msgbus_sender_headers(ngx_http_msgbus_sender_t *s, ngx_pool_t *pool,
             value = BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, &len)
                                               : NULL;
 
-            if (value == NULL || !ngx_http_msgbus_header_ok(name, value)) {
+            if (value == NULL || ngx_strlen(value) != len
+                || !ngx_http_msgbus_header_ok(name, value))
+            {
                 if (pass == 0) {
                     ngx_log_error(NGX_LOG_WARN, s->log, 0,
                                   "msgbus: webhook \"%V\": post_headers' "
@@ -695,8 +697,12 @@ ngx_http_msgbus_backoff(ngx_http_msgbus_retry_t *rp, ngx_uint_t i,
     hi = (double) rp->max_delay;
     x = (rp->max_delay - rp->min_delay) / NGX_HTTP_MSGBUS_LINEAR_INTERVAL;
 
+    /* Zaqar's functions divide by x - 1, the others by minimum_delay too */
+
     if (rp->backoff == NGX_HTTP_MSGBUS_BACKOFF_LINEAR
-        || x < 2 || rp->min_delay < 1)
+        || x < 2
+        || (rp->min_delay < 1
+            && rp->backoff != NGX_HTTP_MSGBUS_BACKOFF_ARITHMETIC))
     {
         /* range(minimum_delay, maximum_delay, 5) */
 

@@ -144,11 +144,15 @@ ngx_http_msgbus_hooks_init_process(ngx_cycle_t *cycle)
     he->commit.handler = ngx_http_msgbus_hooks_commit;
     he->commit.data = he;
     he->commit.log = cycle->log;
-    he->commit.cancelable = 1;
+    he->commit.cancelable = 0;      /* markers are written before exit */
 
-    /* the workers' first rounds apart: each takes its share */
+    /*
+     * The first round after a lease (the leases of the workers this one
+     * replaces have lapsed by then), the workers' apart; a subscription
+     * made here starts one at once (kick).
+     */
 
-    ngx_add_timer(&he->tick, 200 + ngx_random() % 800);
+    ngx_add_timer(&he->tick, mmcf->hook_lease + ngx_random() % 1000);
     ngx_add_timer(&he->watch, NGX_HTTP_MSGBUS_HOOK_WATCH);
 
     he->ready = 1;
@@ -307,12 +311,29 @@ ngx_http_msgbus_hooks_tick(ngx_event_t *ev)
         return;
     }
 
+    he->now = ngx_http_msgbus_hooks_now();
+
+    /*
+     * The leases were not renewed for two thirds of their time: all is
+     * dropped before another worker may take it
+     */
+
+    if (he->held_until
+        && he->now + (int64_t) he->mmcf->hook_lease / 3 >= he->held_until)
+    {
+        ngx_log_error(NGX_LOG_WARN, he->log, 0,
+                      "msgbus: webhook leases not renewed in time: this "
+                      "worker stops delivering until it holds them again");
+        he->held_until = 0;
+        he->gen++;
+        ngx_http_msgbus_hook_sweep(he);
+    }
+
     he->round = 1;
     he->again = 0;
     he->docs_read = 0;
     he->grabs = 0;
     he->gen++;
-    he->now = ngx_http_msgbus_hooks_now();
 
     bson_init(&cmd);
     ngx_http_msgbus_cmd_hooks_renew(&cmd, &he->owner,
@@ -381,11 +402,17 @@ ngx_http_msgbus_hooks_failed(ngx_http_msgbus_mongo_op_t *op)
 static void
 ngx_http_msgbus_hooks_renewed(ngx_http_msgbus_mongo_op_t *op)
 {
+    ngx_http_msgbus_hook_engine_t  *he;
+
+    he = op->data;
+
     if (ngx_http_msgbus_hooks_failed(op)) {
         return;
     }
 
-    ngx_http_msgbus_hooks_free(op->data);
+    he->held_until = he->now + he->mmcf->hook_lease;
+
+    ngx_http_msgbus_hooks_free(he);
 }
 
 
@@ -534,7 +561,9 @@ ngx_http_msgbus_hooks_held(ngx_http_msgbus_mongo_op_t *op)
         }
     }
 
-    if (n == NGX_HTTP_MSGBUS_HOOK_PAGE) {
+    /* a page may hold fewer than asked (16 MB): until one is empty */
+
+    if (n > 0) {
         ngx_http_msgbus_hooks_mine(he, &last);
         return;
     }
@@ -634,7 +663,12 @@ ngx_http_msgbus_hooks_end(ngx_http_msgbus_hook_engine_t *he)
         return;
     }
 
-    ngx_add_timer(&he->tick, he->again ? 1 : he->mmcf->hook_lease / 3);
+    /* holding none: a look for free ones once a lease */
+
+    ngx_add_timer(&he->tick, he->again ? 1
+                             : ngx_queue_empty(&he->queues)
+                               ? he->mmcf->hook_lease
+                               : he->mmcf->hook_lease / 3);
     he->again = 0;
 }
 
@@ -740,8 +774,10 @@ ngx_http_msgbus_hooks_committed(ngx_http_msgbus_mongo_op_t *op)
         ngx_http_msgbus_hook_resync(he);
     }
 
+    /* shutting down: written once more at most, not again on failure */
+
     if (!ngx_queue_empty(&he->dirty)
-        && !(ngx_exiting || ngx_quit || ngx_terminate))
+        && !(failed && (ngx_exiting || ngx_quit || ngx_terminate)))
     {
         ngx_add_timer(&he->commit, failed ? 200
                                           : NGX_HTTP_MSGBUS_HOOK_COMMIT);

@@ -28,6 +28,8 @@
 #            message posted before it confirms is not sent, one after is.
 # https      a subscriber over TLS (the test's CA trusted) gets its
 #            message; one whose certificate is for another name does not.
+# resolver   a subscriber's host name is looked up with the http block's
+#            resolver (t/util/dns.py); a name it does not know is not sent.
 #
 # Prints what it measured, its assertions ("ok - WHAT" or "not ok - WHAT"
 # and the reasons: t/util/verdict.py), then OK or FAILED; exit status 0 or
@@ -396,6 +398,20 @@ def scenario_https():
     check(sink('xsink') == [],
           'not one whose certificate is for another name',
           'got %s' % sink('xsink'))
+
+
+def scenario_resolver():
+    url = 'http://%%s:%d/v2/queues/%%s/messages' % ARGS.port
+    subscribe('dq', url % ('hook.test.msgbus', 'dsink'), sink=True)
+    subscribe('dq', url % ('nx.test.msgbus', 'nxsink'), sink=True)
+    time.sleep(1.5)
+    post('dq', ['d1'])
+    got = wait_sink('dsink', 1, 10)
+    check(bodies_of(got) == ['d1'],
+          "a subscriber's host name is looked up with nginx's resolver",
+          'got %s' % got)
+    check(sink('nxsink') == [], 'not one the name server does not know',
+          'got %s' % sink('nxsink'))
 
 
 def main():

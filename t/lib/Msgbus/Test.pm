@@ -61,6 +61,27 @@ sub mongo {
     return $out;
 }
 
+# The suite's store, a database of this file's own ("<db>_SUFFIX"): for
+# subscriptions, which every nginx on their database delivers, so that
+# another file's nginx never holds them
+sub own_database {
+    my ($suffix) = @_;
+    my ($base, $opts) = split /\?/, $ENV{TEST_NGINX_MONGODB_URI}, 2;
+    my $db;
+    $base =~ s{^(mongodb(?:\+srv)?://[^/]+)(?:/([^/]*))?$}
+              {$db = $2 // ''; "$1/" . ($db eq '' ? 'msgbus' : $db)
+                               . "_$suffix"}e
+        or die "cannot read the database of $ENV{TEST_NGINX_MONGODB_URI}";
+    # credentials are checked where they were (authSource: the database)
+    if ($base =~ m{^mongodb(?:\+srv)?://[^/]*@}
+        && ($opts // '') !~ /(?:^|&)authSource=/i)
+    {
+        $opts = join '&', grep { defined && length } $opts,
+                    'authSource=' . ($db eq '' ? 'admin' : $db);
+    }
+    $ENV{TEST_NGINX_MONGODB_URI} = $base . (defined $opts ? "?$opts" : '');
+}
+
 # how many messages of PROJECT/QUEUE the store holds, expired or not
 # Zaqar's error body, as msgbus sends it
 sub err {
