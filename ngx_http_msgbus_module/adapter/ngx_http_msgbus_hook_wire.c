@@ -227,10 +227,16 @@ ngx_http_msgbus_hook_wire_request(ngx_pool_t *pool,
                     "Content-Type: application/json" CRLF
                     "Content-Length: %uz" CRLF "Connection: close" CRLF,
                     body->len);
-    p = ngx_cpymem(p, headers->data, headers->len);
+    if (headers->len) {
+        p = ngx_cpymem(p, headers->data, headers->len);
+    }
+
     *p++ = CR;
     *p++ = LF;
-    p = ngx_cpymem(p, body->data, body->len);
+
+    if (body->len) {
+        p = ngx_cpymem(p, body->data, body->len);
+    }
 
     request->len = p - request->data;
 

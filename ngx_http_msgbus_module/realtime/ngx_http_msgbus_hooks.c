@@ -314,8 +314,9 @@ ngx_http_msgbus_hooks_tick(ngx_event_t *ev)
     he->now = ngx_http_msgbus_hooks_now();
 
     /*
-     * The leases were not renewed for two thirds of their time: all is
-     * dropped before another worker may take it
+     * The leases were not renewed for two thirds of their time (the store
+     * failed): they would lapse before the next round, so all is dropped
+     * before another worker may take it
      */
 
     if (he->held_until
@@ -649,6 +650,9 @@ ngx_http_msgbus_hooks_queues_read(ngx_http_msgbus_mongo_op_t *op)
 static void
 ngx_http_msgbus_hooks_end(ngx_http_msgbus_hook_engine_t *he)
 {
+    int64_t     took;
+    ngx_msec_t  next;
+
     if (he->rpool) {
         ngx_destroy_pool(he->rpool);
         he->rpool = NULL;
@@ -663,12 +667,18 @@ ngx_http_msgbus_hooks_end(ngx_http_msgbus_hook_engine_t *he)
         return;
     }
 
-    /* holding none: a look for free ones once a lease */
+    /*
+     * Renewed every third of a lease from the round's start, however long
+     * it took; holding none: a look for free ones once a lease
+     */
+
+    took = ngx_http_msgbus_hooks_now() - he->now;
+    next = ngx_queue_empty(&he->queues) ? he->mmcf->hook_lease
+                                        : he->mmcf->hook_lease / 3;
 
     ngx_add_timer(&he->tick, he->again ? 1
-                             : ngx_queue_empty(&he->queues)
-                               ? he->mmcf->hook_lease
-                               : he->mmcf->hook_lease / 3);
+                             : (took >= (int64_t) next) ? 1
+                             : next - (ngx_msec_t) took);
     he->again = 0;
 }
 
