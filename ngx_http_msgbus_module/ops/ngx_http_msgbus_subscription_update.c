@@ -25,6 +25,7 @@
 #include "ngx_http_msgbus_hooks.h"
 #include "ngx_http_msgbus_store_reply.h"
 #include "ngx_http_msgbus_store_subscriptions.h"
+#include "ngx_http_msgbus_store_queues.h"
 
 
 #define NGX_HTTP_MSGBUS_SUB_EXISTS                                            \
@@ -39,6 +40,10 @@ static ngx_int_t ngx_http_msgbus_sub_update(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_sub_updated(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
+static ngx_int_t ngx_http_msgbus_sub_confirm_counter(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
+static ngx_int_t ngx_http_msgbus_sub_confirm(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx);
 static ngx_int_t ngx_http_msgbus_sub_confirmed(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op);
 static ngx_int_t ngx_http_msgbus_sub_unsubscribed(ngx_http_request_t *r,
@@ -255,18 +260,21 @@ ngx_http_msgbus_sub_updated(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
 /*
  * PUT .../confirm {"confirmed": bool}: as Zaqar's confirm(), by id and
- * project only; confirmed false then reads the subscription (with its
- * queue: 404 if another's) and sends the unsubscription's confirmation
+ * project only; confirmed true also moves the delivered marker (mk) up to
+ * the queue's end (the path's queue, if it is the subscription's): its
+ * subscriber is sent the posts from now on, as Zaqar's notifier sends
+ * only the posts made while a subscriber is confirmed.  Confirmed false
+ * then reads the subscription (with its queue: 404 if another's) and
+ * sends the unsubscription's confirmation
  */
 
 ngx_int_t
 ngx_http_msgbus_subscription_confirm(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx)
 {
-    bson_t                     cmd, set;
+    bson_t                     cmd;
     json_t                    *v;
     ngx_int_t                  rc;
-    ngx_http_msgbus_sub_key_t  key;
 
     rc = ngx_http_msgbus_subscription_start(r, ctx, 1);
     if (rc != NGX_DECLINED) {
@@ -294,16 +302,50 @@ ngx_http_msgbus_subscription_confirm(ngx_http_request_t *r,
     }
 
     ctx->sub.confirmed = json_is_true(v);
+    ctx->sub.marker = 0;
 
-    bson_init(&set);
-    BSON_APPEND_BOOL(&set, "c", ctx->sub.confirmed);
+    if (!ctx->sub.confirmed) {
+        return ngx_http_msgbus_sub_confirm(r, ctx);
+    }
 
-    ngx_http_msgbus_subscription_key(ctx, &key, 1, 0);
+    /* the queue's counter: where its subscriber's deliveries start */
 
     bson_init(&cmd);
-    ngx_http_msgbus_cmd_subscription_update(&cmd, &key, &set);
+    ngx_http_msgbus_cmd_queue_find(&cmd, &ctx->q.scoped, 1);
 
-    bson_destroy(&set);
+    return ngx_http_msgbus_store(r, ctx, &cmd, NULL, 1,
+                                 ngx_http_msgbus_sub_confirm_counter);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_sub_confirm_counter(ngx_http_request_t *r,
+    ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op)
+{
+    if (op->err != ngx_http_msgbus_mongo_ok) {
+        return NGX_ABORT;
+    }
+
+    ctx->sub.marker = ngx_max(ngx_http_msgbus_queue_counter(op->reply) - 1,
+                              0);
+
+    return ngx_http_msgbus_sub_confirm(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_msgbus_sub_confirm(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx)
+{
+    bson_t                     cmd;
+    ngx_http_msgbus_sub_key_t  key, queued;
+
+    ngx_http_msgbus_subscription_key(ctx, &key, 1, 0);
+    ngx_http_msgbus_subscription_key(ctx, &queued, 1, 1);
+
+    bson_init(&cmd);
+    ngx_http_msgbus_cmd_subscription_confirm(&cmd, &key, &queued,
+                                             ctx->sub.confirmed,
+                                             ctx->sub.marker);
 
     return ngx_http_msgbus_store(r, ctx, &cmd, &ctx->sub.db, 1,
                                  ngx_http_msgbus_sub_confirmed);

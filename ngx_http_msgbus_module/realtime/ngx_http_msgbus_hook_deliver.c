@@ -38,6 +38,7 @@ static ngx_http_msgbus_hook_batch_t *ngx_http_msgbus_hook_batch(
 static void ngx_http_msgbus_hook_dispatch(ngx_http_msgbus_hook_queue_t *hq,
     ngx_http_msgbus_hook_batch_t *b);
 static void ngx_http_msgbus_hook_next(ngx_http_msgbus_hook_sub_t *sub);
+static void ngx_http_msgbus_hook_rewrite(ngx_http_msgbus_hook_sub_t *sub);
 
 
 ngx_int_t
@@ -183,7 +184,9 @@ ngx_http_msgbus_hook_read(ngx_http_msgbus_hook_queue_t *hq)
     {
         sub = ngx_queue_data(q, ngx_http_msgbus_hook_sub_t, link);
 
-        if (sub->batch == NULL && sub->mk >= 0) {
+        if (sub->batch == NULL && sub->mk >= 0
+            && !ngx_http_msgbus_hook_waits(sub))
+        {
             after = ngx_min(after, sub->mk);
         }
     }
@@ -372,7 +375,7 @@ ngx_http_msgbus_hook_dispatch(ngx_http_msgbus_hook_queue_t *hq,
     {
         sub = ngx_queue_data(q, ngx_http_msgbus_hook_sub_t, link);
 
-        if (sub->batch || sub->mk < 0) {
+        if (sub->batch || sub->mk < 0 || ngx_http_msgbus_hook_waits(sub)) {
             continue;
         }
 
@@ -435,11 +438,14 @@ ngx_http_msgbus_hook_next(ngx_http_msgbus_hook_sub_t *sub)
             continue;
         }
 
-        if (!sub->usable
-            || (sub->hq->he->mmcf->subscription_confirmation
-                && !sub->confirmed))
-        {
-            /* not confirmed (Zaqar: not notified), or cannot be sent to */
+        if (ngx_http_msgbus_hook_waits(sub)) {
+            /* unsubscribed meanwhile: it waits, its marker kept */
+            ngx_http_msgbus_hook_release(sub);
+            return;
+        }
+
+        if (!sub->usable) {
+            /* one it cannot send to skips its messages */
             sub->mk = m->k;
             sub->next++;
             ngx_http_msgbus_hook_dirty(sub);
@@ -538,8 +544,26 @@ ngx_http_msgbus_hook_dirty(ngx_http_msgbus_hook_sub_t *sub)
 void
 ngx_http_msgbus_hook_resync(ngx_http_msgbus_hook_engine_t *he)
 {
+    ngx_http_msgbus_hook_each(he, ngx_http_msgbus_hook_rewrite);
+}
+
+
+static void
+ngx_http_msgbus_hook_rewrite(ngx_http_msgbus_hook_sub_t *sub)
+{
+    if (sub->mk >= 0) {
+        ngx_http_msgbus_hook_dirty(sub);
+    }
+}
+
+
+/* every subscription held, to fn (which neither frees nor adds one) */
+
+void
+ngx_http_msgbus_hook_each(ngx_http_msgbus_hook_engine_t *he,
+    void (*fn)(ngx_http_msgbus_hook_sub_t *sub))
+{
     ngx_queue_t                   *q, *s;
-    ngx_http_msgbus_hook_sub_t    *sub;
     ngx_http_msgbus_hook_queue_t  *hq;
 
     for (q = ngx_queue_head(&he->queues);
@@ -552,11 +576,7 @@ ngx_http_msgbus_hook_resync(ngx_http_msgbus_hook_engine_t *he)
              s != ngx_queue_sentinel(&hq->subs);
              s = ngx_queue_next(s))
         {
-            sub = ngx_queue_data(s, ngx_http_msgbus_hook_sub_t, link);
-
-            if (sub->mk >= 0) {
-                ngx_http_msgbus_hook_dirty(sub);
-            }
+            fn(ngx_queue_data(s, ngx_http_msgbus_hook_sub_t, link));
         }
     }
 }

@@ -128,6 +128,14 @@ struct ngx_http_msgbus_hook_engine_s {
 };
 
 
+/*
+ * Not confirmed where confirmation is asked for: sent nothing, its marker
+ * kept; a confirmation moves the marker in the store (ops)
+ */
+#define ngx_http_msgbus_hook_waits(sub)                                      \
+    ((sub)->hq->he->mmcf->subscription_confirmation && !(sub)->confirmed)
+
+
 ngx_int_t ngx_http_msgbus_hook_queues_init(ngx_http_msgbus_hook_engine_t *he);
 void ngx_http_msgbus_hook_post_run(ngx_http_msgbus_hook_engine_t *he);
 void ngx_http_msgbus_hook_release(ngx_http_msgbus_hook_sub_t *sub);
@@ -135,6 +143,8 @@ void ngx_http_msgbus_hook_dirty(ngx_http_msgbus_hook_sub_t *sub);
 void ngx_http_msgbus_hook_sent(ngx_http_msgbus_sender_t *s,
     ngx_uint_t delivered);
 void ngx_http_msgbus_hook_resync(ngx_http_msgbus_hook_engine_t *he);
+void ngx_http_msgbus_hook_each(ngx_http_msgbus_hook_engine_t *he,
+    void (*fn)(ngx_http_msgbus_hook_sub_t *sub));
 
 
 #endif /* _NGX_HTTP_MSGBUS_HOOK_DELIVER_H_INCLUDED_ */

@@ -46,6 +46,7 @@ static ngx_int_t ngx_http_msgbus_hook_sub_add(
     int64_t mk);
 static void ngx_http_msgbus_hook_sub_free(ngx_http_msgbus_hook_sub_t *sub);
 static void ngx_http_msgbus_hook_queue_free(ngx_http_msgbus_hook_queue_t *hq);
+static void ngx_http_msgbus_hook_start(ngx_http_msgbus_hook_sub_t *sub);
 
 
 /* a held subscription's document: set up, kept, or set up again */
@@ -89,6 +90,10 @@ ngx_http_msgbus_hook_sub_held(ngx_http_msgbus_hook_engine_t *he,
                           d.options.len) == 0)
         {
             /* a marker moved on elsewhere (a confirmation) is taken */
+
+            if (d.confirmed && !sub->confirmed) {
+                hq->due = 1;
+            }
 
             sub->gen = he->gen;
             sub->confirmed = d.confirmed;
@@ -450,30 +455,20 @@ ngx_http_msgbus_hook_queue_doc(ngx_http_msgbus_hook_engine_t *he,
 void
 ngx_http_msgbus_hook_queues_start(ngx_http_msgbus_hook_engine_t *he)
 {
-    ngx_queue_t                   *q, *s;
-    ngx_http_msgbus_hook_sub_t    *sub;
-    ngx_http_msgbus_hook_queue_t  *hq;
-
-    for (q = ngx_queue_head(&he->queues);
-         q != ngx_queue_sentinel(&he->queues);
-         q = ngx_queue_next(q))
-    {
-        hq = ngx_queue_data(q, ngx_http_msgbus_hook_queue_t, link);
-
-        for (s = ngx_queue_head(&hq->subs);
-             s != ngx_queue_sentinel(&hq->subs);
-             s = ngx_queue_next(s))
-        {
-            sub = ngx_queue_data(s, ngx_http_msgbus_hook_sub_t, link);
-
-            if (sub->mk < 0 && he->docs_read) {
-                sub->mk = ngx_max(hq->counter - 1, 0);
-                ngx_http_msgbus_hook_dirty(sub);
-                hq->due = 1;
-            }
-        }
+    if (he->docs_read) {
+        ngx_http_msgbus_hook_each(he, ngx_http_msgbus_hook_start);
     }
 
     ngx_http_msgbus_hook_post_run(he);
+}
 
+
+static void
+ngx_http_msgbus_hook_start(ngx_http_msgbus_hook_sub_t *sub)
+{
+    if (sub->mk < 0) {
+        sub->mk = ngx_max(sub->hq->counter - 1, 0);
+        ngx_http_msgbus_hook_dirty(sub);
+        sub->hq->due = 1;
+    }
 }

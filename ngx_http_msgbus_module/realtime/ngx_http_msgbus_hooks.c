@@ -44,8 +44,8 @@
 #include "ngx_http_msgbus_mongo.h"
 
 
-#define NGX_HTTP_MSGBUS_HOOK_GRAB     100     /* free ones taken per find */
-#define NGX_HTTP_MSGBUS_HOOK_GRABS    20      /* finds of free ones a round */
+#define NGX_HTTP_MSGBUS_HOOK_GRAB     500     /* free ones taken per find */
+#define NGX_HTTP_MSGBUS_HOOK_GRABS    10      /* finds of free ones a round */
 #define NGX_HTTP_MSGBUS_HOOK_QUEUES   500     /* queue documents per find */
 
 
@@ -314,13 +314,13 @@ ngx_http_msgbus_hooks_tick(ngx_event_t *ev)
     he->now = ngx_http_msgbus_hooks_now();
 
     /*
-     * The leases were not renewed for two thirds of their time (the store
-     * failed): they would lapse before the next round, so all is dropped
-     * before another worker may take it
+     * The leases were not renewed for nine tenths of their time (the
+     * store failed, or did not answer): all is dropped before another
+     * worker may take it
      */
 
-    if (he->held_until
-        && he->now + (int64_t) he->mmcf->hook_lease / 3 >= he->held_until)
+    if (he->held_until && !ngx_queue_empty(&he->queues)
+        && he->now + (int64_t) he->mmcf->hook_lease / 10 >= he->held_until)
     {
         ngx_log_error(NGX_LOG_WARN, he->log, 0,
                       "msgbus: webhook leases not renewed in time: this "

@@ -211,6 +211,49 @@ ngx_http_msgbus_cmd_subscription_update(bson_t *cmd,
 }
 
 
+/*
+ * A confirmation: c as given; confirmed, the delivered marker moves up to
+ * mk when the subscription is of the queue the request names (its
+ * subscriber is sent what is posted from now on, as Zaqar's notifier
+ * sends only the posts after the confirmation)
+ */
+
+void
+ngx_http_msgbus_cmd_subscription_confirm(bson_t *cmd,
+    ngx_http_msgbus_sub_key_t *key, ngx_http_msgbus_sub_key_t *queued,
+    ngx_uint_t confirmed, int64_t mk)
+{
+    bson_t  updates, q, u, set;
+
+    ngx_http_msgbus_update_begin(cmd, NGX_HTTP_MSGBUS_SUBSCRIPTIONS,
+                                 &updates);
+
+    bson_init(&q);
+    ngx_http_msgbus_subscription_filter(&q, key);
+
+    bson_init(&u);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
+    BSON_APPEND_BOOL(&set, "c", confirmed ? true : false);
+    bson_append_document_end(&u, &set);
+
+    ngx_http_msgbus_update_one(&updates, "0", &q, &u, 0);
+
+    if (confirmed) {
+        bson_init(&q);
+        ngx_http_msgbus_subscription_filter(&q, queued);
+
+        bson_init(&u);
+        BSON_APPEND_DOCUMENT_BEGIN(&u, "$max", &set);
+        BSON_APPEND_INT64(&set, "mk", mk);
+        bson_append_document_end(&u, &set);
+
+        ngx_http_msgbus_update_one(&updates, "1", &q, &u, 0);
+    }
+
+    ngx_http_msgbus_update_end(cmd, &updates, 0);
+}
+
+
 /* one subscription, or (all) every one the key selects: a purge's */
 
 void

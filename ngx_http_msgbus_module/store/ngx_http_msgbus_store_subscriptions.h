@@ -67,6 +67,9 @@ void ngx_http_msgbus_cmd_subscription_list(bson_t *cmd,
     ngx_http_msgbus_sub_key_t *key, bson_oid_t *after, ngx_uint_t limit);
 void ngx_http_msgbus_cmd_subscription_update(bson_t *cmd,
     ngx_http_msgbus_sub_key_t *key, bson_t *set);
+void ngx_http_msgbus_cmd_subscription_confirm(bson_t *cmd,
+    ngx_http_msgbus_sub_key_t *key, ngx_http_msgbus_sub_key_t *queued,
+    ngx_uint_t confirmed, int64_t mk);
 void ngx_http_msgbus_cmd_subscription_delete(bson_t *cmd,
     ngx_http_msgbus_sub_key_t *key, ngx_uint_t all);
 void ngx_http_msgbus_subscription_read(bson_iter_t *doc,
