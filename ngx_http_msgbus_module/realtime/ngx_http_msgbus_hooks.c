@@ -40,6 +40,7 @@
 #include "ngx_http_msgbus_zone.h"
 #include "ngx_http_msgbus_json.h"
 #include "ngx_http_msgbus_store_hooks.h"
+#include "ngx_http_msgbus_store_subscriptions.h"
 #include "ngx_http_msgbus_store_reply.h"
 #include "ngx_http_msgbus_mongo.h"
 
@@ -63,6 +64,8 @@ static void ngx_http_msgbus_hooks_tick(ngx_event_t *ev);
 static ngx_int_t ngx_http_msgbus_hooks_run(ngx_http_msgbus_hook_engine_t *he,
     bson_t *cmd, ngx_http_msgbus_hooks_step_pt next);
 static ngx_uint_t ngx_http_msgbus_hooks_failed(ngx_http_msgbus_mongo_op_t *op);
+static ngx_int_t ngx_http_msgbus_hooks_docs(ngx_http_msgbus_mongo_op_t *op,
+    bson_iter_t *docs);
 static void ngx_http_msgbus_hooks_renewed(ngx_http_msgbus_mongo_op_t *op);
 static void ngx_http_msgbus_hooks_free(ngx_http_msgbus_hook_engine_t *he);
 static void ngx_http_msgbus_hooks_found(ngx_http_msgbus_mongo_op_t *op);
@@ -86,7 +89,6 @@ static ngx_http_msgbus_hook_engine_t  ngx_http_msgbus_hook_engine;
 ngx_int_t
 ngx_http_msgbus_hooks_init_process(ngx_cycle_t *cycle)
 {
-    u_char                        *p;
     bson_oid_t                     oid;
     ngx_http_msgbus_main_conf_t   *mmcf;
     ngx_http_msgbus_hook_engine_t *he;
@@ -119,16 +121,11 @@ ngx_http_msgbus_hooks_init_process(ngx_cycle_t *cycle)
     bson_oid_to_string(&oid, (char *) he->owner.data);
     he->owner.len = 24;
 
-    he->db.len = mmcf->database.len + sizeof(NGX_HTTP_MSGBUS_SUBSCRIPTIONS_DB)
-                 - 1;
-    he->db.data = ngx_pnalloc(he->pool, he->db.len);
-    if (he->db.data == NULL) {
+    if (ngx_http_msgbus_subscriptions_db(he->pool, &mmcf->database, &he->db)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
-
-    p = ngx_cpymem(he->db.data, mmcf->database.data, mmcf->database.len);
-    ngx_memcpy(p, NGX_HTTP_MSGBUS_SUBSCRIPTIONS_DB,
-               sizeof(NGX_HTTP_MSGBUS_SUBSCRIPTIONS_DB) - 1);
 
     ngx_http_msgbus_senders_init(mmcf);
 
@@ -400,6 +397,24 @@ ngx_http_msgbus_hooks_failed(ngx_http_msgbus_mongo_op_t *op)
 }
 
 
+/* a find's documents; NGX_ERROR: the round is over */
+
+static ngx_int_t
+ngx_http_msgbus_hooks_docs(ngx_http_msgbus_mongo_op_t *op, bson_iter_t *docs)
+{
+    if (ngx_http_msgbus_hooks_failed(op)) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_msgbus_batch(op->reply, docs) != NGX_OK) {
+        ngx_http_msgbus_hooks_end(op->data);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_msgbus_hooks_renewed(ngx_http_msgbus_mongo_op_t *op)
 {
@@ -444,12 +459,7 @@ ngx_http_msgbus_hooks_found(ngx_http_msgbus_mongo_op_t *op)
 
     he = op->data;
 
-    if (ngx_http_msgbus_hooks_failed(op)) {
-        return;
-    }
-
-    if (ngx_http_msgbus_batch(op->reply, &docs) != NGX_OK) {
-        ngx_http_msgbus_hooks_end(he);
+    if (ngx_http_msgbus_hooks_docs(op, &docs) != NGX_OK) {
         return;
     }
 
@@ -534,12 +544,7 @@ ngx_http_msgbus_hooks_held(ngx_http_msgbus_mongo_op_t *op)
 
     he = op->data;
 
-    if (ngx_http_msgbus_hooks_failed(op)) {
-        return;
-    }
-
-    if (ngx_http_msgbus_batch(op->reply, &docs) != NGX_OK) {
-        ngx_http_msgbus_hooks_end(he);
+    if (ngx_http_msgbus_hooks_docs(op, &docs) != NGX_OK) {
         return;
     }
 
@@ -627,17 +632,15 @@ ngx_http_msgbus_hooks_queues_read(ngx_http_msgbus_mongo_op_t *op)
 
     he = op->data;
 
-    if (ngx_http_msgbus_hooks_failed(op)) {
+    if (ngx_http_msgbus_hooks_docs(op, &docs) != NGX_OK) {
         return;
     }
 
-    if (ngx_http_msgbus_batch(op->reply, &docs) == NGX_OK) {
-        while (bson_iter_next(&docs)) {
-            if (BSON_ITER_HOLDS_DOCUMENT(&docs)
-                && bson_iter_recurse(&docs, &doc))
-            {
-                ngx_http_msgbus_hook_queue_doc(he, &doc);
-            }
+    while (bson_iter_next(&docs)) {
+        if (BSON_ITER_HOLDS_DOCUMENT(&docs)
+            && bson_iter_recurse(&docs, &doc))
+        {
+            ngx_http_msgbus_hook_queue_doc(he, &doc);
         }
     }
 

@@ -22,6 +22,7 @@
 #include <ngx_core.h>
 
 #include "ngx_http_msgbus_store_hooks.h"
+#include "ngx_http_msgbus_store_subscriptions.h"
 #include "ngx_http_msgbus_store_messages.h"
 #include "ngx_http_msgbus_store_query.h"
 #include "ngx_http_msgbus_store_queues.h"

@@ -13,10 +13,6 @@
 #include <bson/bson.h>
 
 
-#define NGX_HTTP_MSGBUS_SUBSCRIPTIONS      "subscriptions"
-#define NGX_HTTP_MSGBUS_SUBSCRIPTIONS_DB   "_subscriptions"
-
-
 /* webhook delivery's commands on the subscriptions (msgbus's mk, mo, ml) */
 
 void ngx_http_msgbus_cmd_hooks_renew(bson_t *cmd, ngx_str_t *owner,
