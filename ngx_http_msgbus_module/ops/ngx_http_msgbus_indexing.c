@@ -279,3 +279,31 @@ ngx_http_msgbus_indexing_waiter_gone(void *data)
         w->linked = 0;
     }
 }
+
+
+/*
+ * createIndexes is idempotent: a store that fails it for a concurrent
+ * one (another worker creating the same index: a lock conflict on a
+ * relational engine) is asked again, NGX_HTTP_MSGBUS_INDEX_RETRIES times
+ * in a row at most; not for an index that exists otherwise (85, 86) or
+ * is refused (238).  1: ask again.
+ */
+
+ngx_uint_t
+ngx_http_msgbus_index_again(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
+    ngx_http_msgbus_mongo_op_t *op, ngx_str_t *db)
+{
+    if (op->err == ngx_http_msgbus_mongo_err_server
+        && op->code != 85 && op->code != 86 && op->code != 238
+        && ++ctx->failed <= NGX_HTTP_MSGBUS_INDEX_RETRIES)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "msgbus: an index in %V: %V (code %D), trying again",
+                      db, &op->errmsg, op->code);
+        return 1;
+    }
+
+    ctx->failed = 0;
+
+    return 0;
+}

@@ -26,7 +26,6 @@
 #include "ngx_http_msgbus_post_batch.h"
 
 
-#define NGX_HTTP_MSGBUS_WRITE_RETRIES   50      /* index creation */
 
 
 static ngx_int_t ngx_http_msgbus_post_parse(ngx_http_request_t *r,
@@ -349,29 +348,15 @@ ngx_http_msgbus_post_indexes(ngx_http_request_t *r,
 }
 
 
-/*
- * createIndexes is idempotent: a store that fails it for a concurrent
- * one (another worker creating the same index: a lock conflict on a
- * relational engine) is asked again.  NGX_DECLINED: not asked again.
- */
+/* an index the store failed for a concurrent createIndexes: again */
 
 static ngx_int_t
 ngx_http_msgbus_post_index_again(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, ngx_http_msgbus_mongo_op_t *op)
 {
-    if (op->err == ngx_http_msgbus_mongo_err_server
-        && op->code != 85 && op->code != 86 && op->code != 238
-        && ++ctx->failed <= NGX_HTTP_MSGBUS_WRITE_RETRIES)
-    {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "msgbus: index %ui of %V.messages: %V "
-                      "(code %D), trying again", ctx->post.index,
-                      &ctx->db, &op->errmsg, op->code);
-
+    if (ngx_http_msgbus_index_again(r, ctx, op, &ctx->db)) {
         return ngx_http_msgbus_post_indexes(r, ctx, ctx->post.index);
     }
-
-    ctx->failed = 0;
 
     return NGX_DECLINED;
 }

@@ -45,8 +45,10 @@ ngx_http_msgbus_subscription_notify(ngx_http_request_t *r,
     ngx_http_msgbus_ctx_t *ctx, bson_oid_t *id, ngx_str_t *subscriber,
     json_t *options, int64_t ttl, ngx_uint_t unsubscribe)
 {
-    json_t                       *body, *none;
+    json_t                       *body;
+#if (NGX_DEBUG)
     ngx_str_t                     text;
+#endif
     ngx_http_msgbus_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
@@ -60,15 +62,17 @@ ngx_http_msgbus_subscription_notify(ngx_http_request_t *r,
         return;
     }
 
+#if (NGX_DEBUG)
     if (ngx_http_msgbus_json_compact(r->pool, body, &text) == NGX_OK) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "msgbus subscriptions: confirmation to \"%V\": %V",
                        subscriber, &text);
     }
+#endif
 
-    none = json_is_object(options) ? NULL : json_object();
+    /* hooks_notify takes options that are no object for none */
 
-    if (ngx_http_msgbus_hooks_notify(subscriber, none ? none : options, body,
+    if (ngx_http_msgbus_hooks_notify(subscriber, options, body,
                                      r->connection->log)
         != NGX_OK)
     {
@@ -76,10 +80,6 @@ ngx_http_msgbus_subscription_notify(ngx_http_request_t *r,
                       "msgbus: the confirmation of a subscription to "
                       "\"%V\" was not sent: no webhook engine",
                       subscriber);
-    }
-
-    if (none) {
-        json_decref(none);
     }
 
     json_decref(body);

@@ -182,7 +182,13 @@ ngx_http_msgbus_sub_listed(ngx_http_request_t *r, ngx_http_msgbus_ctx_t *ctx,
 
     n = 0;
 
-    if (op && ngx_http_msgbus_batch(op->reply, &docs) == NGX_OK) {
+    /* a reply that is no find's: the store sent what it should not (503) */
+
+    if (op && ngx_http_msgbus_batch(op->reply, &docs) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (op) {
         while (bson_iter_next(&docs)) {
             if (n && ngx_http_msgbus_jbuf_literal(&jb, ", ") != NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -35,7 +35,6 @@
 #include "ngx_http_msgbus_store_subscriptions.h"
 
 
-#define NGX_HTTP_MSGBUS_INDEX_RETRIES  50   /* a concurrent createIndexes */
 
 
 static ngx_int_t ngx_http_msgbus_sub_queue_found(ngx_http_request_t *r,
@@ -410,14 +409,9 @@ ngx_http_msgbus_sub_index_made(ngx_http_request_t *r,
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_msgbus_module);
     slot = mmcf->partitions + 1;
 
-    if (op->err == ngx_http_msgbus_mongo_err_server
-        && op->code != 85 && op->code != 86 && op->code != 238
-        && ++ctx->failed <= NGX_HTTP_MSGBUS_INDEX_RETRIES)
-    {
+    if (ngx_http_msgbus_index_again(r, ctx, op, &ctx->sub.db)) {
         return ngx_http_msgbus_sub_index(r, ctx, ctx->sub.index);
     }
-
-    ctx->failed = 0;
 
     if (op->err != ngx_http_msgbus_mongo_ok) {
 
