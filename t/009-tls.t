@@ -133,7 +133,7 @@ GET /v2/ping
 qr/msgbus mongo: TLS to 127\.0\.0\.1:\d+: TLSv1\.3, session new/
 --- no_error_log
 [error]
-msgbus mongo: TLS server name
+msgbus: TLS server name
 
 
 
@@ -189,7 +189,7 @@ GET /v2/ping
 --- error_code: 204
 --- log_level: debug
 --- error_log
-msgbus mongo: TLS server name "localhost"
+msgbus: TLS server name "localhost"
 --- no_error_log eval
 qr/^(?!.*cannot connect to \[::1\]).*\[error\]/
 

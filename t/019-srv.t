@@ -79,7 +79,7 @@ GET /v2/ping
 --- timeout: 3
 --- error_code: 503
 --- error_log eval
-['msgbus mongo: TLS server name "db1.test.msgbus"',
+['msgbus: TLS server name "db1.test.msgbus"',
  qr/msgbus mongo: TLS to db1\.test\.msgbus:\d+: the handshake timed out/]
 
 

@@ -20,6 +20,7 @@
 
 #include "ngx_http_msgbus_module.h"
 #include "ngx_http_msgbus_hook_http.h"
+#include "ngx_http_msgbus_mongo_tls.h"
 #include "ngx_http_msgbus_hook_wire.h"
 
 
@@ -89,7 +90,6 @@ static void ngx_http_msgbus_hook_http_connect(ngx_http_msgbus_hook_ctx_t *ctx,
 static void ngx_http_msgbus_hook_http_start(ngx_http_msgbus_hook_ctx_t *ctx);
 #if (NGX_SSL)
 static void ngx_http_msgbus_hook_http_tls(ngx_http_msgbus_hook_ctx_t *ctx);
-static ngx_int_t ngx_http_msgbus_hook_http_sni(ngx_http_msgbus_hook_ctx_t *ctx);
 static void ngx_http_msgbus_hook_http_handshaked(ngx_connection_t *c);
 static ngx_int_t ngx_http_msgbus_hook_http_verify(
     ngx_http_msgbus_hook_ctx_t *ctx);
@@ -508,7 +508,8 @@ ngx_http_msgbus_hook_http_tls(ngx_http_msgbus_hook_ctx_t *ctx)
 
     if (ngx_ssl_create_connection(ctx->conf->ssl, c, NGX_SSL_CLIENT)
         != NGX_OK
-        || ngx_http_msgbus_hook_http_sni(ctx) != NGX_OK)
+        || ngx_http_msgbus_tls_sni(ctx->peer.connection, &ctx->url->host)
+           != NGX_OK)
     {
         ngx_http_msgbus_hook_http_fail(ctx, "internal error", 0, NULL);
         return;
@@ -524,38 +525,6 @@ ngx_http_msgbus_hook_http_tls(ngx_http_msgbus_hook_ctx_t *ctx)
     }
 
     ngx_http_msgbus_hook_http_handshaked(c);
-}
-
-
-/* SNI, for a host name: RFC 6066 permits no IP address */
-
-static ngx_int_t
-ngx_http_msgbus_hook_http_sni(ngx_http_msgbus_hook_ctx_t *ctx)
-{
-    u_char            *name;
-    ngx_connection_t  *c;
-
-    c = ctx->peer.connection;
-
-    if (ctx->url->literal) {
-        return NGX_OK;
-    }
-
-    name = ngx_pnalloc(ctx->pool, ctx->url->host.len + 1);
-    if (name == NULL) {
-        return NGX_ERROR;
-    }
-
-    (void) ngx_cpystrn(name, ctx->url->host.data, ctx->url->host.len + 1);
-
-    if (SSL_set_tlsext_host_name(c->ssl->connection, (char *) name) == 0) {
-        ngx_ssl_error(NGX_LOG_ERR, &ctx->log, 0,
-                      "msgbus webhook: SSL_set_tlsext_host_name(\"%s\") "
-                      "failed", name);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -600,8 +569,6 @@ static ngx_int_t
 ngx_http_msgbus_hook_http_verify(ngx_http_msgbus_hook_ctx_t *ctx)
 {
     long                         rc;
-    X509                        *cert;
-    u_char                       ip[NGX_INET6_ADDRSTRLEN + 1];
     ngx_connection_t            *c;
     ngx_http_msgbus_hook_url_t  *u;
 
@@ -617,24 +584,7 @@ ngx_http_msgbus_hook_http_verify(ngx_http_msgbus_hook_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    if (!u->literal) {
-        rc = (ngx_ssl_check_host(c, &u->host) == NGX_OK);
-
-    } else {
-        cert = SSL_get_peer_certificate(c->ssl->connection);
-        rc = 0;
-
-        if (cert && u->host.len < sizeof(ip)) {
-            (void) ngx_cpystrn(ip, u->host.data, u->host.len + 1);
-            rc = (X509_check_ip_asc(cert, (char *) ip, 0) == 1);
-        }
-
-        if (cert) {
-            X509_free(cert);
-        }
-    }
-
-    if (rc) {
+    if (ngx_http_msgbus_tls_check_name(c, &u->host) == NGX_OK) {
         return NGX_OK;
     }
 
@@ -921,13 +871,7 @@ ngx_http_msgbus_hook_http_release(ngx_http_msgbus_hook_ctx_t *ctx,
 
 #if (NGX_SSL)
     if (c->ssl) {
-        c->ssl->no_wait_shutdown = 1;
-        c->ssl->no_send_shutdown = !graceful;
-
-        if (ngx_ssl_shutdown(c) == NGX_AGAIN) {
-            c->ssl->no_send_shutdown = 1;
-            (void) ngx_ssl_shutdown(c);
-        }
+        ngx_http_msgbus_tls_shutdown(c, graceful);
     }
 #endif
 

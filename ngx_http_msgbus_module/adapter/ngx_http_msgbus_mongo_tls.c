@@ -47,8 +47,6 @@ static ngx_int_t ngx_http_msgbus_mongo_tls_path(ngx_conf_t *cf,
     ngx_http_msgbus_main_conf_t *mmcf, const char *option, ngx_str_t *path);
 static void ngx_http_msgbus_mongo_tls_host(ngx_http_msgbus_mongo_conn_t *mc,
     ngx_str_t *host);
-static ngx_int_t ngx_http_msgbus_mongo_tls_sni(ngx_connection_t *c,
-    ngx_str_t *host);
 static ngx_int_t ngx_http_msgbus_mongo_tls_verify(
     ngx_http_msgbus_mongo_conn_t *mc, ngx_http_msgbus_mongo_tls_t *tls);
 static void ngx_http_msgbus_mongo_tls_save(ngx_connection_t *c);
@@ -280,7 +278,7 @@ ngx_http_msgbus_mongo_tls_connect(ngx_http_msgbus_mongo_conn_t *mc,
 
     ngx_http_msgbus_mongo_tls_host(mc, &host);
 
-    if (ngx_http_msgbus_mongo_tls_sni(c, &host) != NGX_OK) {
+    if (ngx_http_msgbus_tls_sni(c, &host) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -356,8 +354,8 @@ ngx_http_msgbus_mongo_tls_host(ngx_http_msgbus_mongo_conn_t *mc,
 
 /* SNI, for a host name: RFC 6066 permits no IP address */
 
-static ngx_int_t
-ngx_http_msgbus_mongo_tls_sni(ngx_connection_t *c, ngx_str_t *host)
+ngx_int_t
+ngx_http_msgbus_tls_sni(ngx_connection_t *c, ngx_str_t *host)
 {
     u_char  *name;
 
@@ -375,16 +373,72 @@ ngx_http_msgbus_mongo_tls_sni(ngx_connection_t *c, ngx_str_t *host)
     (void) ngx_cpystrn(name, host->data, host->len + 1);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "msgbus mongo: TLS server name \"%s\"", name);
+                   "msgbus: TLS server name \"%s\"", name);
 
     if (SSL_set_tlsext_host_name(c->ssl->connection, (char *) name) == 0) {
         ngx_ssl_error(NGX_LOG_ERR, c->log, 0,
-                      "msgbus mongo: SSL_set_tlsext_host_name(\"%s\") failed",
-                      name);
+                      "msgbus: SSL_set_tlsext_host_name(\"%s\") failed", name);
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+#endif
+
+
+#if (NGX_SSL)
+
+/*
+ * The peer's certificate names host: a host name as nginx checks it, an
+ * IP address against the certificate's IP addresses.  Not logged.
+ */
+
+ngx_int_t
+ngx_http_msgbus_tls_check_name(ngx_connection_t *c, ngx_str_t *host)
+{
+    int      rc;
+    X509    *cert;
+    u_char   ip[NGX_INET6_ADDRSTRLEN + 1];
+
+    if (ngx_ssl_check_host(c, host) == NGX_OK) {
+        return NGX_OK;
+    }
+
+    cert = SSL_get_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = 0;
+
+    if (host->len < sizeof(ip)) {
+        (void) ngx_cpystrn(ip, host->data, host->len + 1);
+        rc = X509_check_ip_asc(cert, (char *) ip, 0);
+    }
+
+    X509_free(cert);
+
+    return (rc == 1) ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * TLS closed before the socket: no waiting for the peer's close_notify,
+ * ours sent if it can be at once (graceful), the SSL object freed either
+ * way (a shutdown that would block leaves it)
+ */
+
+void
+ngx_http_msgbus_tls_shutdown(ngx_connection_t *c, ngx_uint_t graceful)
+{
+    c->ssl->no_wait_shutdown = 1;
+    c->ssl->no_send_shutdown = !graceful;
+
+    if (ngx_ssl_shutdown(c) == NGX_AGAIN) {
+        c->ssl->no_send_shutdown = 1;
+        (void) ngx_ssl_shutdown(c);
+    }
 }
 
 #endif
@@ -465,8 +519,6 @@ ngx_http_msgbus_mongo_tls_verify(ngx_http_msgbus_mongo_conn_t *mc,
     ngx_http_msgbus_mongo_tls_t *tls)
 {
     long               rc;
-    X509              *cert;
-    u_char             ip[NGX_INET6_ADDRSTRLEN + 1];
     ngx_str_t          host;
     ngx_connection_t  *c;
 
@@ -490,27 +542,7 @@ ngx_http_msgbus_mongo_tls_verify(ngx_http_msgbus_mongo_conn_t *mc,
 
     ngx_http_msgbus_mongo_tls_host(mc, &host);
 
-    if (ngx_ssl_check_host(c, &host) == NGX_OK) {
-        return NGX_OK;
-    }
-
-    /* an IP address is checked against the certificate's IP addresses */
-
-    cert = SSL_get_peer_certificate(c->ssl->connection);
-
-    if (cert && host.len < sizeof(ip)) {
-        (void) ngx_cpystrn(ip, host.data, host.len + 1);
-        rc = X509_check_ip_asc(cert, (char *) ip, 0);
-
-    } else {
-        rc = 0;
-    }
-
-    if (cert) {
-        X509_free(cert);
-    }
-
-    if (rc == 1) {
+    if (ngx_http_msgbus_tls_check_name(c, &host) == NGX_OK) {
         return NGX_OK;
     }
 
@@ -631,9 +663,7 @@ ngx_http_msgbus_mongo_tls_close(ngx_http_msgbus_mongo_conn_t *mc,
                       : " (no client certificate: tlsCertificateKeyFile)");
     }
 
-    c->ssl->no_wait_shutdown = 1;
-
-    (void) ngx_ssl_shutdown(c);
+    ngx_http_msgbus_tls_shutdown(c, 1);
 #endif
 }
 

@@ -40,6 +40,14 @@ void ngx_http_msgbus_mongo_tls_ready(ngx_connection_t *c);
 void ngx_http_msgbus_mongo_tls_close(ngx_http_msgbus_mongo_conn_t *mc,
     ngx_http_msgbus_mongo_err_e err);
 
+#if (NGX_SSL)
+/* what the webhooks' client shares (adapter/ngx_http_msgbus_hook_http.c) */
+ngx_int_t ngx_http_msgbus_tls_sni(ngx_connection_t *c, ngx_str_t *host);
+ngx_int_t ngx_http_msgbus_tls_check_name(ngx_connection_t *c,
+    ngx_str_t *host);
+void ngx_http_msgbus_tls_shutdown(ngx_connection_t *c, ngx_uint_t graceful);
+#endif
+
 /* worker exit: the servers' sessions */
 void ngx_http_msgbus_mongo_tls_exit(struct ngx_http_msgbus_mongo_s *m);
 
